@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+// ACCM serving system: a CPU inference engine and pipeline for vision-language models
+// that prune visual tokens and compensate with a question-guided caption.
+
+import PackageDescription
+
+let package = Package(
+    name: "accm",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "accm", targets: ["accm"]),
+        .library(name: "Models", targets: ["Models"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System-library shims (nothing else lives here).
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
+        ),
+        .systemLibrary(
+            name: "CZeroMQ",
+            providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]
+        ),
+
+        // Engine.
+        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        .target(name: "Weights", dependencies: ["Tensor"]),
+        .target(name: "Models", dependencies: ["Tensor", "Weights"]),
+
+        // The command-line front.
+        .executableTarget(
+            name: "accm",
+            dependencies: [
+                "Models", "CZeroMQ", "CBLAS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+    ]
+)

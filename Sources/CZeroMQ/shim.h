@@ -1,0 +1,3 @@
+#pragma once
+// libzmq (Debian: libzmq3-dev). No pkg-config: libzmq.pc drags in -isystem flags SwiftPM rejects.
+#include <zmq.h>

@@ -1,0 +1,190 @@
+// Element-wise and per-row operations: norms, activations, residual adds, softmax, row gathers.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A pointwise non-linearity, named as Hugging Face configs name it.
+public enum Activation: String, Sendable, CaseIterable {
+    /// Exact GELU with erf (`gelu`).
+    case gelu
+    /// tanh-approximated GELU (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
+    case geluTanh = "gelu_new"
+    /// CLIP's `x · sigmoid(1.702 x)` (`quick_gelu`).
+    case quickGELU = "quick_gelu"
+    /// `x · sigmoid(x)` (`silu`, `swish`).
+    case silu
+    case relu
+
+    /// Parses a config's activation name; nil when the engine does not implement it.
+    public init?(configName: String) {
+        switch configName {
+        case "gelu": self = .gelu
+        case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": self = .geluTanh
+        case "quick_gelu": self = .quickGELU
+        case "silu", "swish": self = .silu
+        case "relu": self = .relu
+        default: return nil
+        }
+    }
+}
+
+extension Tensor {
+    /// Applies `activation` to every element.
+    public func applying(_ activation: Activation) -> Tensor {
+        var out = self
+        out.withUnsafeMutableBufferPointer { buffer in
+            Parallelism.forEachChunk(count: buffer.count, grain: 1 << 15) { range in
+                let p = buffer.baseAddress! + range.lowerBound
+                switch activation {
+                case .gelu: VectorMath.geluErfInPlace(p, count: range.count)
+                case .geluTanh: VectorMath.geluTanhInPlace(p, count: range.count)
+                case .quickGELU: VectorMath.sigmoidGateInPlace(p, count: range.count, alpha: 1.702)
+                case .silu: VectorMath.sigmoidGateInPlace(p, count: range.count, alpha: 1)
+                case .relu: VectorMath.reluInPlace(p, count: range.count)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Element-wise sum with a tensor of the same element count.
+    public static func + (lhs: Tensor, rhs: Tensor) -> Tensor {
+        var out = lhs
+        out.add(rhs)
+        return out
+    }
+
+    /// Adds `other` element-wise in place (the residual connection).
+    public mutating func add(_ other: Tensor) {
+        precondition(count == other.count, "add \(other.shape) to \(shape)")
+        withUnsafeMutableBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                for i in 0..<a.count { a[i] += b[i] }
+            }
+        }
+    }
+
+    /// Adds a vector of `lastDimension` elements to every row in place.
+    public mutating func addRowVector(_ vector: Tensor) {
+        let width = lastDimension
+        precondition(vector.count == width, "row vector of \(vector.count) for rows of \(width)")
+        let rows = rowCount
+        withUnsafeMutableBufferPointer { a in
+            vector.withUnsafeBufferPointer { v in
+                for r in 0..<rows {
+                    let row = a.baseAddress! + r * width
+                    for i in 0..<width { row[i] += v[i] }
+                }
+            }
+        }
+    }
+
+    /// Multiplies every element by `factor` in place.
+    public mutating func scale(by factor: Float) {
+        withUnsafeMutableBufferPointer { a in
+            for i in 0..<a.count { a[i] *= factor }
+        }
+    }
+
+    /// Layer normalisation over the last dimension with an affine weight and (optional) bias.
+    public func layerNorm(weight: Tensor, bias: Tensor?, epsilon: Float) -> Tensor {
+        let width = lastDimension
+        precondition(weight.count == width && (bias?.count ?? width) == width, "layer norm weight does not match \(shape)")
+        var out = Tensor(uninitializedShape: shape)
+        let rows = rowCount
+        withUnsafeBufferPointer { x in
+            weight.withUnsafeBufferPointer { g in
+                out.withUnsafeMutableBufferPointer { o in
+                    let beta = bias.map { $0.scalars }
+                    Parallelism.forEachChunk(count: rows, grain: 64) { range in
+                        for r in range {
+                            let src = x.baseAddress! + r * width
+                            let dst = o.baseAddress! + r * width
+                            let mean = VectorMath.sum(src, count: width) / Float(width)
+                            var variance: Float = 0
+                            for i in 0..<width {
+                                let d = src[i] - mean
+                                variance += d * d
+                            }
+                            variance /= Float(width)
+                            let inv = 1 / (variance + epsilon).squareRoot()
+                            for i in 0..<width { dst[i] = (src[i] - mean) * inv * g[i] }
+                            if let beta { for i in 0..<width { dst[i] += beta[i] } }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// RMS normalisation over the last dimension (LLaMA): `x / sqrt(mean(x²) + eps) · weight`.
+    public func rmsNorm(weight: Tensor, epsilon: Float) -> Tensor {
+        let width = lastDimension
+        precondition(weight.count == width, "RMS norm weight of \(weight.count) for rows of \(width)")
+        var out = Tensor(uninitializedShape: shape)
+        let rows = rowCount
+        withUnsafeBufferPointer { x in
+            weight.withUnsafeBufferPointer { g in
+                out.withUnsafeMutableBufferPointer { o in
+                    for r in 0..<rows {
+                        let src = x.baseAddress! + r * width
+                        let dst = o.baseAddress! + r * width
+                        var squares: Float = 0
+                        for i in 0..<width { squares += src[i] * src[i] }
+                        let inv = 1 / (squares / Float(width) + epsilon).squareRoot()
+                        for i in 0..<width { dst[i] = g[i] * (src[i] * inv) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Softmax over the last dimension.
+    public func softmax() -> Tensor {
+        var out = self
+        let width = lastDimension
+        let rows = rowCount
+        out.withUnsafeMutableBufferPointer { o in
+            for r in 0..<rows { VectorMath.softmaxInPlace(o.baseAddress! + r * width, count: width) }
+        }
+        return out
+    }
+
+    /// Rows of a `[vocabulary, width]` table picked by `ids`: `[ids.count, width]` (an embedding lookup).
+    public func gatherRows(_ ids: [Int]) -> Tensor {
+        precondition(rank == 2, "gatherRows needs a matrix, got \(shape)")
+        let width = shape[1]
+        var out = Tensor(uninitializedShape: [ids.count, width])
+        withUnsafeBufferPointer { table in
+            out.withUnsafeMutableBufferPointer { o in
+                for (r, id) in ids.enumerated() {
+                    precondition(id >= 0 && id < shape[0], "row \(id) out of \(shape[0])")
+                    (o.baseAddress! + r * width).update(from: table.baseAddress! + id * width, count: width)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Columns `range` of every row: `[..., range.count]` (a copy).
+    public func columns(_ range: Range<Int>) -> Tensor {
+        let width = lastDimension
+        precondition(range.lowerBound >= 0 && range.upperBound <= width, "columns \(range) out of \(width)")
+        let rows = rowCount
+        var out = Tensor(uninitializedShape: Array(shape.dropLast()) + [range.count])
+        withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in
+                for r in 0..<rows {
+                    (o.baseAddress! + r * range.count).update(
+                        from: x.baseAddress! + r * width + range.lowerBound, count: range.count)
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,63 @@
+// Element types a safetensors file may hold, and their conversion to fp32.
+
+/// A safetensors element type.
+public enum DType: String, Sendable, CaseIterable {
+    case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
+    case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
+    case u16 = "U16", u32 = "U32", u64 = "U64", f8e4m3 = "F8_E4M3", f8e5m2 = "F8_E5M2"
+
+    /// Bytes per element.
+    public var size: Int {
+        switch self {
+        case .f64, .i64, .u64: 8
+        case .f32, .i32, .u32: 4
+        case .f16, .bf16, .i16, .u16: 2
+        case .i8, .u8, .bool, .f8e4m3, .f8e5m2: 1
+        }
+    }
+
+    /// Whether the engine converts this type to fp32 weights.
+    public var isSupportedFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    /// Whether the engine reads this type as integers.
+    public var isSupportedInteger: Bool { self == .i64 || self == .i32 }
+}
+
+enum Conversion {
+    /// Converts `count` little-endian elements of `dtype` at `source` (any alignment) to fp32.
+    static func toFloat(_ source: UnsafeRawPointer, dtype: DType, count: Int, into out: UnsafeMutablePointer<Float>) {
+        switch dtype {
+        case .f32:
+            UnsafeMutableRawPointer(out).copyMemory(from: source, byteCount: count * 4)
+        case .f16:
+            for i in 0..<count {
+                let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                out[i] = halfToFloat(bits)
+            }
+        case .bf16:
+            for i in 0..<count {
+                let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                out[i] = Float(bitPattern: UInt32(bits) << 16)
+            }
+        default:
+            preconditionFailure("\(dtype) is not a float type the engine converts")
+        }
+    }
+
+    /// IEEE 754 binary16 → binary32, exact for every value (subnormals, infinities, NaN).
+    @inline(__always)
+    static func halfToFloat(_ h: UInt16) -> Float {
+        let sign = UInt32(h & 0x8000) << 16
+        let exponent = Int((h >> 10) & 0x1F)
+        let mantissa = UInt32(h & 0x3FF)
+        switch exponent {
+        case 0:
+            // ±0 or subnormal: mantissa · 2^-24
+            let magnitude = Float(mantissa) * 5.960_464_5e-8
+            return sign == 0 ? magnitude : -magnitude
+        case 31:
+            return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))
+        default:
+            return Float(bitPattern: sign | UInt32(exponent + 112) << 23 | (mantissa << 13))
+        }
+    }
+}
