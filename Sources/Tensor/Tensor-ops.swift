@@ -188,3 +188,15 @@ extension Tensor {
         return out
     }
 }
+
+extension Tensor {
+    /// Multiplies element-wise by a tensor of the same element count, in place (gated MLPs).
+    public mutating func multiply(_ other: Tensor) {
+        precondition(count == other.count, "multiply \(shape) by \(other.shape)")
+        withUnsafeMutableBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                for i in 0..<a.count { a[i] *= b[i] }
+            }
+        }
+    }
+}

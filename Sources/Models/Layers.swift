@@ -1,0 +1,75 @@
+// Building blocks shared by the models: linear maps and norms, each loaded from checkpoint tensors.
+
+import Tensor
+import Weights
+
+/// `y = x·Wᵀ + b` with PyTorch `[out, in]` weights.
+public struct Linear: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor?
+
+    public init(weight: Tensor, bias: Tensor?) {
+        self.weight = weight
+        self.bias = bias
+    }
+
+    /// Loads `<name>.weight` `[outputs, inputs]` and, when `bias`, `<name>.bias` `[outputs]`.
+    public init(_ scope: WeightScope, _ name: String, inputs: Int, outputs: Int, bias: Bool = true) throws {
+        weight = try scope.tensor(name + ".weight", shape: [outputs, inputs])
+        self.bias = bias ? try scope.tensor(name + ".bias", shape: [outputs]) : nil
+    }
+
+    public var inputs: Int { weight.shape[1] }
+    public var outputs: Int { weight.shape[0] }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight: weight, bias: bias) }
+}
+
+/// GPT-2's `Conv1D`: a linear map whose weight is stored `[in, out]`.
+public struct Conv1D: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor
+
+    public init(_ scope: WeightScope, _ name: String, inputs: Int, outputs: Int) throws {
+        weight = try scope.tensor(name + ".weight", shape: [inputs, outputs])
+        bias = try scope.tensor(name + ".bias", shape: [outputs])
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.matmul(weight, bias: bias) }
+}
+
+/// Layer normalisation with weight and bias.
+public struct LayerNorm: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let epsilon: Float
+
+    public init(_ scope: WeightScope, _ name: String, width: Int, epsilon: Float) throws {
+        weight = try scope.tensor(name + ".weight", shape: [width])
+        bias = try scope.tensor(name + ".bias", shape: [width])
+        self.epsilon = epsilon
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, epsilon: epsilon) }
+}
+
+/// RMS normalisation (LLaMA).
+public struct RMSNorm: Sendable {
+    public let weight: Tensor
+    public let epsilon: Float
+
+    public init(_ scope: WeightScope, _ name: String, width: Int, epsilon: Float) throws {
+        weight = try scope.tensor(name + ".weight", shape: [width])
+        self.epsilon = epsilon
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.rmsNorm(weight: weight, epsilon: epsilon) }
+}
+
+/// Parses a config's activation name or fails with a message naming it.
+func activation(named name: String, in place: String) throws -> Activation {
+    guard let a = Activation(configName: name) else {
+        throw ModelError.unsupported("\(place): activation '\(name)' (supported: gelu, gelu_new, gelu_pytorch_tanh, quick_gelu, silu, relu)")
+    }
+    return a
+}

@@ -1,0 +1,171 @@
+// LLaMA-architecture decoder (LLaVA-1.5's Vicuna language model).
+// Follows Hugging Face transformers `models/llama/modeling_llama.py` (LlamaForCausalLM): RMSNorm,
+// rotate-half rotary embeddings, grouped-query attention, SiLU-gated MLP, tied or untied LM head.
+
+import Tensor
+import Weights
+
+// MARK: - Configuration
+
+/// `config.json` of a `llama` model (also the `text_config` of a LLaVA model).
+public struct LlamaConfiguration: Decodable, Sendable {
+    public var vocabularySize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    public var headDim: Int
+    public var maxPositions: Int
+    public var ropeTheta: Float
+    public var rmsNormEpsilon: Float
+    public var tieWordEmbeddings: Bool
+    public var hiddenAct: String
+    public var attentionBias: Bool
+    public var mlpBias: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case vocabularySize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case layerCount = "num_hidden_layers", headCount = "num_attention_heads", kvHeadCount = "num_key_value_heads"
+        case headDim = "head_dim", maxPositions = "max_position_embeddings"
+        case ropeTheta = "rope_theta", ropeScaling = "rope_scaling", ropeParameters = "rope_parameters"
+        case rmsNormEpsilon = "rms_norm_eps", tieWordEmbeddings = "tie_word_embeddings", hiddenAct = "hidden_act"
+        case attentionBias = "attention_bias", mlpBias = "mlp_bias"
+    }
+
+    /// `rope_scaling` (transformers 4) or `rope_parameters` (transformers 5).
+    struct RopeParameters: Decodable {
+        var rope_type: String?
+        var type: String?
+        var rope_theta: Float?
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vocabularySize = try c.decodeIfPresent(Int.self, forKey: .vocabularySize) ?? 32000
+        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+        intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
+        layerCount = try c.decode(Int.self, forKey: .layerCount)
+        headCount = try c.decode(Int.self, forKey: .headCount)
+        kvHeadCount = try c.decodeIfPresent(Int.self, forKey: .kvHeadCount) ?? headCount
+        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? hiddenSize / headCount
+        maxPositions = try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048
+        rmsNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .rmsNormEpsilon) ?? 1e-6
+        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
+        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
+        mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
+        let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
+            ?? c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
+        ropeTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? rope?.rope_theta ?? 10_000
+        if let kind = rope?.rope_type ?? rope?.type, kind != "default" {
+            throw DecodingError.dataCorruptedError(
+                forKey: .ropeParameters, in: c, debugDescription: "rope type '\(kind)' is not supported (only 'default')")
+        }
+        guard headCount % kvHeadCount == 0 else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .kvHeadCount, in: c,
+                debugDescription: "\(headCount) attention heads cannot share \(kvHeadCount) key/value heads")
+        }
+    }
+}
+
+// MARK: - Model
+
+/// A LLaMA decoder with its language-model head.
+public struct Llama: CausalLanguageModel {
+    struct Block: Sendable {
+        let inputNorm: RMSNorm, postAttentionNorm: RMSNorm
+        let query: Linear, key: Linear, value: Linear, output: Linear
+        let gate: Linear, up: Linear, down: Linear
+    }
+
+    public let config: LlamaConfiguration
+    let tokenEmbedding: Tensor
+    let blocks: [Block]
+    let finalNorm: RMSNorm
+    let head: Tensor
+    let rotary: RotaryEmbedding
+    let attention: AttentionShape
+    let activation: Activation
+
+    /// Loads a `LlamaForCausalLM` directory.
+    public init(directory: String) throws {
+        let config = try ConfigFile.load(LlamaConfiguration.self, from: directory)
+        let store = try WeightStore(directory: directory)
+        try self.init(store: store, config: config)
+        try store.verifyAllUsed(ignoring: { $0.hasSuffix("rotary_emb.inv_freq") })
+    }
+
+    /// Loads from `store`; the base model sits under `prefix + "model."`, the head at `prefix + "lm_head.weight"`
+    /// (LLaVA checkpoints use the prefix `language_model.`).
+    public init(store: WeightStore, config: LlamaConfiguration, prefix: String = "") throws {
+        self.config = config
+        let c = config.hiddenSize, eps = config.rmsNormEpsilon
+        let q = config.headCount * config.headDim, kv = config.kvHeadCount * config.headDim
+        let ab = config.attentionBias, mb = config.mlpBias
+        let s = store.scope(prefix + "model.")
+        tokenEmbedding = try s.tensor("embed_tokens.weight", shape: [config.vocabularySize, c])
+        blocks = try (0..<config.layerCount).map { i in
+            let b = s.scope("layers.\(i).")
+            return Block(
+                inputNorm: try RMSNorm(b, "input_layernorm", width: c, epsilon: eps),
+                postAttentionNorm: try RMSNorm(b, "post_attention_layernorm", width: c, epsilon: eps),
+                query: try Linear(b, "self_attn.q_proj", inputs: c, outputs: q, bias: ab),
+                key: try Linear(b, "self_attn.k_proj", inputs: c, outputs: kv, bias: ab),
+                value: try Linear(b, "self_attn.v_proj", inputs: c, outputs: kv, bias: ab),
+                output: try Linear(b, "self_attn.o_proj", inputs: q, outputs: c, bias: ab),
+                gate: try Linear(b, "mlp.gate_proj", inputs: c, outputs: config.intermediateSize, bias: mb),
+                up: try Linear(b, "mlp.up_proj", inputs: c, outputs: config.intermediateSize, bias: mb),
+                down: try Linear(b, "mlp.down_proj", inputs: config.intermediateSize, outputs: c, bias: mb))
+        }
+        finalNorm = try RMSNorm(s, "norm", width: c, epsilon: eps)
+        let headName = prefix + "lm_head.weight"
+        if config.tieWordEmbeddings && !store.contains(headName) {
+            head = tokenEmbedding
+        } else {
+            head = try store.tensor(headName, shape: [config.vocabularySize, c])
+        }
+        rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+        attention = AttentionShape(heads: config.headCount, kvHeads: config.kvHeadCount, headDim: config.headDim)
+        activation = try Models.activation(named: config.hiddenAct, in: "LLaMA")
+    }
+
+    public var hiddenSize: Int { config.hiddenSize }
+    public var vocabularySize: Int { config.vocabularySize }
+    public var maxPositions: Int { config.maxPositions }
+
+    public func embed(_ ids: [Int]) throws -> Tensor { try embedTokens(ids, table: tokenEmbedding) }
+
+    public func makeCache(capacity: Int) -> KVCache {
+        KVCache(layers: config.layerCount, width: attention.kvWidth, reservingCapacity: capacity)
+    }
+
+    public func forward(_ embeddings: Tensor, cache: inout KVCache, recordHiddenStates: Bool = false) throws -> DecoderOutput {
+        try checkInput(embeddings, cache: cache)
+        let t = embeddings.shape[0], start = cache.length
+        var h = embeddings
+        var states: [Tensor]? = recordHiddenStates ? [h] : nil
+        for (i, block) in blocks.enumerated() {
+            let x = block.inputNorm(h)
+            var q = block.query(x), k = block.key(x)
+            rotary.apply(to: &q, heads: attention.heads, startPosition: start)
+            rotary.apply(to: &k, heads: attention.kvHeads, startPosition: start)
+            let (keys, values, count) = cache.append(layer: i, keys: k, values: block.value(x))
+            let mixed = Tensor.attention(
+                query: q, key: keys, value: values, keyCount: count, shape: attention, mask: .causal(offset: start))
+            h.add(block.output(mixed))
+            let y = block.postAttentionNorm(h)
+            var gated = block.gate(y).applying(activation)
+            gated.multiply(block.up(y))
+            h.add(block.down(gated))
+            if i < blocks.count - 1 { states?.append(h) }
+        }
+        cache.advance(by: t)
+        h = finalNorm(h)
+        states?.append(h)
+        return DecoderOutput(hidden: h, hiddenStates: states)
+    }
+
+    public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(weight: head) }
+}
