@@ -14,6 +14,8 @@ public final class WeightStore: @unchecked Sendable {
     public let location: String
     private let files: [SafeTensorsFile]
     private let fileOfTensor: [String: Int]
+    /// Makes every requested tensor instead of reading it (benchmarks at real shapes without a checkpoint).
+    private let synthesizer: (@Sendable (_ name: String, _ shape: [Int]) -> Tensor)?
     private var used: Set<String> = []
 
     /// Names of every tensor in the checkpoint.
@@ -53,6 +55,16 @@ public final class WeightStore: @unchecked Sendable {
         self.files = files
         self.fileOfTensor = fileOfTensor
         self.location = location
+        self.synthesizer = nil
+    }
+
+    /// A store with no files that makes every tensor a model asks for with `synthesize` (optional tensors
+    /// are reported absent, so models take their default: tied heads, no projection).
+    public init(location: String, synthesize: @escaping @Sendable (_ name: String, _ shape: [Int]) -> Tensor) {
+        self.files = []
+        self.fileOfTensor = [:]
+        self.location = location
+        self.synthesizer = synthesize
     }
 
     private static func shardPaths(indexPath: String, directory: String) throws -> [String] {
@@ -82,6 +94,10 @@ public final class WeightStore: @unchecked Sendable {
 
     /// The tensor `name` as fp32, checked against `shape`, and marked as used.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        if let synthesizer {
+            used.insert(name)
+            return synthesizer(name, shape)
+        }
         guard let i = fileOfTensor[name] else { throw WeightsError.missingTensor(name: name, in: location) }
         let entry = files[i].entries[name]!
         guard entry.shape == shape else { throw WeightsError.wrongShape(name: name, expected: shape, found: entry.shape) }

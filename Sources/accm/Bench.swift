@@ -1,0 +1,10 @@
+// `accm bench …`: speed and memory figures, measured (never asserted in unit tests).
+
+import ArgumentParser
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the engine's speed at real model shapes.",
+        subcommands: [BenchEngine.self]
+    )
+}
