@@ -127,7 +127,7 @@ public struct GPT2: CausalLanguageModel {
             let (keys, values, count) = cache.append(
                 layer: i, keys: qkv.columns(c..<(2 * c)), values: qkv.columns((2 * c)..<(3 * c)))
             let mixed = Tensor.attention(
-                query: qkv.columns(0..<c), key: keys, value: values, keyCount: count,
+                query: qkv.columnSlice(0..<c), key: keys.allColumns, value: values.allColumns, keyCount: count,
                 shape: attention, mask: .causal(offset: start))
             h.add(block.projection(mixed))
             h.add(block.fcProjection(block.fc(block.norm2(h)).applying(activation)))

@@ -28,7 +28,31 @@ public enum AttentionMask: Sendable, Equatable {
     case causal(offset: Int)
 }
 
+/// Columns `columns` of every row of a tensor read as `[rows, lastDimension]`, without a copy
+/// (the query, key and value parts of a fused QKV projection).
+public struct ColumnSlice: Sendable {
+    public let base: Tensor
+    public let columns: Range<Int>
+
+    public init(_ base: Tensor, columns: Range<Int>) {
+        precondition(columns.lowerBound >= 0 && columns.upperBound <= base.lastDimension,
+                     "columns \(columns) out of \(base.shape)")
+        self.base = base
+        self.columns = columns
+    }
+
+    public var rowCount: Int { base.rowCount }
+    public var width: Int { columns.count }
+    /// Distance between consecutive rows, in elements.
+    public var rowStride: Int { base.lastDimension }
+}
+
 extension Tensor {
+    /// Columns `range` of every row, as a view (no copy).
+    public func columnSlice(_ range: Range<Int>) -> ColumnSlice { ColumnSlice(self, columns: range) }
+    /// The whole tensor as a column slice.
+    public var allColumns: ColumnSlice { ColumnSlice(self, columns: 0..<lastDimension) }
+
     /// Multi-head attention of `query [Tq, heads·D]` over `key`/`value [Tk, kvHeads·D]`, heads interleaved
     /// along the last dimension as Hugging Face lays them out; returns `[Tq, heads·D]`.
     /// Only the first `keyCount` rows of `key` and `value` are read (all rows when nil), so a KV cache's
@@ -37,37 +61,57 @@ extension Tensor {
         query: Tensor, key: Tensor, value: Tensor, keyCount: Int? = nil, shape: AttentionShape,
         mask: AttentionMask, scale: Float? = nil
     ) -> Tensor {
+        attention(query: query.allColumns, key: key.allColumns, value: value.allColumns, keyCount: keyCount,
+                  shape: shape, mask: mask, scale: scale)
+    }
+
+    /// Attention over column slices of tensors (for example the parts of one fused QKV projection).
+    public static func attention(
+        query: ColumnSlice, key: ColumnSlice, value: ColumnSlice, keyCount: Int? = nil, shape: AttentionShape,
+        mask: AttentionMask, scale: Float? = nil
+    ) -> Tensor {
         let tq = query.rowCount, tk = keyCount ?? key.rowCount
         let d = shape.headDim
-        precondition(query.lastDimension == shape.queryWidth, "query \(query.shape) does not match \(shape)")
-        precondition(key.lastDimension == shape.kvWidth && value.lastDimension == shape.kvWidth,
-                     "key/value \(key.shape) do not match \(shape)")
+        precondition(query.width == shape.queryWidth, "query width \(query.width) does not match \(shape)")
+        precondition(key.width == shape.kvWidth && value.width == shape.kvWidth,
+                     "key/value widths \(key.width)/\(value.width) do not match \(shape)")
         precondition(key.rowCount >= tk && value.rowCount >= tk, "attention over \(tk) keys, given \(key.rowCount)")
         if case .causal(let offset) = mask {
             precondition(offset + tq <= tk, "causal attention needs \(offset + tq) keys, got \(tk)")
         }
+        let (qStride, kStride, vStride) = (query.rowStride, key.rowStride, value.rowStride)
         let alpha = scale ?? 1 / Float(d).squareRoot()
         let group = shape.heads / shape.kvHeads
         var out = Tensor(uninitializedShape: [tq, shape.queryWidth])
-        var scores = Tensor(uninitializedShape: [tq, tk])
-        query.withUnsafeBufferPointer { q in
-            key.withUnsafeBufferPointer { k in
-                value.withUnsafeBufferPointer { v in
+        // Heads run in parallel, one score buffer per thread.
+        let threads = min(Parallelism.threadCount, shape.heads, max(1, tq * tk * d / 100_000))
+        var scores = Tensor(uninitializedShape: [threads, tq, tk])
+        query.base.withUnsafeBufferPointer { qBase in
+            key.base.withUnsafeBufferPointer { kBase in
+                value.base.withUnsafeBufferPointer { vBase in
+                    let q = qBase.baseAddress! + query.columns.lowerBound
+                    let k = kBase.baseAddress! + key.columns.lowerBound
+                    let v = vBase.baseAddress! + value.columns.lowerBound
                     out.withUnsafeMutableBufferPointer { o in
                         scores.withUnsafeMutableBufferPointer { s in
-                            for h in 0..<shape.heads {
-                                let kvh = h / group
-                                BLAS.gemm(
-                                    transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: alpha,
-                                    a: q.baseAddress! + h * d, lda: shape.queryWidth,
-                                    b: k.baseAddress! + kvh * d, ldb: shape.kvWidth,
-                                    c: s.baseAddress!, ldc: tk)
-                                softmaxRows(s.baseAddress!, rows: tq, width: tk, mask: mask)
-                                BLAS.gemm(
-                                    transposeA: false, transposeB: false, m: tq, n: d, k: tk,
-                                    a: s.baseAddress!, lda: tk,
-                                    b: v.baseAddress! + kvh * d, ldb: shape.kvWidth,
-                                    c: o.baseAddress! + h * d, ldc: shape.queryWidth)
+                            Parallelism.forEachChunk(count: threads, grain: 1) { workers in
+                                for worker in workers {
+                                    let scratch = s.baseAddress! + worker * tq * tk
+                                    for h in stride(from: worker, to: shape.heads, by: threads) {
+                                        let kvh = h / group
+                                        BLAS.gemm(
+                                            transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: alpha,
+                                            a: q + h * d, lda: qStride,
+                                            b: k + kvh * d, ldb: kStride,
+                                            c: scratch, ldc: tk)
+                                        softmaxRows(scratch, rows: tq, width: tk, mask: mask)
+                                        BLAS.gemm(
+                                            transposeA: false, transposeB: false, m: tq, n: d, k: tk,
+                                            a: scratch, lda: tk,
+                                            b: v + kvh * d, ldb: vStride,
+                                            c: o.baseAddress! + h * d, ldc: shape.queryWidth)
+                                    }
+                                }
                             }
                         }
                     }
@@ -79,16 +123,14 @@ extension Tensor {
 
     /// Row-wise softmax of a score matrix; masked entries become exactly 0.
     private static func softmaxRows(_ s: UnsafeMutablePointer<Float>, rows: Int, width: Int, mask: AttentionMask) {
-        Parallelism.forEachChunk(count: rows, grain: 32) { range in
-            for r in range {
-                let row = s + r * width
-                var visible = width
-                if case .causal(let offset) = mask {
-                    visible = offset + r + 1
-                    (row + visible).update(repeating: 0, count: width - visible)
-                }
-                VectorMath.softmaxInPlace(row, count: visible)
+        for r in 0..<rows {
+            let row = s + r * width
+            var visible = width
+            if case .causal(let offset) = mask {
+                visible = offset + r + 1
+                (row + visible).update(repeating: 0, count: width - visible)
             }
+            VectorMath.softmaxInPlace(row, count: visible)
         }
     }
 }

@@ -31,8 +31,10 @@ public struct KVCache: Sendable {
         precondition(newKeys.lastDimension == width && newValues.lastDimension == width && newValues.rowCount == rows,
                      "cache of width \(width) cannot take \(newKeys.shape)/\(newValues.shape)")
         if length + rows > capacity { grow(to: max(capacity * 2, length + rows)) }
-        write(newKeys, into: &keys[layer])
-        write(newValues, into: &values[layer])
+        // Static, so that no copy of `self` (and with it a second reference to every buffer) is alive
+        // while a buffer is written: that would make the write copy the whole buffer on every append.
+        Self.write(newKeys, into: &keys[layer], at: length * width)
+        Self.write(newValues, into: &values[layer], at: length * width)
         return (keys[layer], values[layer], length + rows)
     }
 
@@ -47,8 +49,7 @@ public struct KVCache: Sendable {
         length = newLength
     }
 
-    private func write(_ rows: Tensor, into buffer: inout Tensor) {
-        let offset = length * width
+    private static func write(_ rows: Tensor, into buffer: inout Tensor, at offset: Int) {
         buffer.withUnsafeMutableBufferPointer { dst in
             rows.withUnsafeBufferPointer { src in
                 (dst.baseAddress! + offset).update(from: src.baseAddress!, count: src.count)

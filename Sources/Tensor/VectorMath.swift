@@ -13,9 +13,15 @@ public enum VectorMath {
 
     @inlinable @inline(__always)
     static func exp(_ v: Vector) -> Vector {
-        var x = v.clamped(lowerBound: Vector(repeating: -87.33654), upperBound: Vector(repeating: 88.37626))
-        // n = round(x / ln 2); r = x - n ln 2 (split in two constants for precision)
-        let fx = (x * 1.442_695_04 + 0.5).rounded(.down)
+        // Clamp with compare-and-blend: pointwiseMin/Max compile to per-lane loops.
+        let low = Vector(repeating: -87.33654), high = Vector(repeating: 88.37626)
+        var x = v.replacing(with: low, where: v .< low)
+        x = x.replacing(with: high, where: x .> high)
+        // n = round(x / ln 2) with the 1.5·2²³ trick: after adding it, the low mantissa bits hold n, so
+        // no (slow, per-lane) float→int conversion or floor is needed.
+        let shifted = x * 1.442_695_04 + 12_582_912
+        let fx = shifted - 12_582_912
+        // r = x - n ln 2 (ln 2 split in two constants for precision)
         x = x - fx * 0.693_359_375
         x = x - fx * -2.121_944_4e-4
         var y = Vector(repeating: 1.987_569_15e-4)
@@ -25,7 +31,8 @@ public enum VectorMath {
         y = y * x + 1.666_666_55e-1
         y = y * x + 5.000_000_12e-1
         y = y * (x * x) + x + 1
-        let n = SIMD16<Int32>(fx, rounding: .towardZero)
+        // 2ⁿ: (n + 127) << 23, with n = bits(shifted) - bits(1.5·2²³)
+        let n = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- 0x4B40_0000
         let scale = unsafeBitCast((n &+ 127) &<< 23, to: Vector.self)
         return y * scale
     }
@@ -101,18 +108,24 @@ public enum VectorMath {
         map(p, count, vector: { $0.replacing(with: 0, where: $0 .< 0) }, scalar: { max($0, 0) })
     }
 
-    /// Sum of a buffer (SIMD accumulation).
+    /// Sum of a buffer (four independent SIMD accumulators, so loads rather than add latency set the pace).
     @inlinable
     public static func sum(_ p: UnsafePointer<Float>, count: Int) -> Float {
-        var acc0 = Vector(), acc1 = Vector()
+        var acc0 = Vector(), acc1 = Vector(), acc2 = Vector(), acc3 = Vector()
         var i = 0
         let raw = UnsafeRawPointer(p)
-        while i + 32 <= count {
+        while i + 64 <= count {
             acc0 += raw.loadUnaligned(fromByteOffset: i * 4, as: Vector.self)
             acc1 += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: Vector.self)
-            i += 32
+            acc2 += raw.loadUnaligned(fromByteOffset: (i + 32) * 4, as: Vector.self)
+            acc3 += raw.loadUnaligned(fromByteOffset: (i + 48) * 4, as: Vector.self)
+            i += 64
         }
-        var s = (acc0 + acc1).sum()
+        while i + 16 <= count {
+            acc0 += raw.loadUnaligned(fromByteOffset: i * 4, as: Vector.self)
+            i += 16
+        }
+        var s = ((acc0 + acc1) + (acc2 + acc3)).sum()
         while i < count { s += p[i]; i += 1 }
         return s
     }
@@ -120,8 +133,19 @@ public enum VectorMath {
     /// Largest element of a buffer (-inf when empty).
     @inlinable
     public static func maximum(_ p: UnsafePointer<Float>, count: Int) -> Float {
-        var m = -Float.infinity
-        for i in 0..<count where p[i] > m { m = p[i] }
+        var best = Vector(repeating: -.infinity)
+        var i = 0
+        let raw = UnsafeRawPointer(p)
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: Vector.self)
+            best = best.replacing(with: v, where: v .> best)
+            i += 16
+        }
+        var m = best.max()
+        while i < count {
+            if p[i] > m { m = p[i] }
+            i += 1
+        }
         return m
     }
 

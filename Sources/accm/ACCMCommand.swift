@@ -14,7 +14,17 @@ struct ACCMCommand: ParsableCommand {
 
     static func main() {
         restartWithBestBLASKernelsIfNeeded()
+        if getenv("ACCM_NO_MALLOPT") == nil { keepFreedTensorMemoryInTheProcess() }
         main(nil)
+    }
+
+    /// Every forward allocates and frees tensors of the same few sizes. By default glibc serves blocks over
+    /// 128 KiB with fresh mmaps and unmaps them on free, so each use page-faults its memory in again;
+    /// raising the thresholds lets freed blocks be reused (measured: ViT-L forward ~5% faster).
+    private static func keepFreedTensorMemoryInTheProcess() {
+        let trimThreshold: Int32 = -1, mmapThreshold: Int32 = -3  // M_TRIM_THRESHOLD, M_MMAP_THRESHOLD (malloc.h)
+        _ = glibcMallopt(mmapThreshold, 1 << 30)
+        _ = glibcMallopt(trimThreshold, 1 << 30)
     }
 
     /// OpenBLAS chooses kernels when it loads; if it fell back to a generic one on a CPU it does not know,
@@ -30,3 +40,7 @@ struct ACCMCommand: ParsableCommand {
             Data("accm: could not restart with OPENBLAS_CORETYPE=\(core); BLAS runs on generic kernels\n".utf8))
     }
 }
+
+/// glibc's `mallopt(3)` (malloc.h is not part of the Glibc module).
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32

@@ -102,11 +102,11 @@ struct EngineBenchmark {
         ])
         let vision = try CLIP.Vision(store: .random(seed: 1), config: config, projectionDim: nil)
         let pixels = randomTensor([1, 3, 336, 336])
-        let seconds = try time { _ = try vision(pixels) }
-        let flop = config.visionFLOPs(images: 1)
         let t = config.visionTokenCount, c = config.hiddenSize, i = config.intermediateSize
-        let shapes = Array(repeating: (t, c, c), count: 4) + [(t, c, i), (t, i, c)]
-        let ceiling = sgemmRate(shapes)
+        let (seconds, ceiling) = try timeAgainstSGEMM(shapes: [(t, c, 3 * c), (t, c, c), (t, c, i), (t, i, c)]) {
+            _ = try vision(pixels)
+        }
+        let flop = config.visionFLOPs(images: 1)
         return result("clip-vit-l14-336 forward (577 tok)", seconds, flop, nil, "sgemm at its shapes GFLOP/s", ceiling)
     }
 
@@ -116,23 +116,23 @@ struct EngineBenchmark {
         let prompt = (0..<64).map { ($0 * 7919) % config.vocabularySize }
         var cache = model.makeCache(capacity: 80)
         if !decode {
-            let seconds = try time {
+            let k = config.hiddenSize, m = config.mlpSize
+            let shapes = [(64, k, 3 * k), (64, k, k), (64, k, m), (64, m, k), (64, k, config.vocabularySize)]
+            let (seconds, ceiling) = try timeAgainstSGEMM(shapes: shapes) {
                 cache.truncate(to: 0)
                 _ = model.logits(try model.forward(model.embed(prompt), cache: &cache, recordHiddenStates: false).hidden)
             }
             let flop = config.flops(newTokens: 64, cached: 0, logitRows: 64)
-            let k = config.hiddenSize, m = config.mlpSize
-            let ceiling = sgemmRate([(64, k, 3 * k), (64, k, k), (64, k, m), (64, m, k)])
             return result("gpt2-124m prefill 64", seconds, flop, nil, "sgemm at its shapes GFLOP/s", ceiling)
         }
         _ = try model.forward(model.embed(prompt), cache: &cache, recordHiddenStates: false)
-        let seconds = try time {
+        let (seconds, bandwidth) = try timeAgainstStream {
             cache.truncate(to: 64)
             _ = model.logits(try model.forward(model.embed([42]), cache: &cache, recordHiddenStates: false).hidden)
         }
         let flop = config.flops(newTokens: 1, cached: 64, logitRows: 1)
         return result("gpt2-124m decode 1 at 64", seconds, flop, config.decodeWeightBytes / seconds / 1e9,
-                      "stream GB/s", streamBandwidth())
+                      "stream GB/s", bandwidth)
     }
 
     private func llamaLayer(decode: Bool) throws -> BenchmarkResult {
@@ -144,53 +144,59 @@ struct EngineBenchmark {
         let prompt = randomTensor([640, 4096], scale: 1)
         var cache = model.makeCache(capacity: 660)
         if !decode {
-            let seconds = try time {
+            let c = config.hiddenSize, i = config.intermediateSize
+            let shapes = [(640, c, c), (640, c, c), (640, c, c), (640, c, c), (640, c, i), (640, c, i), (640, i, c)]
+            let (seconds, ceiling) = try timeAgainstSGEMM(shapes: shapes) {
                 cache.truncate(to: 0)
                 _ = try model.forward(prompt, cache: &cache, recordHiddenStates: false)
             }
             let flop = config.flops(newTokens: 640, cached: 0, logitRows: 0)
-            let c = config.hiddenSize, i = config.intermediateSize
-            let ceiling = sgemmRate([(640, c, c), (640, c, c), (640, c, c), (640, c, c), (640, c, i), (640, c, i), (640, i, c)])
             return result("llama-7b layer prefill 640", seconds, flop, nil, "sgemm at its shapes GFLOP/s", ceiling)
         }
         _ = try model.forward(prompt, cache: &cache, recordHiddenStates: false)
         let token = randomTensor([1, 4096], scale: 1)
-        let seconds = try time {
+        let (seconds, bandwidth) = try timeAgainstStream {
             cache.truncate(to: 640)
             _ = try model.forward(token, cache: &cache, recordHiddenStates: false)
         }
         let flop = config.flops(newTokens: 1, cached: 640, logitRows: 0)
         return result("llama-7b layer decode 1 at 640", seconds, flop,
-                      config.decodeWeightBytes(withHead: false) / seconds / 1e9, "stream GB/s", streamBandwidth())
+                      config.decodeWeightBytes(withHead: false) / seconds / 1e9, "stream GB/s", bandwidth)
     }
 
     // MARK: References
+    // Each reference is timed in turn with the case itself (case, reference, case, ...), so that the
+    // ratio holds even when the machine's speed drifts during the run (shared virtual machines do).
 
-    /// GFLOP/s that `cblas_sgemm` reaches on a sequence of `(m, k, n)` products `x[m,k] · W[n,k]ᵀ`.
-    private func sgemmRate(_ shapes: [(m: Int, k: Int, n: Int)]) -> Double {
+    /// Median time of `body`, and the GFLOP/s `cblas_sgemm` reaches on the `(m, k, n)` products
+    /// `x[m,k] · W[n,k]ᵀ` the case is made of (through the engine's threaded `linear`).
+    private func timeAgainstSGEMM(
+        shapes: [(m: Int, k: Int, n: Int)], _ body: () throws -> Void
+    ) throws -> (seconds: Double, gflopPerSecond: Double) {
         let operands = shapes.map { (randomTensor([$0.m, $0.k]), randomTensor([$0.n, $0.k])) }
-        let seconds = (try? time { for (x, w) in operands { _ = x.linear(weight: w) } }) ?? .nan
         let flop = shapes.reduce(0.0) { $0 + FLOPs.linear(rows: $1.m, inputs: $1.k, outputs: $1.n) }
-        return flop / seconds / 1e9
+        let (seconds, reference) = try interleaved(body) { for (x, w) in operands { _ = x.linear(weight: w) } }
+        return (seconds, flop / reference / 1e9)
     }
 
-    /// GB/s of reading a 1 GiB buffer with every engine thread (the bar for memory-bound decoding).
-    private func streamBandwidth() -> Double {
-        let count = 1 << 28
-        let buffer = randomTensor([count])
-        let seconds = (try? time {
-            buffer.withUnsafeBufferPointer { p in
-                let parts = Parallelism.threadCount
-                var sums = [Float](repeating: 0, count: parts)
-                sums.withUnsafeMutableBufferPointer { s in
-                    Parallelism.forEachChunk(count: count, grain: count / parts) { range in
-                        s[range.lowerBound / (count / parts)] = VectorMath.sum(p.baseAddress! + range.lowerBound, count: range.count)
+    /// Median time of `body`, and the machine's streaming read bandwidth: bytes per second while every engine
+    /// thread compares its part of two equal 256 MiB buffers with glibc's vectorised `memcmp`, which reads
+    /// both and writes nothing (the bar for memory-bound decoding, which only reads weights).
+    private func timeAgainstStream(_ body: () throws -> Void) throws -> (seconds: Double, gigabytesPerSecond: Double) {
+        let count = 1 << 26
+        let first = randomTensor([count])
+        let second = Tensor(shape: [count], values: first.scalars)
+        let (seconds, reference) = try interleaved(body) {
+            first.withUnsafeBufferPointer { a in
+                second.withUnsafeBufferPointer { b in
+                    Parallelism.forEachChunk(count: count, grain: 1 << 20) { range in
+                        let differ = memcmp(a.baseAddress! + range.lowerBound, b.baseAddress! + range.lowerBound, range.count * 4)
+                        precondition(differ == 0, "the two buffers are equal")
                     }
                 }
-                if sums.reduce(0, +).isNaN { print("") }
             }
-        }) ?? .nan
-        return Double(count * 4) / seconds / 1e9
+        }
+        return (seconds, Double(2 * count * 4) / reference / 1e9)
     }
 
     // MARK: Helpers
@@ -204,16 +210,18 @@ struct EngineBenchmark {
             reference: reference, referenceValue: value, shareOfReference: (gbps ?? rate) / value)
     }
 
-    /// Median wall time of `repeats` runs after one warm-up.
-    private func time(_ body: () throws -> Void) throws -> Double {
+    /// Median wall times of `body` and `reference`, run alternately `repeats` times after one warm-up each.
+    private func interleaved(_ body: () throws -> Void, _ reference: () throws -> Void) throws -> (Double, Double) {
         try body()
+        try reference()
         let clock = ContinuousClock()
-        var samples: [Double] = []
+        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+        var samples: [Double] = [], references: [Double] = []
         for _ in 0..<repeats {
-            let d = try clock.measure(body)
-            samples.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+            samples.append(seconds(try clock.measure(body)))
+            references.append(seconds(try clock.measure(reference)))
         }
-        return samples.sorted()[samples.count / 2]
+        return (samples.sorted()[samples.count / 2], references.sorted()[references.count / 2])
     }
 
     private func randomTensor(_ shape: [Int], scale: Float = 0.5) -> Tensor {

@@ -7,6 +7,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Threads for BLAS and the engine's own kernels (default: all online cores).")
     var threads: Int?
 
+    @Option(help: ArgumentHelp("Threads for the element-wise kernels only (default: --threads).", visibility: .hidden))
+    var kernelThreads: Int?
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -15,8 +18,9 @@ struct EngineOptions: ParsableArguments {
     @discardableResult
     func apply() -> Int {
         let n = threads ?? Parallelism.threadCount
-        Parallelism.threadCount = n
-        BLAS.setThreadCount(n)
+        Parallelism.threadCount = kernelThreads ?? n
+        // The engine splits matrix products across its own threads; OpenBLAS runs each piece on one thread.
+        BLAS.setThreadCount(1)
         return n
     }
 }

@@ -1,0 +1,196 @@
+import Tensor
+import XCTest
+
+final class KVCacheTests: XCTestCase {
+    private let width = 6
+
+    /// `rows` rows whose values encode (layer, kind, position, column) so any mix-up shows.
+    private func rows(layer: Int, values: Bool, positions: Range<Int>, tag: Float = 0) -> Tensor {
+        var out: [Float] = []
+        for p in positions {
+            for c in 0..<width {
+                out.append(tag + Float(layer) * 10_000 + (values ? 5_000 : 0) + Float(p) * 10 + Float(c))
+            }
+        }
+        return Tensor(shape: [positions.count, width], values: out)
+    }
+
+    /// Appends positions `positions` to every layer and advances; returns each layer's buffers.
+    @discardableResult
+    private func appendAll(
+        _ cache: inout KVCache, positions: Range<Int>, tag: Float = 0
+    ) -> [(keys: Tensor, values: Tensor, count: Int)] {
+        let result = (0..<cache.layerCount).map { layer in
+            cache.append(
+                layer: layer, keys: rows(layer: layer, values: false, positions: positions, tag: tag),
+                values: rows(layer: layer, values: true, positions: positions, tag: tag))
+        }
+        cache.advance(by: positions.count)
+        return result
+    }
+
+    private func assertHolds(
+        _ buffers: (keys: Tensor, values: Tensor, count: Int), layer: Int, expectedKeys: Tensor, expectedValues: Tensor,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertEqual(buffers.count, expectedKeys.rowCount, "count", file: file, line: line)
+        XCTAssertGreaterThanOrEqual(buffers.keys.rowCount, buffers.count, file: file, line: line)
+        XCTAssertEqual(buffers.keys.lastDimension, width, file: file, line: line)
+        XCTAssertEqual(buffers.keys.rows(0..<buffers.count).scalars, expectedKeys.scalars, "keys of layer \(layer)", file: file, line: line)
+        XCTAssertEqual(buffers.values.rows(0..<buffers.count).scalars, expectedValues.scalars, "values of layer \(layer)", file: file, line: line)
+    }
+
+    func testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows() {
+        var cache = KVCache(layers: 3, width: width, reservingCapacity: 1)
+        for step in 0..<10 {
+            let buffers = appendAll(&cache, positions: step..<(step + 1))
+            XCTAssertEqual(cache.length, step + 1)
+            for layer in 0..<3 {
+                assertHolds(
+                    buffers[layer], layer: layer,
+                    expectedKeys: rows(layer: layer, values: false, positions: 0..<(step + 1)),
+                    expectedValues: rows(layer: layer, values: true, positions: 0..<(step + 1)))
+            }
+        }
+    }
+
+    func testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity() {
+        var cache = KVCache(layers: 2, width: width, reservingCapacity: 1)
+        appendAll(&cache, positions: 0..<1)
+        let buffers = appendAll(&cache, positions: 1..<8)  // 8 > 2 · 1
+        appendAll(&cache, positions: 8..<9)
+        let last = appendAll(&cache, positions: 9..<12)
+        XCTAssertEqual(cache.length, 12)
+        for layer in 0..<2 {
+            assertHolds(
+                buffers[layer], layer: layer,
+                expectedKeys: rows(layer: layer, values: false, positions: 0..<8),
+                expectedValues: rows(layer: layer, values: true, positions: 0..<8))
+            assertHolds(
+                last[layer], layer: layer,
+                expectedKeys: rows(layer: layer, values: false, positions: 0..<12),
+                expectedValues: rows(layer: layer, values: true, positions: 0..<12))
+        }
+    }
+
+    func testAppendingToACopyLeavesTheOriginalUntouched() {
+        var original = KVCache(layers: 2, width: width, reservingCapacity: 8)
+        appendAll(&original, positions: 0..<3)
+        let before = appendAll(&original, positions: 3..<4)
+
+        var copy = original
+        let copyBuffers = appendAll(&copy, positions: 4..<6, tag: 0.5)  // fits the shared capacity
+        XCTAssertEqual(copy.length, 6)
+        XCTAssertEqual(original.length, 4)
+
+        // Buffers handed out before the copy was made still hold what they held.
+        for layer in 0..<2 {
+            assertHolds(
+                before[layer], layer: layer,
+                expectedKeys: rows(layer: layer, values: false, positions: 0..<4),
+                expectedValues: rows(layer: layer, values: true, positions: 0..<4))
+        }
+        // The original continues with its own rows at positions 4 and 5.
+        let originalBuffers = appendAll(&original, positions: 4..<6)
+        for layer in 0..<2 {
+            assertHolds(
+                originalBuffers[layer], layer: layer,
+                expectedKeys: rows(layer: layer, values: false, positions: 0..<6),
+                expectedValues: rows(layer: layer, values: true, positions: 0..<6))
+            // ... and did not overwrite the copy's rows.
+            let copyKeys = Tensor.concatenateRows([
+                rows(layer: layer, values: false, positions: 0..<4),
+                rows(layer: layer, values: false, positions: 4..<6, tag: 0.5),
+            ])
+            let copyValues = Tensor.concatenateRows([
+                rows(layer: layer, values: true, positions: 0..<4),
+                rows(layer: layer, values: true, positions: 4..<6, tag: 0.5),
+            ])
+            assertHolds(copyBuffers[layer], layer: layer, expectedKeys: copyKeys, expectedValues: copyValues)
+        }
+        // And the copy, appended to again, still has its own rows.
+        let copyAgain = appendAll(&copy, positions: 6..<7, tag: 0.5)
+        let expectedKeys = Tensor.concatenateRows([
+            rows(layer: 1, values: false, positions: 0..<4),
+            rows(layer: 1, values: false, positions: 4..<7, tag: 0.5),
+        ])
+        let expectedValues = Tensor.concatenateRows([
+            rows(layer: 1, values: true, positions: 0..<4),
+            rows(layer: 1, values: true, positions: 4..<7, tag: 0.5),
+        ])
+        assertHolds(copyAgain[1], layer: 1, expectedKeys: expectedKeys, expectedValues: expectedValues)
+    }
+
+    func testTruncateDropsLaterPositionsAndAppendOverwritesThem() {
+        var cache = KVCache(layers: 2, width: width, reservingCapacity: 4)
+        appendAll(&cache, positions: 0..<5)
+        var branch = cache
+        cache.truncate(to: 2)
+        XCTAssertEqual(cache.length, 2)
+        XCTAssertEqual(branch.length, 5, "truncating one cache must not shorten a copy")
+
+        let buffers = appendAll(&cache, positions: 2..<3, tag: 0.25)
+        XCTAssertEqual(cache.length, 3)
+        for layer in 0..<2 {
+            assertHolds(
+                buffers[layer], layer: layer,
+                expectedKeys: Tensor.concatenateRows([
+                    rows(layer: layer, values: false, positions: 0..<2),
+                    rows(layer: layer, values: false, positions: 2..<3, tag: 0.25),
+                ]),
+                expectedValues: Tensor.concatenateRows([
+                    rows(layer: layer, values: true, positions: 0..<2),
+                    rows(layer: layer, values: true, positions: 2..<3, tag: 0.25),
+                ]))
+        }
+        // The untruncated copy still has its five original positions.
+        let branchBuffers = appendAll(&branch, positions: 5..<6)
+        for layer in 0..<2 {
+            assertHolds(
+                branchBuffers[layer], layer: layer,
+                expectedKeys: rows(layer: layer, values: false, positions: 0..<6),
+                expectedValues: rows(layer: layer, values: true, positions: 0..<6))
+        }
+
+        cache.truncate(to: 0)
+        XCTAssertEqual(cache.length, 0)
+        let fresh = appendAll(&cache, positions: 0..<1, tag: 0.75)
+        assertHolds(
+            fresh[0], layer: 0,
+            expectedKeys: rows(layer: 0, values: false, positions: 0..<1, tag: 0.75),
+            expectedValues: rows(layer: 0, values: true, positions: 0..<1, tag: 0.75))
+    }
+
+    func testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers() {
+        // With no other reference to the buffers (no copy of the cache, no buffers held by the caller), an
+        // append that fits must write into the same memory rather than copy every earlier position.
+        var cache = KVCache(layers: 2, width: width, reservingCapacity: 16)
+        var keyAddresses: [Int] = [], valueAddresses: [Int] = []
+        for step in 0..<6 {
+            for layer in 0..<2 {
+                let (keys, values, _) = cache.append(
+                    layer: layer, keys: rows(layer: layer, values: false, positions: step..<(step + 1)),
+                    values: rows(layer: layer, values: true, positions: step..<(step + 1)))
+                if layer == 1 {
+                    keyAddresses.append(keys.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) })
+                    valueAddresses.append(values.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) })
+                }
+            }
+            cache.advance(by: 1)
+        }
+        XCTAssertEqual(Set(keyAddresses).count, 1, "the key buffer was reallocated: \(keyAddresses)")
+        XCTAssertEqual(Set(valueAddresses).count, 1, "the value buffer was reallocated: \(valueAddresses)")
+        let last = cache.append(
+            layer: 1, keys: rows(layer: 1, values: false, positions: 6..<7), values: rows(layer: 1, values: true, positions: 6..<7))
+        assertHolds(
+            last, layer: 1, expectedKeys: rows(layer: 1, values: false, positions: 0..<7),
+            expectedValues: rows(layer: 1, values: true, positions: 0..<7))
+    }
+
+    func testCacheReportsItsLayoutAndStartsEmpty() {
+        let cache = KVCache(layers: 4, width: 12)
+        XCTAssertEqual(cache.layerCount, 4)
+        XCTAssertEqual(cache.width, 12)
+        XCTAssertEqual(cache.length, 0)
+    }
+}
