@@ -40,7 +40,8 @@ struct MachineDescription {
         [
             "cpu: \(cpu) (\(onlineCores) online cores)",
             "threads: engine \(engineThreads), OpenBLAS \(blasThreads)",
-            "OpenBLAS: \(blasConfiguration) (kernels for \(blasCore))",
+            "OpenBLAS: \(blasConfiguration) (kernels for \(blasCore)"
+                + (getenv("OPENBLAS_CORETYPE").map { ", OPENBLAS_CORETYPE=\(String(cString: $0))" } ?? "") + ")",
             "libzmq: \(zeroMQVersion)",
         ]
     }
