@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS"]),
         .target(name: "Weights", dependencies: ["Tensor"]),
         .target(name: "Models", dependencies: ["Tensor", "Weights"]),
+        .target(name: "ACCM", dependencies: ["Models", "Tensor"]),
 
         // The command-line front.
         .executableTarget(
@@ -43,5 +44,6 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "ACCMTests", dependencies: ["ACCM"]),
     ]
 )

@@ -7,9 +7,6 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Threads for BLAS and the engine's own kernels (default: all online cores).")
     var threads: Int?
 
-    @Option(help: ArgumentHelp("Threads for the element-wise kernels only (default: --threads).", visibility: .hidden))
-    var kernelThreads: Int?
-
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -18,7 +15,7 @@ struct EngineOptions: ParsableArguments {
     @discardableResult
     func apply() -> Int {
         let n = threads ?? Parallelism.threadCount
-        Parallelism.threadCount = kernelThreads ?? n
+        Parallelism.threadCount = n
         // The engine splits matrix products across its own threads; OpenBLAS runs each piece on one thread.
         BLAS.setThreadCount(1)
         return n
