@@ -131,8 +131,8 @@ extension CLIP {
             probe?(fused.columns(0..<c), fused.columns(c..<(2 * c)))
             func attend(_ one: Tensor) -> Tensor {
                 Tensor.attention(
-                    query: one.columnSlice(0..<c), key: one.columnSlice(c..<(2 * c)),
-                    value: one.columnSlice((2 * c)..<(3 * c)), shape: attention, mask: mask)
+                    query: one.block(columns: 0..<c), key: one.block(columns: c..<(2 * c)),
+                    value: one.block(columns: (2 * c)..<(3 * c)), shape: attention, mask: mask)
             }
             let mixed = sequences == 1
                 ? attend(fused)

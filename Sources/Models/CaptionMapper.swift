@@ -99,7 +99,7 @@ public struct CaptionMapper: Sendable {
                 let y = layer.norm1(x)
                 let kv = layer.keysValues(y)
                 let mixed = Tensor.attention(
-                    query: layer.queries(y).allColumns, key: kv.columnSlice(0..<h), value: kv.columnSlice(h..<(2 * h)),
+                    query: layer.queries(y).block(), key: kv.block(columns: 0..<h), value: kv.block(columns: h..<(2 * h)),
                     shape: attention, mask: .none)
                 x.add(layer.project(mixed))
                 x.add(layer.fc2(layer.fc1(layer.norm2(x)).applying(.relu)))

@@ -95,8 +95,8 @@ public struct CaptionSelector: Sendable {
             for layer in layers {
                 let qkv = layer.inProjection(layer.norm1(x))
                 let mixed = Tensor.attention(
-                    query: qkv.columnSlice(0..<d), key: qkv.columnSlice(d..<(2 * d)),
-                    value: qkv.columnSlice((2 * d)..<(3 * d)), shape: attention, mask: .none)
+                    query: qkv.block(columns: 0..<d), key: qkv.block(columns: d..<(2 * d)),
+                    value: qkv.block(columns: (2 * d)..<(3 * d)), shape: attention, mask: .none)
                 x.add(layer.outProjection(mixed))
                 x.add(layer.linear2(layer.linear1(layer.norm2(x)).applying(activation)))
             }

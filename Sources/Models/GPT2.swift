@@ -117,26 +117,33 @@ public struct GPT2: CausalLanguageModel {
         KVCache(layers: config.layerCount, width: config.hiddenSize, reservingCapacity: capacity)
     }
 
-    public func forward(_ embeddings: Tensor, cache: inout KVCache, recordHiddenStates: Bool = false) throws -> DecoderOutput {
-        try checkInput(embeddings, cache: cache)
-        let t = embeddings.shape[0], c = config.hiddenSize, start = cache.length
-        var h = embeddings + positionEmbedding.rows(start..<(start + t))
+    public func forward(_ batch: [Tensor], caches: inout [KVCache], recordHiddenStates: Bool = false) throws -> [DecoderOutput] {
+        try checkBatch(batch, caches: caches)
+        let c = config.hiddenSize
+        let layout = BatchLayout(batch, caches: caches)
+        var h = layout.stack(zip(batch, layout.starts).map { e, start in
+            e + positionEmbedding.rows(start..<(start + e.shape[0]))
+        })
         var states: [Tensor]? = recordHiddenStates ? [h] : nil
         for (i, block) in blocks.enumerated() {
             let qkv = block.qkv(block.norm1(h))
-            let (keys, values, count) = cache.append(
-                layer: i, keys: qkv.columns(c..<(2 * c)), values: qkv.columns((2 * c)..<(3 * c)))
-            let mixed = Tensor.attention(
-                query: qkv.columnSlice(0..<c), key: keys.allColumns, value: values.allColumns, keyCount: count,
-                shape: attention, mask: .causal(offset: start))
-            h.add(block.projection(mixed))
+            let mixed = layout.rows.indices.map { s in
+                let rows = layout.rows[s]
+                let (keys, values, count) = caches[s].append(
+                    layer: i, keys: qkv.block(rows: rows, columns: c..<(2 * c)),
+                    values: qkv.block(rows: rows, columns: (2 * c)..<(3 * c)))
+                return Tensor.attention(
+                    query: qkv.block(rows: rows, columns: 0..<c), key: keys.block(), value: values.block(),
+                    keyCount: count, shape: attention, mask: .causal(offset: layout.starts[s]))
+            }
+            h.add(block.projection(layout.stack(mixed)))
             h.add(block.fcProjection(block.fc(block.norm2(h)).applying(activation)))
             if i < blocks.count - 1 { states?.append(h) }
         }
-        cache.advance(by: t)
+        for s in caches.indices { caches[s].advance(by: layout.rows[s].count) }
         h = finalNorm(h)
         states?.append(h)
-        return DecoderOutput(hidden: h, hiddenStates: states)
+        return layout.outputs(hidden: h, states: states)
     }
 
     public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(weight: head) }

@@ -141,30 +141,38 @@ public struct Llama: CausalLanguageModel {
         KVCache(layers: config.layerCount, width: attention.kvWidth, reservingCapacity: capacity)
     }
 
-    public func forward(_ embeddings: Tensor, cache: inout KVCache, recordHiddenStates: Bool = false) throws -> DecoderOutput {
-        try checkInput(embeddings, cache: cache)
-        let t = embeddings.shape[0], start = cache.length
-        var h = embeddings
+    public func forward(_ batch: [Tensor], caches: inout [KVCache], recordHiddenStates: Bool = false) throws -> [DecoderOutput] {
+        try checkBatch(batch, caches: caches)
+        let layout = BatchLayout(batch, caches: caches)
+        var h = layout.stack(batch)
         var states: [Tensor]? = recordHiddenStates ? [h] : nil
         for (i, block) in blocks.enumerated() {
             let x = block.inputNorm(h)
             var q = block.query(x), k = block.key(x)
-            rotary.apply(to: &q, heads: attention.heads, startPosition: start)
-            rotary.apply(to: &k, heads: attention.kvHeads, startPosition: start)
-            let (keys, values, count) = cache.append(layer: i, keys: k, values: block.value(x))
-            let mixed = Tensor.attention(
-                query: q, key: keys, value: values, keyCount: count, shape: attention, mask: .causal(offset: start))
-            h.add(block.output(mixed))
+            let v = block.value(x)
+            for s in layout.rows.indices {
+                rotary.apply(to: &q, rows: layout.rows[s], heads: attention.heads, startPosition: layout.starts[s])
+                rotary.apply(to: &k, rows: layout.rows[s], heads: attention.kvHeads, startPosition: layout.starts[s])
+            }
+            let mixed = layout.rows.indices.map { s in
+                let rows = layout.rows[s]
+                let (keys, values, count) = caches[s].append(
+                    layer: i, keys: k.block(rows: rows), values: v.block(rows: rows))
+                return Tensor.attention(
+                    query: q.block(rows: rows), key: keys.block(), value: values.block(), keyCount: count,
+                    shape: attention, mask: .causal(offset: layout.starts[s]))
+            }
+            h.add(block.output(layout.stack(mixed)))
             let y = block.postAttentionNorm(h)
             var gated = block.gate(y).applying(activation)
             gated.multiply(block.up(y))
             h.add(block.down(gated))
             if i < blocks.count - 1 { states?.append(h) }
         }
-        cache.advance(by: t)
+        for s in caches.indices { caches[s].advance(by: layout.rows[s].count) }
         h = finalNorm(h)
         states?.append(h)
-        return DecoderOutput(hidden: h, hiddenStates: states)
+        return layout.outputs(hidden: h, states: states)
     }
 
     public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(weight: head) }

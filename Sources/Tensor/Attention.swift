@@ -28,31 +28,7 @@ public enum AttentionMask: Sendable, Equatable {
     case causal(offset: Int)
 }
 
-/// Columns `columns` of every row of a tensor read as `[rows, lastDimension]`, without a copy
-/// (the query, key and value parts of a fused QKV projection).
-public struct ColumnSlice: Sendable {
-    public let base: Tensor
-    public let columns: Range<Int>
-
-    public init(_ base: Tensor, columns: Range<Int>) {
-        precondition(columns.lowerBound >= 0 && columns.upperBound <= base.lastDimension,
-                     "columns \(columns) out of \(base.shape)")
-        self.base = base
-        self.columns = columns
-    }
-
-    public var rowCount: Int { base.rowCount }
-    public var width: Int { columns.count }
-    /// Distance between consecutive rows, in elements.
-    public var rowStride: Int { base.lastDimension }
-}
-
 extension Tensor {
-    /// Columns `range` of every row, as a view (no copy).
-    public func columnSlice(_ range: Range<Int>) -> ColumnSlice { ColumnSlice(self, columns: range) }
-    /// The whole tensor as a column slice.
-    public var allColumns: ColumnSlice { ColumnSlice(self, columns: 0..<lastDimension) }
-
     /// Multi-head attention of `query [Tq, heads·D]` over `key`/`value [Tk, kvHeads·D]`, heads interleaved
     /// along the last dimension as Hugging Face lays them out; returns `[Tq, heads·D]`.
     /// Only the first `keyCount` rows of `key` and `value` are read (all rows when nil), so a KV cache's
@@ -61,13 +37,13 @@ extension Tensor {
         query: Tensor, key: Tensor, value: Tensor, keyCount: Int? = nil, shape: AttentionShape,
         mask: AttentionMask, scale: Float? = nil
     ) -> Tensor {
-        attention(query: query.allColumns, key: key.allColumns, value: value.allColumns, keyCount: keyCount,
+        attention(query: query.block(), key: key.block(), value: value.block(), keyCount: keyCount,
                   shape: shape, mask: mask, scale: scale)
     }
 
-    /// Attention over column slices of tensors (for example the parts of one fused QKV projection).
+    /// Attention over blocks of tensors (for example one sequence's part of a fused QKV projection).
     public static func attention(
-        query: ColumnSlice, key: ColumnSlice, value: ColumnSlice, keyCount: Int? = nil, shape: AttentionShape,
+        query: MatrixBlock, key: MatrixBlock, value: MatrixBlock, keyCount: Int? = nil, shape: AttentionShape,
         mask: AttentionMask, scale: Float? = nil
     ) -> Tensor {
         let tq = query.rowCount, tk = keyCount ?? key.rowCount
@@ -89,9 +65,9 @@ extension Tensor {
         query.base.withUnsafeBufferPointer { qBase in
             key.base.withUnsafeBufferPointer { kBase in
                 value.base.withUnsafeBufferPointer { vBase in
-                    let q = qBase.baseAddress! + query.columns.lowerBound
-                    let k = kBase.baseAddress! + key.columns.lowerBound
-                    let v = vBase.baseAddress! + value.columns.lowerBound
+                    let q = qBase.baseAddress! + query.offset
+                    let k = kBase.baseAddress! + key.offset
+                    let v = vBase.baseAddress! + value.offset
                     out.withUnsafeMutableBufferPointer { o in
                         scores.withUnsafeMutableBufferPointer { s in
                             Parallelism.forEachChunk(count: threads, grain: 1) { workers in

@@ -27,9 +27,16 @@ public struct KVCache: Sendable {
     public mutating func append(
         layer: Int, keys newKeys: Tensor, values newValues: Tensor
     ) -> (keys: Tensor, values: Tensor, count: Int) {
+        append(layer: layer, keys: newKeys.block(), values: newValues.block())
+    }
+
+    /// Appends key and value rows read from blocks of other tensors (such as a fused QKV projection).
+    public mutating func append(
+        layer: Int, keys newKeys: MatrixBlock, values newValues: MatrixBlock
+    ) -> (keys: Tensor, values: Tensor, count: Int) {
         let rows = newKeys.rowCount
-        precondition(newKeys.lastDimension == width && newValues.lastDimension == width && newValues.rowCount == rows,
-                     "cache of width \(width) cannot take \(newKeys.shape)/\(newValues.shape)")
+        precondition(newKeys.width == width && newValues.width == width && newValues.rowCount == rows,
+                     "cache of width \(width) cannot take blocks of width \(newKeys.width)/\(newValues.width)")
         if length + rows > capacity { grow(to: max(capacity * 2, length + rows)) }
         // Static, so that no copy of `self` (and with it a second reference to every buffer) is alive
         // while a buffer is written: that would make the write copy the whole buffer on every append.
@@ -49,10 +56,13 @@ public struct KVCache: Sendable {
         length = newLength
     }
 
-    private static func write(_ rows: Tensor, into buffer: inout Tensor, at offset: Int) {
+    private static func write(_ rows: MatrixBlock, into buffer: inout Tensor, at offset: Int) {
         buffer.withUnsafeMutableBufferPointer { dst in
-            rows.withUnsafeBufferPointer { src in
-                (dst.baseAddress! + offset).update(from: src.baseAddress!, count: src.count)
+            rows.base.withUnsafeBufferPointer { src in
+                for r in 0..<rows.rowCount {
+                    (dst.baseAddress! + offset + r * rows.width).update(
+                        from: src.baseAddress! + rows.offset + r * rows.rowStride, count: rows.width)
+                }
             }
         }
     }

@@ -22,15 +22,17 @@ public struct RotaryEmbedding: Sendable {
         }
     }
 
-    /// Rotates every head of `x [T, heads·D]` in place; row `t` is at position `startPosition + t`.
-    public func apply(to x: inout Tensor, heads: Int, startPosition: Int) {
+    /// Rotates every head of `x [T, heads·D]` in place (only rows `rows` when given); the first rotated row
+    /// is at position `startPosition`, the next at `startPosition + 1`, and so on.
+    public func apply(to x: inout Tensor, rows: Range<Int>? = nil, heads: Int, startPosition: Int) {
         let d = headDim, half = headDim / 2
         precondition(x.lastDimension == heads * d, "rotary: \(x.shape) is not \(heads) heads of \(d)")
-        let rows = x.rowCount
+        let range = rows ?? 0..<x.rowCount
+        precondition(range.lowerBound >= 0 && range.upperBound <= x.rowCount, "rotary: rows \(range) out of \(x.shape)")
         var cosines = [Float](repeating: 0, count: half)
         var sines = [Float](repeating: 0, count: half)
         x.withUnsafeMutableBufferPointer { buffer in
-            for t in 0..<rows {
+            for (t, row) in range.enumerated() {
                 let position = Float(startPosition + t)
                 for i in 0..<half {
                     let angle = position * inverseFrequencies[i]
@@ -38,7 +40,7 @@ public struct RotaryEmbedding: Sendable {
                     sines[i] = sinf(angle)
                 }
                 for h in 0..<heads {
-                    let head = buffer.baseAddress! + t * heads * d + h * d
+                    let head = buffer.baseAddress! + row * heads * d + h * d
                     for i in 0..<half {
                         let a = head[i], b = head[i + half]
                         head[i] = a * cosines[i] - b * sines[i]

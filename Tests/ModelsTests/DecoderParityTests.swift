@@ -47,12 +47,33 @@ final class DecoderParityTests: XCTestCase {
         assertClose(Tensor.concatenateRows(steps), full, "cached decode vs full recompute")
     }
 
+    /// Sequences of different lengths, at different cache positions, run as one batch give the same logits
+    /// and leave the same caches as running them one at a time.
+    private func checkBatchMatchesOneAtATime(_ model: some CausalLanguageModel, _ fixture: Fixture) throws {
+        let ids = try sequences(fixture, "input_ids")[0]
+        let prompts = [Array(ids[0..<3]), Array(ids[0..<5]), [ids[1]]]
+        let continuations = [Array(ids[3..<5]), [ids[5]], Array(ids[2..<6])]
+        var batchCaches = try prompts.map { prompt in
+            var cache = model.makeCache(capacity: 4)
+            _ = try model.forward(model.embed(prompt), cache: &cache, recordHiddenStates: false)
+            return cache
+        }
+        var singleCaches = batchCaches
+        let batched = try model.forward(continuations.map(model.embed), caches: &batchCaches, recordHiddenStates: false)
+        for s in prompts.indices {
+            let single = try model.forward(model.embed(continuations[s]), cache: &singleCaches[s], recordHiddenStates: false)
+            assertClose(model.logits(batched[s].hidden), model.logits(single.hidden), tolerance: 1e-5, "sequence \(s) in a batch")
+            XCTAssertEqual(batchCaches[s].length, singleCaches[s].length)
+        }
+    }
+
     func testGPT2MatchesTransformers() throws {
         let fixture = try Fixture("gpt2")
         let model = try GPT2(directory: fixture.directory)
         try checkLogitsAndHiddenStates(model, fixture, layers: model.config.layerCount)
         try checkInputEmbeddings(model, fixture)
         try checkCachedDecodeMatchesFullRecompute(model, fixture)
+        try checkBatchMatchesOneAtATime(model, fixture)
     }
 
     func testLlamaWithGroupedQueryAttentionAndBF16WeightsMatchesTransformers() throws {
@@ -63,6 +84,7 @@ final class DecoderParityTests: XCTestCase {
         try checkLogitsAndHiddenStates(model, fixture, layers: model.config.layerCount)
         try checkInputEmbeddings(model, fixture)
         try checkCachedDecodeMatchesFullRecompute(model, fixture)
+        try checkBatchMatchesOneAtATime(model, fixture)
     }
 
     func testShardedTiedF16LlamaMatchesTransformers() throws {
@@ -82,5 +104,11 @@ final class DecoderParityTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("exceeds"), "\($0)")
         }
         XCTAssertEqual(cache.length, 0, "a rejected input leaves the cache as it was")
+        var caches = [model.makeCache(capacity: 4), model.makeCache(capacity: 4)]
+        XCTAssertThrowsError(try model.forward([Tensor(shape: [1, 32]), Tensor(shape: [1, 31])], caches: &caches, recordHiddenStates: false))
+        XCTAssertEqual(caches.map(\.length), [0, 0], "one bad sequence leaves every cache of the batch as it was")
+        XCTAssertThrowsError(try model.forward([Tensor(shape: [1, 32])], caches: &caches, recordHiddenStates: false)) {
+            XCTAssertTrue("\($0)".contains("one cache per sequence"), "\($0)")
+        }
     }
 }
