@@ -81,3 +81,35 @@ extension LlamaConfiguration {
         return 4 * (Double(layerCount) * perLayer + (withHead ? Double(vocabularySize) * c : 0))
     }
 }
+
+extension CaptionMapperConfiguration {
+    /// Cost of mapping `tokens` pruned-patch embeddings to the prefix (the prefix constants join the tokens).
+    public func flops(tokens: Int) -> Double {
+        let h = hiddenSize, t = tokens + prefixLength
+        let layer = FLOPs.linear(rows: t, inputs: h, outputs: h) + FLOPs.linear(rows: t, inputs: h, outputs: 2 * h)
+            + FLOPs.linear(rows: t, inputs: h, outputs: h)
+            + FLOPs.linear(rows: t, inputs: h, outputs: mlpSize) + FLOPs.linear(rows: t, inputs: mlpSize, outputs: h)
+            + FLOPs.attention(heads: headCount, headDim: h / headCount, pairs: t * t)
+        return FLOPs.linear(rows: tokens, inputs: inputSize, outputs: h) + Double(layerCount) * layer
+    }
+}
+
+extension CaptionSelectorConfiguration {
+    /// Cost of scoring `candidates` candidate embeddings.
+    public func flops(candidates: Int) -> Double {
+        let d = hiddenSize, c = candidates
+        let layer = FLOPs.linear(rows: c, inputs: d, outputs: 3 * d) + FLOPs.linear(rows: c, inputs: d, outputs: d)
+            + FLOPs.linear(rows: c, inputs: d, outputs: intermediateSize)
+            + FLOPs.linear(rows: c, inputs: intermediateSize, outputs: d)
+            + FLOPs.attention(heads: headCount, headDim: d / headCount, pairs: c * c)
+        return Double(layerCount) * layer + FLOPs.linear(rows: c, inputs: d, outputs: 1)
+    }
+}
+
+extension LlavaConfiguration {
+    /// Cost of projecting `tokens` vision features into the language model's space.
+    public func projectorFLOPs(tokens: Int) -> Double {
+        FLOPs.linear(rows: tokens, inputs: visionHiddenSize, outputs: textHiddenSize)
+            + FLOPs.linear(rows: tokens, inputs: textHiddenSize, outputs: textHiddenSize)
+    }
+}
