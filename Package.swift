@@ -43,7 +43,7 @@ let package = Package(
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights"]),
         .testTarget(name: "ACCMTests", dependencies: ["ACCM"]),
     ]
 )
