@@ -1,0 +1,119 @@
+// What travels into and out of each stage. Everything here is tensors, token ids, strings and small
+// parameters, so the same values can cross a process boundary (the cluster frames them as protobuf
+// envelopes + raw tensor frames) as well as a function call (the embedded pipeline).
+
+import Tensor
+
+/// The image of a request, either still encoded (JPEG/PNG bytes, the smallest thing to send) or already
+/// preprocessed pixels `[3, H, W]`.
+public enum ImageInput: Sendable {
+    case encoded([UInt8])
+    case pixels(Tensor)
+}
+
+// MARK: - Vision stage
+
+/// Input of the vision stage: the image, the question that guides pruning, and the budget.
+public struct VisionRequest: Sendable {
+    public var image: ImageInput
+    /// The text that guides question-aware pruning (the question's first line in the reference).
+    public var question: String
+    /// Visual tokens to keep (ignored by `PruningMethod.none`).
+    public var budget: Int
+    public var pruning: PruningMethod
+
+    public init(image: ImageInput, question: String, budget: Int, pruning: PruningMethod) {
+        self.image = image
+        self.question = question
+        self.budget = budget
+        self.pruning = pruning
+    }
+}
+
+/// Output of the vision stage.
+public struct VisionResult: Sendable {
+    /// Kept patches' features from the language model's vision layer (before the projector), `[K, C]`,
+    /// in ascending patch order.
+    public var keptFeatures: Tensor
+    /// The kept patch indices (raster order, class token excluded), ascending.
+    public var keptIndices: [Int]
+    /// The pruned patches' embeddings in CLIP's joint space, `[N − K, P]`, ascending patch order
+    /// (what the caption stage reads).
+    public var prunedEmbeddings: Tensor
+    /// Patches in the image (N).
+    public var patchCount: Int
+    public var flops: Double
+}
+
+// MARK: - Caption stage
+
+/// Input of the caption stage.
+public struct CaptionRequest: Sendable {
+    public var question: String
+    /// The pruned patches' joint-space embeddings `[M, P]` (M may be 0).
+    public var prunedEmbeddings: Tensor
+
+    public init(question: String, prunedEmbeddings: Tensor) {
+        self.question = question
+        self.prunedEmbeddings = prunedEmbeddings
+    }
+}
+
+/// Output of the caption stage: every beam, best first.
+public struct CaptionResult: Sendable {
+    public var candidates: [String]
+    /// Length-normalised log-probabilities of the candidates.
+    public var scores: [Float]
+    public var flops: Double
+}
+
+// MARK: - Selector stage
+
+/// Input of the selector stage.
+public struct SelectionRequest: Sendable {
+    public var question: String
+    public var candidates: [String]
+
+    public init(question: String, candidates: [String]) {
+        self.question = question
+        self.candidates = candidates
+    }
+}
+
+/// Output of the selector stage.
+public struct SelectionResult: Sendable {
+    /// One logit per candidate.
+    public var scores: [Float]
+    /// Index of the winning candidate (the highest score; the first on ties).
+    public var chosen: Int
+    public var flops: Double
+}
+
+// MARK: - Decoder stage
+
+/// Input of the decoder stage.
+public struct DecodeRequest: Sendable {
+    public var question: String
+    /// The selected caption, or nil to answer from the visual tokens alone.
+    public var caption: String?
+    /// Kept patch features before the projector `[K, C]`.
+    public var visualFeatures: Tensor
+    public var generation: GenerationOptions
+
+    public init(question: String, caption: String?, visualFeatures: Tensor, generation: GenerationOptions) {
+        self.question = question
+        self.caption = caption
+        self.visualFeatures = visualFeatures
+        self.generation = generation
+    }
+}
+
+/// Output of the decoder stage.
+public struct DecodeResult: Sendable {
+    public var text: String
+    public var tokens: [Int]
+    public var finishReason: FinishReason
+    /// Prompt length in tokens, visual tokens included.
+    public var promptTokens: Int
+    public var flops: Double
+}
