@@ -44,6 +44,6 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights"]),
-        .testTarget(name: "ACCMTests", dependencies: ["ACCM"]),
+        .testTarget(name: "ACCMTests", dependencies: ["ACCM", "Models", "Weights"]),
     ]
 )
