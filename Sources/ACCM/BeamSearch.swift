@@ -35,8 +35,8 @@ public struct BeamCandidate: Sendable, Equatable {
 public struct BeamSearchResult: Sendable {
     /// Per prompt, every beam, best first.
     public var candidates: [[BeamCandidate]]
-    /// Floating-point operations spent (see `FLOPs`).
-    public var flops: Double
+    /// Per prompt, the floating-point operations its beams cost (see `FLOPs`).
+    public var flops: [Double]
 }
 
 /// Beam search for a batch of prompts; all live beams of all prompts share each forward pass.
@@ -68,13 +68,13 @@ public struct BeamSearch<Model: CausalLanguageModel>: Sendable {
         guard options.beams <= model.vocabularySize, (0..<model.vocabularySize).contains(options.stopTokenID) else {
             throw ModelError.invalidInput("stop token \(options.stopTokenID) or \(options.beams) beams do not fit a vocabulary of \(model.vocabularySize)")
         }
-        var flops = 0.0
+        var flops = [Double](repeating: 0, count: prompts.count)
         // Step 0: the prompt; the best `beams` first tokens start the beams.
         var caches = prompts.map { model.makeCache(capacity: $0.shape[0] + options.maxNewTokens + 1) }
         let outputs = try model.forward(prompts, caches: &caches, recordHiddenStates: false)
         var beams: [[Beam]] = []
         for (p, output) in outputs.enumerated() {
-            flops += stepFLOPs(prompts[p].shape[0], 0)
+            flops[p] += stepFLOPs(prompts[p].shape[0], 0)
             let last = output.hidden.rows((output.hidden.rowCount - 1)..<output.hidden.rowCount)
             let logProbabilities = logSoftmax(model.logits(last))
             let best = topK(logProbabilities, options.beams)
@@ -102,7 +102,7 @@ public struct BeamSearch<Model: CausalLanguageModel>: Sendable {
 
     /// Log-probabilities of the next token for every live beam, keyed by (prompt, beam).
     private func nextLogProbabilities(
-        prompts: [Tensor], beams: inout [[Beam]], live: [(Int, Int)], flops: inout Double
+        prompts: [Tensor], beams: inout [[Beam]], live: [(Int, Int)], flops: inout [Double]
     ) throws -> [[Int: Tensor]] {
         var inputs: [Tensor] = []
         var caches: [KVCache] = []
@@ -117,7 +117,7 @@ public struct BeamSearch<Model: CausalLanguageModel>: Sendable {
                 caches.append(model.makeCache(capacity: inputs.last!.shape[0]))
             }
         }
-        for (input, cache) in zip(inputs, caches) { flops += stepFLOPs(input.shape[0], cache.length) }
+        for (slot, (p, _)) in live.enumerated() { flops[p] += stepFLOPs(inputs[slot].shape[0], caches[slot].length) }
         let outputs = try model.forward(inputs, caches: &caches, recordHiddenStates: false)
         let lastRows = Tensor.concatenateRows(outputs.map { $0.hidden.rows(($0.hidden.rowCount - 1)..<$0.hidden.rowCount) })
         let logits = model.logits(lastRows)

@@ -29,6 +29,7 @@ public struct LlavaConfiguration: Decodable, Sendable {
 
 /// Two linear maps with an activation between them, from vision width to language-model width.
 public struct LlavaProjector: Sendable {
+    public let config: LlavaConfiguration
     let first: Linear, second: Linear
     let activation: Activation
 
@@ -43,6 +44,7 @@ public struct LlavaProjector: Sendable {
     }
 
     public init(_ scope: WeightScope, config: LlavaConfiguration) throws {
+        self.config = config
         let v = config.visionHiddenSize, t = config.textHiddenSize, bias = config.projectorBias
         first = try Linear(scope, "linear_1", inputs: v, outputs: t, bias: bias)
         second = try Linear(scope, "linear_2", inputs: t, outputs: t, bias: bias)

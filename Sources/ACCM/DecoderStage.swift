@@ -1,0 +1,103 @@
+// Stage 4: the answer. LLaVA-1.5's `vicuna_v1` prompt with the projected kept visual tokens at the image
+// position and "additional information: <caption>" right after the image line, then generation.
+
+import Models
+import Tensor
+
+/// A LLaVA conversation template: the system text and the two roles, as `vicuna_v1` lays them out
+/// (`system + " " + "USER: " + user + " " + "ASSISTANT:"`).
+public struct ConversationTemplate: Sendable, Equatable {
+    public var system: String
+    public var user: String
+    public var assistant: String
+
+    public static let vicunaV1 = ConversationTemplate(
+        system: "A chat between a curious user and an artificial intelligence assistant. "
+            + "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+        user: "USER", assistant: "ASSISTANT")
+
+    /// The text before the image placeholder and the text after it, for a question.
+    public func split(question: String) -> (beforeImage: String, afterImage: String) {
+        (system + " " + user + ": ", "\n" + question + " " + assistant + ":")
+    }
+}
+
+/// The decoder stage: the LLaVA projector and the LLaMA language model.
+public struct DecoderStage: Sendable {
+    public let projector: LlavaProjector
+    public let languageModel: Llama
+    public let template: ConversationTemplate
+    /// Text → LLaMA ids; the flag asks for the start-of-sequence token.
+    public let encode: @Sendable (_ text: String, _ withBOS: Bool) -> [Int]
+    /// LLaMA ids → text (special tokens skipped).
+    public let decode: @Sendable ([Int]) -> String
+    public let endOfSequenceID: Int
+
+    public init(
+        projector: LlavaProjector, languageModel: Llama,
+        template: ConversationTemplate = .vicunaV1, endOfSequenceID: Int,
+        encode: @escaping @Sendable (String, Bool) -> [Int], decode: @escaping @Sendable ([Int]) -> String
+    ) throws {
+        guard projector.outputSize == languageModel.hiddenSize else {
+            throw ModelError.invalidConfig(
+                "the projector writes width \(projector.outputSize), the language model reads \(languageModel.hiddenSize)")
+        }
+        self.projector = projector
+        self.languageModel = languageModel
+        self.template = template
+        self.endOfSequenceID = endOfSequenceID
+        self.encode = encode
+        self.decode = decode
+    }
+
+    /// The prompt's token segments around the visual tokens: ids before the image, ids after it up to and
+    /// including the image line's newline, the caption's ids, and the rest (question, assistant role).
+    public func promptSegments(question: String, caption: String?) -> [[Int]] {
+        let (before, after) = template.split(question: question)
+        let head = encode(before, true)
+        // The text after the image is tokenized as a whole (as LLaVA's tokenizer_image_token does) without
+        // its start token; the caption goes right after the token that carries the image line's newline.
+        let tail = encode(after, false)
+        let newline = tail.firstIndex { decode([$0]).contains("\n") }.map { $0 + 1 } ?? 0
+        let captionIDs = caption.map { encode("additional information: " + $0, false) } ?? []
+        return [head, Array(tail[..<newline]), captionIDs, Array(tail[newline...])]
+    }
+
+    /// Answers a batch of requests (decode steps of all requests share each pass over the weights).
+    /// `onText(i, delta)` streams request `i`'s answer; returning false cancels it.
+    public func callAsFunction(
+        _ requests: [DecodeRequest], onText: ((_ request: Int, _ delta: String) -> Bool)? = nil
+    ) throws -> [DecodeResult] {
+        guard !requests.isEmpty else { return [] }
+        var prompts: [Tensor] = []
+        var projectorFLOPs: [Double] = []
+        for request in requests {
+            let features = request.visualFeatures
+            guard features.rank == 2, features.shape[1] == projector.inputSize else {
+                throw ModelError.invalidInput(
+                    "the decoder expects visual features [K, \(projector.inputSize)], got \(features.shape)")
+            }
+            let segments = promptSegments(question: request.question, caption: request.caption)
+            var parts = [try languageModel.embed(segments[0])]
+            if features.shape[0] > 0 { parts.append(try projector(features)) }
+            for segment in segments.dropFirst() where !segment.isEmpty { parts.append(try languageModel.embed(segment)) }
+            prompts.append(Tensor.concatenateRows(parts))
+            projectorFLOPs.append(projector.config.projectorFLOPs(tokens: features.shape[0]))
+        }
+        let config = languageModel.config
+        let generator = TextGenerator(model: languageModel, decode: decode) {
+            config.flops(newTokens: $0, cached: $1, logitRows: 1)
+        }
+        let options = requests.map { r in
+            var o = r.generation
+            o.stopTokenIDs.insert(endOfSequenceID)
+            return o
+        }
+        let generations = try generator(prompts, options: options, onText: onText)
+        return requests.indices.map { i in
+            DecodeResult(
+                text: generations[i].text, tokens: generations[i].tokens, finishReason: generations[i].finishReason,
+                promptTokens: prompts[i].shape[0], flops: projectorFLOPs[i] + generations[i].flops)
+        }
+    }
+}
