@@ -1,0 +1,156 @@
+// ACCM in one process: vision (prune) → caption → select → decode, a plain composition of the four stages
+// (the cluster runs exactly these stages in separate workers).
+
+import Tensor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One question about one image.
+public struct ACCMRequest: Sendable {
+    public var image: ImageInput
+    public var question: String
+    /// Visual tokens to keep.
+    public var budget: Int
+    public var pruning: PruningMethod
+    /// Whether to compensate the pruned tokens with a caption (false: pruning alone).
+    public var compensate: Bool
+    public var generation: GenerationOptions
+
+    public init(image: ImageInput, question: String, budget: Int, pruning: PruningMethod, compensate: Bool = true,
+                generation: GenerationOptions = GenerationOptions()) {
+        self.image = image
+        self.question = question
+        self.budget = budget
+        self.pruning = pruning
+        self.compensate = compensate
+        self.generation = generation
+    }
+}
+
+/// The four stages, by name.
+public enum Stage: String, Sendable, CaseIterable, Codable {
+    case vision, caption, selector, decoder
+}
+
+/// The answer and everything that led to it.
+public struct ACCMAnswer: Sendable {
+    public var text: String
+    public var tokens: [Int]
+    public var finishReason: FinishReason
+    /// The caption given to the decoder, if any.
+    public var caption: String?
+    /// Every candidate caption with its beam score and selector score.
+    public var candidates: [(text: String, beamScore: Float, selectorScore: Float)]
+    public var keptIndices: [Int]
+    public var patchCount: Int
+    public var promptTokens: Int
+    /// Wall time of each stage that ran (for a batch: the batch's time).
+    public var seconds: [Stage: Double]
+    /// Floating-point operations of each stage that ran.
+    public var flops: [Stage: Double]
+
+    public var totalFLOPs: Double { flops.values.reduce(0, +) }
+}
+
+/// The embedded pipeline.
+public struct ACCMPipeline: Sendable {
+    public let vision: VisionStage
+    public let caption: CaptionStage
+    public let selector: SelectorStage
+    public let decoder: DecoderStage
+
+    public init(vision: VisionStage, caption: CaptionStage, selector: SelectorStage, decoder: DecoderStage) {
+        self.vision = vision
+        self.caption = caption
+        self.selector = selector
+        self.decoder = decoder
+    }
+
+    /// The text that guides pruning and captioning: the question's first line (as the reference does, which
+    /// drops answer-format instructions on later lines).
+    public static func guidingText(_ question: String) -> String {
+        String(question.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+    }
+
+    /// Answers a batch of requests; each stage runs once for the whole batch.
+    /// `onText(i, delta)` streams request `i`'s answer; returning false cancels it.
+    public func answer(
+        _ requests: [ACCMRequest], onText: ((_ request: Int, _ delta: String) -> Bool)? = nil
+    ) throws -> [ACCMAnswer] {
+        guard !requests.isEmpty else { return [] }
+        var seconds: [Stage: Double] = [:]
+        func timed<T>(_ stage: Stage, _ body: () throws -> T) rethrows -> T {
+            let start = ContinuousClock.now
+            defer {
+                let d = ContinuousClock.now - start
+                seconds[stage] = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            }
+            return try body()
+        }
+
+        let seen = try timed(.vision) {
+            try vision(requests.map {
+                VisionRequest(image: $0.image, question: Self.guidingText($0.question), budget: $0.budget, pruning: $0.pruning)
+            })
+        }
+        let compensated = requests.indices.filter { requests[$0].compensate && seen[$0].prunedEmbeddings.rowCount > 0 }
+        let captions = try compensated.isEmpty ? [] : timed(.caption) {
+            try caption(compensated.map {
+                CaptionRequest(question: Self.guidingText(requests[$0].question), prunedEmbeddings: seen[$0].prunedEmbeddings)
+            })
+        }
+        let selections = try compensated.isEmpty ? [] : timed(.selector) {
+            try selector(compensated.indices.map {
+                SelectionRequest(question: Self.guidingText(requests[compensated[$0]].question), candidates: captions[$0].candidates)
+            })
+        }
+        let decoded = try timed(.decoder) {
+            try decoder(requests.indices.map { i in
+                let slot = compensated.firstIndex(of: i)
+                let chosen = slot.map { captions[$0].candidates[selections[$0].chosen] }
+                return DecodeRequest(question: requests[i].question, caption: chosen,
+                                     visualFeatures: seen[i].keptFeatures, generation: requests[i].generation)
+            }, onText: onText)
+        }
+
+        return requests.indices.map { i in
+            let slot = compensated.firstIndex(of: i)
+            var flops: [Stage: Double] = [.vision: seen[i].flops, .decoder: decoded[i].flops]
+            var candidates: [(text: String, beamScore: Float, selectorScore: Float)] = []
+            var chosen: String?
+            if let slot {
+                flops[.caption] = captions[slot].flops
+                flops[.selector] = selections[slot].flops
+                candidates = captions[slot].candidates.indices.map {
+                    (captions[slot].candidates[$0], captions[slot].scores[$0], selections[slot].scores[$0])
+                }
+                chosen = captions[slot].candidates[selections[slot].chosen]
+            }
+            return ACCMAnswer(
+                text: decoded[i].text, tokens: decoded[i].tokens, finishReason: decoded[i].finishReason,
+                caption: chosen, candidates: candidates, keptIndices: seen[i].keptIndices, patchCount: seen[i].patchCount,
+                promptTokens: decoded[i].promptTokens,
+                seconds: seconds.filter { slot != nil || ($0.key != .caption && $0.key != .selector) }, flops: flops)
+        }
+    }
+
+    /// What the same answer would cost without pruning or caption: the vision tower, all patches through
+    /// the projector, and the decoder over a prompt with every patch, generating as many tokens.
+    public func unprunedFLOPs(for answer: ACCMAnswer) -> Double {
+        let kept = answer.keptIndices.count
+        let captionTokens = answer.caption.map { decoder.encode("additional information: " + $0, false).count } ?? 0
+        let prompt = answer.promptTokens - kept - captionTokens + answer.patchCount
+        let config = decoder.languageModel.config
+        var cost = vision.vision.config.visionFLOPs(images: 1, projectionDim: vision.vision.projectionDim)
+        cost += decoder.projector.config.projectorFLOPs(tokens: answer.patchCount)
+        // One forward per sampled token: the prompt yields the first, each token the next.
+        let sampled = answer.tokens.count + (answer.finishReason == .stopToken ? 1 : 0)
+        cost += config.flops(newTokens: prompt, cached: 0, logitRows: 1)
+        for step in 0..<max(sampled - 1, 0) {
+            cost += config.flops(newTokens: 1, cached: prompt + step, logitRows: 1)
+        }
+        return cost
+    }
+}

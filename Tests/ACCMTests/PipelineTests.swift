@@ -1,0 +1,116 @@
+import ACCM
+import Foundation
+import Models
+import Tensor
+import Weights
+import XCTest
+
+/// The embedded pipeline on the engine's fixture models (toy character tokenizers, random selector).
+final class PipelineTests: XCTestCase {
+    private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/engine")
+    private static func path(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+    private static func characters(_ text: String, _ vocabulary: Int) -> [Int] {
+        text.unicodeScalars.map { Int($0.value) % vocabulary }
+    }
+    private static func text(_ ids: [Int]) -> String {
+        String(String.UnicodeScalarView(ids.compactMap { Unicode.Scalar($0) }))
+    }
+
+    private var pipeline: ACCMPipeline!
+    private var pixels: Tensor!
+
+    override func setUpWithError() throws {
+        let clip = Self.path("clip")
+        pixels = try SafeTensorsFile(path: clip + "/reference.safetensors").tensor(named: "pixel_values")
+        let encodeCLIP: @Sendable (String) throws -> [Int] = { text in
+            let ids = [98] + Self.characters(text, 97).prefix(18).map { max($0, 1) } + [99]
+            return ids + Array(repeating: 0, count: 20 - ids.count)
+        }
+        let vision = try VisionStage(
+            vision: CLIP.Vision(directory: clip), text: CLIP.Text(directory: clip), encodeQuestion: encodeCLIP,
+            preprocess: { image in
+                guard case .pixels(let p) = image else { throw ModelError.invalidInput("pixels only") }
+                return p
+            })
+        let caption = try CaptionStage(
+            mapper: CaptionMapper(directory: Self.path("mapper")), languageModel: GPT2(directory: Self.path("gpt2")),
+            options: BeamSearchOptions(beams: 3, maxNewTokens: 5, stopTokenID: 46),
+            encode: { Self.characters($0, 120) }, decode: Self.text)
+        let selectorConfig = try JSONDecoder().decode(CaptionSelectorConfiguration.self, from: Data("""
+            {"model_type": "accm_caption_selector", "hidden_size": 16, "num_heads": 2, "intermediate_size": 32, "num_layers": 1}
+            """.utf8))
+        let selector = try SelectorStage(
+            text: CLIP.Text(directory: clip),
+            selector: CaptionSelector(WeightStore.random(seed: 9, scale: 0.3).scope(""), config: selectorConfig),
+            encode: encodeCLIP)
+        struct Wrapper: Decodable { let text_config: LlamaConfiguration }
+        let llava = Self.path("llava")
+        let llamaConfig = try ConfigFile.decode(Wrapper.self, path: llava + "/config.json").text_config
+        let decoder = try DecoderStage(
+            projector: LlavaProjector(directory: llava),
+            languageModel: Llama(store: WeightStore(directory: llava), config: llamaConfig, prefix: "language_model."),
+            endOfSequenceID: 2,
+            encode: { text, bos in (bos ? [1] : []) + Self.characters(text, 128) }, decode: Self.text)
+        pipeline = ACCMPipeline(vision: vision, caption: caption, selector: selector, decoder: decoder)
+    }
+
+    private func request(_ image: Int, budget: Int, compensate: Bool) -> ACCMRequest {
+        ACCMRequest(image: .pixels(pixels.slice(image)), question: "Is it red?\nAnswer in one word.", budget: budget,
+                    pruning: .accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil), compensate: compensate,
+                    generation: GenerationOptions(maxNewTokens: 3))
+    }
+
+    func testTheAnswerIsTheCompositionOfTheFourStages() throws {
+        let answer = try pipeline.answer([request(0, budget: 4, compensate: true)])[0]
+        let seen = try pipeline.vision([VisionRequest(image: .pixels(pixels.slice(0)), question: "Is it red?", budget: 4,
+                                                      pruning: .accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil))])[0]
+        let captions = try pipeline.caption([CaptionRequest(question: "Is it red?", prunedEmbeddings: seen.prunedEmbeddings)])[0]
+        let selection = try pipeline.selector([SelectionRequest(question: "Is it red?", candidates: captions.candidates)])[0]
+        let decoded = try pipeline.decoder([DecodeRequest(
+            question: "Is it red?\nAnswer in one word.", caption: captions.candidates[selection.chosen],
+            visualFeatures: seen.keptFeatures, generation: GenerationOptions(maxNewTokens: 3))])[0]
+        XCTAssertEqual(answer.keptIndices, seen.keptIndices)
+        XCTAssertEqual(answer.candidates.map(\.text), captions.candidates)
+        XCTAssertEqual(answer.caption, captions.candidates[selection.chosen])
+        XCTAssertEqual(answer.tokens, decoded.tokens)
+        XCTAssertEqual(Set(answer.flops.keys), Set(Stage.allCases))
+        XCTAssertEqual(answer.totalFLOPs, seen.flops + captions.flops + selection.flops + decoded.flops, accuracy: 1)
+    }
+
+    func testWithoutCompensationNoCaptionIsMadeOrPaidFor() throws {
+        let answer = try pipeline.answer([request(1, budget: 4, compensate: false)])[0]
+        XCTAssertNil(answer.caption)
+        XCTAssertTrue(answer.candidates.isEmpty)
+        XCTAssertEqual(Set(answer.flops.keys), [.vision, .decoder])
+        XCTAssertEqual(answer.keptIndices.count, 4)
+    }
+
+    func testABatchAnswersLikeOneRequestAtATime() throws {
+        let requests = [request(0, budget: 3, compensate: true), request(1, budget: 10, compensate: false),
+                        request(1, budget: 6, compensate: true)]
+        let batched = try pipeline.answer(requests)
+        for (i, r) in requests.enumerated() {
+            let single = try pipeline.answer([r])[0]
+            XCTAssertEqual(single.tokens, batched[i].tokens, "request \(i)")
+            XCTAssertEqual(single.caption, batched[i].caption, "request \(i)")
+            XCTAssertEqual(single.keptIndices, batched[i].keptIndices, "request \(i)")
+        }
+    }
+
+    func testUnprunedCostCountsEveryPatchThroughTheDecoder() throws {
+        let answer = try pipeline.answer([request(0, budget: 2, compensate: false)])[0]
+        let unpruned = pipeline.unprunedFLOPs(for: answer)
+        XCTAssertGreaterThan(unpruned, answer.totalFLOPs, "keeping 2 of 25 patches is cheaper")
+        let full = try pipeline.answer([ACCMRequest(image: .pixels(pixels.slice(0)), question: "Is it red?\nAnswer in one word.",
+                                                    budget: 25, pruning: .none, compensate: false,
+                                                    generation: GenerationOptions(maxNewTokens: 3))])[0]
+        XCTAssertEqual(pipeline.unprunedFLOPs(for: full), full.totalFLOPs, accuracy: full.totalFLOPs * 1e-9,
+                       "with nothing pruned the estimate is the real cost")
+    }
+
+    func testGuidingTextIsTheFirstLine() {
+        XCTAssertEqual(ACCMPipeline.guidingText("What is it?\nAnswer the question using a single word."), "What is it?")
+        XCTAssertEqual(ACCMPipeline.guidingText(""), "")
+    }
+}
