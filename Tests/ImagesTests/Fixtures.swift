@@ -29,6 +29,10 @@ enum Fixtures {
             fatalError("cannot read the image references (run Scripts/make_image_fixtures.py): \(error)")
         }
     }()
+
+    static func configuration(_ name: String) throws -> PreprocessorConfiguration {
+        try PreprocessorConfiguration(contentsOf: directory + "/\(name).json")
+    }
 }
 
 /// A safetensors file with U8, I64 and F32 tensors (the reference dtypes), read whole.
