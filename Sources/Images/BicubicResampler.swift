@@ -84,9 +84,13 @@ enum BicubicResampler {
         if needHorizontal {
             let horizontal = coefficients(inSize: width, outSize: outWidth, outputs: columns)
             temp = [UInt8](unsafeUninitializedCapacity: (endRow - firstRow) * rowBytes) { out, initialized in
-                for y in firstRow..<endRow {
-                    let destination = out.baseAddress! + (y - firstRow) * rowBytes
-                    horizontalRow(source + y * width * 3, into: destination, horizontal)
+                var y = firstRow
+                while y < endRow {
+                    // Two rows at a time share each weight load and the loop overhead.
+                    let pair = y + 1 < endRow
+                    horizontalRows(source + y * width * 3, pair ? source + (y + 1) * width * 3 : nil,
+                                   into: out.baseAddress! + (y - firstRow) * rowBytes, rowBytes: rowBytes, horizontal)
+                    y += pair ? 2 : 1
                 }
                 initialized = (endRow - firstRow) * rowBytes
             }
@@ -114,28 +118,54 @@ enum BicubicResampler {
         }
     }
 
-    /// One output row of the horizontal pass: for each requested column, the weighted window of RGB pixels.
+    /// One or two output rows of the horizontal pass: for each requested column, the weighted window of
+    /// RGB pixels of `line` (written at `out`) and of `second` (written at `out + rowBytes`).
     @inline(__always)
-    private static func horizontalRow(_ line: UnsafePointer<UInt8>, into out: UnsafeMutablePointer<UInt8>,
-                                      _ c: Coefficients) {
+    private static func horizontalRows(
+        _ line: UnsafePointer<UInt8>, _ second: UnsafePointer<UInt8>?, into out: UnsafeMutablePointer<UInt8>,
+        rowBytes: Int, _ c: Coefficients
+    ) {
+        // Scalar sums: on the baseline x86-64 target (SSE2, no 32-bit vector multiply) they beat a 4-lane
+        // vector of R, G, B and a wasted lane.
+        let bias = Int32(1) << (precisionBits - 1)
         c.weights.withUnsafeBufferPointer { weights in
-            let bias = Int32(1) << (precisionBits - 1)
             for slot in 0..<c.first.count {
-                // Three scalar sums: on the baseline x86-64 target (SSE2, no 32-bit vector multiply) this beats
-                // a 4-lane vector of R, G, B and a wasted lane.
-                var r = bias, g = bias, b = bias
-                var p = line + c.first[slot] * 3
                 let w = weights.baseAddress! + slot * c.taps
-                for k in 0..<c.count[slot] {
-                    let wk = w[k]
-                    r &+= Int32(p[0]) &* wk
-                    g &+= Int32(p[1]) &* wk
-                    b &+= Int32(p[2]) &* wk
-                    p += 3
+                let offset = c.first[slot] * 3
+                var p = line + offset
+                if let second {
+                    var q = second + offset
+                    var r0 = bias, g0 = bias, b0 = bias, r1 = bias, g1 = bias, b1 = bias
+                    for k in 0..<c.count[slot] {
+                        let wk = w[k]
+                        r0 &+= Int32(p[0]) &* wk
+                        g0 &+= Int32(p[1]) &* wk
+                        b0 &+= Int32(p[2]) &* wk
+                        r1 &+= Int32(q[0]) &* wk
+                        g1 &+= Int32(q[1]) &* wk
+                        b1 &+= Int32(q[2]) &* wk
+                        p += 3
+                        q += 3
+                    }
+                    out[rowBytes + 3 * slot] = clip8(r1)
+                    out[rowBytes + 3 * slot + 1] = clip8(g1)
+                    out[rowBytes + 3 * slot + 2] = clip8(b1)
+                    out[3 * slot] = clip8(r0)
+                    out[3 * slot + 1] = clip8(g0)
+                    out[3 * slot + 2] = clip8(b0)
+                } else {
+                    var r = bias, g = bias, b = bias
+                    for k in 0..<c.count[slot] {
+                        let wk = w[k]
+                        r &+= Int32(p[0]) &* wk
+                        g &+= Int32(p[1]) &* wk
+                        b &+= Int32(p[2]) &* wk
+                        p += 3
+                    }
+                    out[3 * slot] = clip8(r)
+                    out[3 * slot + 1] = clip8(g)
+                    out[3 * slot + 2] = clip8(b)
                 }
-                out[3 * slot] = clip8(r)
-                out[3 * slot + 1] = clip8(g)
-                out[3 * slot + 2] = clip8(b)
             }
         }
     }
