@@ -43,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "accm",
             dependencies: [
-                "Models", "CZeroMQ", "CBLAS",
+                "Models", "Images", "CZeroMQ", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
