@@ -69,11 +69,11 @@ public struct CLIPImagePreprocessor: Sendable {
                       transparency: transparency)
     }
 
-    /// Height and width of the output for an image of the given size (after padding, if any).
+    /// Height and width of the output for a decoded image of the given size.
     public func outputSize(width: Int, height: Int) -> (height: Int, width: Int) {
-        let resized = resizedSize(width: width, height: height)
         if configuration.doCenterCrop { return (configuration.cropHeight, configuration.cropWidth) }
-        return resized
+        let side = max(width, height)
+        return padToSquare ? resizedSize(width: side, height: side) : resizedSize(width: width, height: height)
     }
 
     /// The image's pixel values, shape [3, H, W] (fp32, CHW).

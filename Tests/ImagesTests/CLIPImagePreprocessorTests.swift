@@ -141,6 +141,10 @@ final class CLIPImagePreprocessorTests: XCTestCase {
             try ImageDecoder.decode(try Fixtures.bytes($0))
         }
         XCTAssertEqual(try p(images[0]).shape, [3, 47, 30])  // int(30 * 411 / 257) = 47
+        XCTAssertTrue(p.outputSize(width: 257, height: 411) == (47, 30))
+        let padded = try CLIPImagePreprocessor(configuration: configuration, padToSquare: true)
+        XCTAssertTrue(padded.outputSize(width: 257, height: 411) == (30, 30))
+        XCTAssertEqual(try padded(images[0]).shape, [3, 30, 30])
         XCTAssertThrowsError(try p.batch(images)) { error in
             guard case .batchShapeMismatch = error as? PreprocessingError else { return XCTFail("\(error)") }
         }
