@@ -25,18 +25,26 @@ let package = Package(
             name: "CZeroMQ",
             providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]
         ),
+        // zlib for PNG (decoded in Swift, as Pillow does; libpng cannot report errors without longjmp).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .systemLibrary(
+            name: "CTurboJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]
+        ),
 
         // Engine.
         .target(name: "Tensor", dependencies: ["CBLAS"]),
         .target(name: "Weights", dependencies: ["Tensor"]),
         .target(name: "Models", dependencies: ["Tensor", "Weights"]),
+        .target(name: "Images", dependencies: ["Tensor", "CZlib", "CTurboJPEG"]),
         .target(name: "ACCM", dependencies: ["Models", "Tensor"]),
 
         // The command-line front.
         .executableTarget(
             name: "accm",
             dependencies: [
-                "Models", "CZeroMQ", "CBLAS",
+                "Models", "Images", "CZeroMQ", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -44,6 +52,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "ACCMTests", dependencies: ["ACCM", "Models", "Weights"]),
     ]
 )

@@ -1,0 +1,3 @@
+#pragma once
+// libjpeg-turbo TurboJPEG API (Debian: libturbojpeg0-dev), found through pkg-config "libturbojpeg".
+#include <turbojpeg.h>
