@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "accm", targets: ["accm"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,12 +31,13 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS"]),
         .target(name: "Weights", dependencies: ["Tensor"]),
         .target(name: "Models", dependencies: ["Tensor", "Weights"]),
+        .target(name: "Tokenizers"),
 
         // The command-line front.
         .executableTarget(
             name: "accm",
             dependencies: [
-                "Models", "CZeroMQ", "CBLAS",
+                "Models", "Tokenizers", "CZeroMQ", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -43,5 +45,6 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
     ]
 )
