@@ -178,6 +178,8 @@ def test_corpus() -> list[str]:
         "&copy; 2025", "caf&eacute;", "a\x00b", "a\x7fb", "a\u200bb", "\ufeffBOM", "\x1b[31mred\x1b[0m",
         "a\u200db", "a\u00adb", "e\u0301\u0327", "\u2018single\u2019 \u201cdouble\u201d",
         "the cafÃ© is sÃ³ good",  # mojibake: only ftfy repairs it
+        # Letters new in Unicode 16 (U+1C89) and 17 (U+088F, U+A7CE): the pattern engines' tables differ.
+        "\u1c89\u1c8a x\u088fy \ua7ce", "it'\u017f", "IT'\u017f K\u212a",
     ]
     # Very long words and repetitions.
     strings += [
@@ -591,7 +593,8 @@ def make_clip_openai(strings: list[str]) -> None:
     for s in strings:
         plain = simple.encode(s)
         ids = [sot] + plain + [eot]
-        openai_cases.append({"ids": ids, "plain": plain, "text": simple.decode(ids), "text_skip": simple.decode(plain)})
+        skipped = [t for t in ids if t not in (sot, eot)]
+        openai_cases.append({"ids": ids, "plain": plain, "text": simple.decode(ids), "text_skip": simple.decode(skipped)})
     needs_fix = [i for i, s in enumerate(strings) if ftfy_needs_encoding_fix(s)]
     diff = differences(primary, openai_cases, keys=("plain",))
     n_diff = len(diff.get("plain", []))
@@ -611,7 +614,7 @@ def make_clip_openai(strings: list[str]) -> None:
         one_item_per_line="cases")
     write_json(d / "expected-openai.json", expected_file(
         "clip-openai", "OpenAI CLIP simple_tokenizer.SimpleTokenizer (openai-clip wheel), ftfy "
-        f"{ftfy.__version__}; `text_skip` is the decode of the ids without start/end", len(simple.encoder),
+        f"{ftfy.__version__}; `text_skip` is the decode of the ids without the two special tokens", len(simple.encoder),
         openai_cases, [], {"ftfy_encoding_fix": needs_fix, "context_strings": subset, "context": openai_context_values,
                            "pad_id": 0}), one_item_per_line="cases")
     SUMMARY.append(("clip-openai/", "CLIP's real 49408-token vocabulary from `bpe_simple_vocab_16e6.txt.gz`, as "

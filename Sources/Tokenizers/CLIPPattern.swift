@@ -32,21 +32,10 @@ enum CLIPPattern {
                     continue
                 }
             }
-            if p[i] == 0x27, i + 1 < n {
-                let c1 = lower(p[i + 1], ignoreCase)
-                if c1 == 0x73 || c1 == 0x74 || c1 == 0x6D || c1 == 0x64 {
-                    body(i..<(i + 2), false)
-                    i += 2
-                    continue
-                }
-                if i + 2 < n {
-                    let c2 = lower(p[i + 2], ignoreCase)
-                    if (c1 == 0x72 && c2 == 0x65) || (c1 == 0x76 && c2 == 0x65) || (c1 == 0x6C && c2 == 0x6C) {
-                        body(i..<(i + 3), false)
-                        i += 3
-                        continue
-                    }
-                }
+            if p[i] == 0x27, let end = contractionEnd(p, after: i + 1, ignoreCase) {
+                body(i..<end, false)
+                i = end
+                continue
             }
             let (c, length) = classAt(p, i, classifier)
             switch c {
@@ -61,6 +50,25 @@ enum CLIPPattern {
                 i = end
             }
         }
+    }
+
+    /// The end of `s|t|re|ve|m|ll|d` at `i` (the text after an apostrophe), if one is there.
+    private static func contractionEnd(_ p: UnsafeBufferPointer<UInt8>, after i: Int, _ ignoreCase: Bool) -> Int? {
+        guard let (c1, n1) = folded(p, i, ignoreCase) else { return nil }
+        if c1 == 0x73 || c1 == 0x74 || c1 == 0x6D || c1 == 0x64 { return i + n1 }
+        guard let (c2, n2) = folded(p, i + n1, ignoreCase) else { return nil }
+        if (c1 == 0x72 && c2 == 0x65) || (c1 == 0x76 && c2 == 0x65) || (c1 == 0x6C && c2 == 0x6C) { return i + n1 + n2 }
+        return nil
+    }
+
+    /// The ASCII letter the character at `i` matches and its length. Ignoring case as Python's `regex`
+    /// does (simple case folding), `ſ` (U+017F) matches `s`.
+    @inline(__always)
+    private static func folded(_ p: UnsafeBufferPointer<UInt8>, _ i: Int, _ ignoreCase: Bool) -> (UInt8, Int)? {
+        guard i < p.count else { return nil }
+        if p[i] < 0x80 { return (lower(p[i], ignoreCase), 1) }
+        if ignoreCase, p[i] == 0xC5, i + 1 < p.count, p[i + 1] == 0xBF { return (0x73, 2) }
+        return nil
     }
 
     @inline(__always)

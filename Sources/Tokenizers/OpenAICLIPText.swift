@@ -302,6 +302,10 @@ enum OpenAICLIPText {
         return Array(s[start..<end])
     }
 
+    /// The Unicode version of Python 3.11's `unicodedata`, which `str.lower()` and ftfy's NFC follow: case
+    /// pairs added later (e.g. U+1C89 in 16.0, U+A7CE in 17.0) are left alone. (Later Pythons move it.)
+    static let pythonUnicodeVersion = (major: 14, minor: 0)
+
     /// `str.lower()`: the full lowercase mapping, with Final_Sigma for Σ.
     static func pythonLower(_ s: [UInt32]) -> [UInt32] {
         var out: [UInt32] = []
@@ -314,6 +318,13 @@ enum OpenAICLIPText {
             guard let scalar = Unicode.Scalar(v) else { out.append(v); continue }
             if v == 0x03A3 {
                 out.append(isFinalSigma(s, i) ? 0x03C2 : 0x03C3)
+                continue
+            }
+            guard let age = scalar.properties.age,
+                age.major < pythonUnicodeVersion.major
+                    || (age.major == pythonUnicodeVersion.major && age.minor <= pythonUnicodeVersion.minor)
+            else {
+                out.append(v)
                 continue
             }
             out += scalar.properties.lowercaseMapping.unicodeScalars.map(\.value)
