@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "accm", targets: ["accm"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,14 +38,15 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS"]),
         .target(name: "Weights", dependencies: ["Tensor"]),
         .target(name: "Models", dependencies: ["Tensor", "Weights"]),
+        .target(name: "Tokenizers"),
         .target(name: "Images", dependencies: ["Tensor", "CZlib", "CTurboJPEG"]),
-        .target(name: "ACCM", dependencies: ["Models", "Tensor"]),
+        .target(name: "ACCM", dependencies: ["Models", "Tensor", "Tokenizers", "Images", "Weights"]),
 
         // The command-line front.
         .executableTarget(
             name: "accm",
             dependencies: [
-                "Models", "Images", "CZeroMQ", "CBLAS",
+                "ACCM", "Models", "Images", "Tokenizers", "CZeroMQ", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "ACCMTests", dependencies: ["ACCM", "Models", "Weights"]),
     ]

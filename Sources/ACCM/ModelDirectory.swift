@@ -1,0 +1,138 @@
+// An ACCM model directory: one Hugging Face sub-directory per component and a small manifest
+// (`accm.json`) naming them, loaded into the four stages.
+//
+//   accm.json                  the manifest (below)
+//   vision/                    CLIPModel: vision + text towers with projections, CLIP tokenizer,
+//                              preprocessor_config.json (the pruner's CLIP; its vision tower also
+//                              gives the language model its visual features, as in LLaVA-1.5)
+//   caption/mapper/            accm_caption_mapper (Scripts/accm_modules.py)
+//   caption/gpt2/              GPT2LMHeadModel + GPT-2 tokenizer
+//   selector/text/             CLIPModel or CLIPTextModelWithProjection (LongCLIP) + CLIP tokenizer
+//   selector/scorer/           accm_caption_selector
+//   llava/                     LlavaForConditionalGeneration (projector + LLaMA) + LLaMA tokenizer
+//
+// {"format": 1, "vision": "vision", "caption_mapper": "caption/mapper", "caption_language_model":
+//  "caption/gpt2", "selector_text_encoder": "selector/text", "selector": "selector/scorer", "llava": "llava",
+//  "image_aspect_ratio": "pad", "vision_feature_layer": -2, "caption_stop": ".", "caption_beams": 3,
+//  "caption_max_new_tokens": 67}
+
+import Images
+import Models
+import Tensor
+import Tokenizers
+import Weights
+
+/// The manifest of an ACCM model directory.
+public struct ModelManifest: Decodable, Sendable {
+    public var format: Int
+    public var vision: String
+    public var captionMapper: String
+    public var captionLanguageModel: String
+    public var selectorTextEncoder: String
+    public var selector: String
+    public var llava: String
+    /// "pad" (LLaVA-1.5: pad to a square with the mean colour first) or "crop".
+    public var imageAspectRatio: String
+    public var visionFeatureLayer: Int
+    public var captionStop: String
+    public var captionBeams: Int
+    public var captionMaxNewTokens: Int
+
+    enum CodingKeys: String, CodingKey {
+        case format, vision, selector, llava
+        case captionMapper = "caption_mapper", captionLanguageModel = "caption_language_model"
+        case selectorTextEncoder = "selector_text_encoder", imageAspectRatio = "image_aspect_ratio"
+        case visionFeatureLayer = "vision_feature_layer", captionStop = "caption_stop"
+        case captionBeams = "caption_beams", captionMaxNewTokens = "caption_max_new_tokens"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        format = try c.decode(Int.self, forKey: .format)
+        guard format == 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .format, in: c, debugDescription: "unknown manifest format \(format) (this build reads 1)")
+        }
+        vision = try c.decode(String.self, forKey: .vision)
+        captionMapper = try c.decode(String.self, forKey: .captionMapper)
+        captionLanguageModel = try c.decode(String.self, forKey: .captionLanguageModel)
+        selectorTextEncoder = try c.decode(String.self, forKey: .selectorTextEncoder)
+        selector = try c.decode(String.self, forKey: .selector)
+        llava = try c.decode(String.self, forKey: .llava)
+        imageAspectRatio = try c.decodeIfPresent(String.self, forKey: .imageAspectRatio) ?? "pad"
+        visionFeatureLayer = try c.decodeIfPresent(Int.self, forKey: .visionFeatureLayer) ?? -2
+        captionStop = try c.decodeIfPresent(String.self, forKey: .captionStop) ?? "."
+        captionBeams = try c.decodeIfPresent(Int.self, forKey: .captionBeams) ?? 3
+        captionMaxNewTokens = try c.decodeIfPresent(Int.self, forKey: .captionMaxNewTokens) ?? 67
+    }
+}
+
+extension ACCMPipeline {
+    /// Loads every stage of the model directory `directory` (see the layout above).
+    public static func load(directory: String, imageLimits: ImageLimits = .default) throws -> ACCMPipeline {
+        let manifest = try ConfigFile.decode(ModelManifest.self, path: directory + "/accm.json")
+        func path(_ relative: String) -> String { directory + "/" + relative }
+
+        // Vision stage.
+        let clipDirectory = path(manifest.vision)
+        let clipTokenizer = try CLIPTokenizer(directory: clipDirectory)
+        let clipText = try CLIP.Text(directory: clipDirectory)
+        let preprocessor = try CLIPImagePreprocessor(
+            contentsOf: clipDirectory + "/preprocessor_config.json", padToSquare: manifest.imageAspectRatio == "pad")
+        let contextLength = clipText.contextLength
+        let vision = try VisionStage(
+            vision: CLIP.Vision(directory: clipDirectory), text: clipText, featureLayer: manifest.visionFeatureLayer,
+            encodeQuestion: { try clipTokenizer.encode($0, contextLength: contextLength) },
+            preprocess: { image in
+                switch image {
+                case .pixels(let pixels): return pixels
+                case .encoded(let bytes): return try preprocessor(ImageDecoder.decode(bytes, limits: imageLimits))
+                }
+            })
+
+        // Caption stage.
+        let gpt2Directory = path(manifest.captionLanguageModel)
+        let gpt2Tokenizer = try loadTokenizer(directory: gpt2Directory)
+        let stopIDs = gpt2Tokenizer.encode(manifest.captionStop, addSpecialTokens: false)
+        guard stopIDs.count == 1 else {
+            throw ModelError.invalidConfig("the caption stop text '\(manifest.captionStop)' is not one GPT-2 token")
+        }
+        let caption = try CaptionStage(
+            mapper: CaptionMapper(directory: path(manifest.captionMapper)), languageModel: GPT2(directory: gpt2Directory),
+            options: BeamSearchOptions(beams: manifest.captionBeams, maxNewTokens: manifest.captionMaxNewTokens,
+                                       stopTokenID: stopIDs[0]),
+            encode: { gpt2Tokenizer.encode($0, addSpecialTokens: false) },
+            decode: { gpt2Tokenizer.decode($0, skipSpecialTokens: true) })
+
+        // Selector stage.
+        let selectorTextDirectory = path(manifest.selectorTextEncoder)
+        let selectorTokenizer = try CLIPTokenizer(directory: selectorTextDirectory)
+        let selectorText = try CLIP.Text(directory: selectorTextDirectory)
+        let selectorContext = selectorText.contextLength
+        let selector = try SelectorStage(
+            text: selectorText, selector: CaptionSelector(directory: path(manifest.selector)),
+            encode: { try selectorTokenizer.encode($0, contextLength: selectorContext) })
+
+        // Decoder stage.
+        let llavaDirectory = path(manifest.llava)
+        let llamaTokenizer = try loadTokenizer(directory: llavaDirectory)
+        guard let eos = llamaTokenizer.specialTokens.eos else {
+            throw ModelError.invalidConfig("the LLaVA tokenizer in \(llavaDirectory) names no end-of-sequence token")
+        }
+        struct LlavaTextConfig: Decodable { let text_config: LlamaConfiguration }
+        let llamaConfig = try ConfigFile.load(LlavaTextConfig.self, from: llavaDirectory).text_config
+        let store = try WeightStore(directory: llavaDirectory)
+        guard store.contains("language_model.model.embed_tokens.weight") else {
+            throw ModelError.unsupported("LLaVA checkpoint layout in \(llavaDirectory): expected language_model.model.* tensors")
+        }
+        let decoder = try DecoderStage(
+            projector: LlavaProjector(directory: llavaDirectory),
+            languageModel: Llama(store: store, config: llamaConfig, prefix: "language_model."),
+            endOfSequenceID: eos,
+            encode: { text, bos in
+                let ids = llamaTokenizer.encode(text, addSpecialTokens: bos)
+                return bos ? ids : ids.filter { $0 != llamaTokenizer.specialTokens.bos }
+            },
+            decode: { llamaTokenizer.decode($0, skipSpecialTokens: true) })
+        return ACCMPipeline(vision: vision, caption: caption, selector: selector, decoder: decoder)
+    }
+}
