@@ -54,6 +54,7 @@ public struct CaptionStage: Sendable {
         return requests.indices.map { i in
             CaptionResult(
                 candidates: result.candidates[i].map { decode($0.tokens) },
+                tokens: result.candidates[i].map(\.tokens),
                 scores: result.candidates[i].map(\.score),
                 flops: mapperFLOPs[i] + result.flops[i])
         }

@@ -43,6 +43,10 @@ public struct ACCMAnswer: Sendable {
     public var caption: String?
     /// Every candidate caption with its beam score and selector score.
     public var candidates: [(text: String, beamScore: Float, selectorScore: Float)]
+    /// The candidates' caption-model token ids (same order as `candidates`).
+    public var candidateTokens: [[Int]]
+    /// Which candidate the selector chose (the one given to the decoder), if any.
+    public var chosenCandidate: Int?
     public var keptIndices: [Int]
     public var patchCount: Int
     public var promptTokens: Int
@@ -119,18 +123,23 @@ public struct ACCMPipeline: Sendable {
             let slot = compensated.firstIndex(of: i)
             var flops: [Stage: Double] = [.vision: seen[i].flops, .decoder: decoded[i].flops]
             var candidates: [(text: String, beamScore: Float, selectorScore: Float)] = []
+            var candidateTokens: [[Int]] = []
             var chosen: String?
+            var chosenCandidate: Int?
             if let slot {
                 flops[.caption] = captions[slot].flops
                 flops[.selector] = selections[slot].flops
                 candidates = captions[slot].candidates.indices.map {
                     (captions[slot].candidates[$0], captions[slot].scores[$0], selections[slot].scores[$0])
                 }
+                candidateTokens = captions[slot].tokens
+                chosenCandidate = selections[slot].chosen
                 chosen = captions[slot].candidates[selections[slot].chosen]
             }
             return ACCMAnswer(
                 text: decoded[i].text, tokens: decoded[i].tokens, finishReason: decoded[i].finishReason,
-                caption: chosen, candidates: candidates, keptIndices: seen[i].keptIndices, patchCount: seen[i].patchCount,
+                caption: chosen, candidates: candidates, candidateTokens: candidateTokens, chosenCandidate: chosenCandidate,
+                keptIndices: seen[i].keptIndices, patchCount: seen[i].patchCount,
                 promptTokens: decoded[i].promptTokens,
                 seconds: seconds.filter { slot != nil || ($0.key != .caption && $0.key != .selector) }, flops: flops)
         }

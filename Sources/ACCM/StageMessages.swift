@@ -62,6 +62,8 @@ public struct CaptionRequest: Sendable {
 /// Output of the caption stage: every beam, best first.
 public struct CaptionResult: Sendable {
     public var candidates: [String]
+    /// The candidates' GPT-2 ids (up to and including the stop token when the beam stopped).
+    public var tokens: [[Int]]
     /// Length-normalised log-probabilities of the candidates.
     public var scores: [Float]
     public var flops: Double

@@ -32,8 +32,9 @@ struct AnswerReport: Encodable {
         answer = a.text
         finishReason = a.finishReason.rawValue
         caption = a.caption
-        candidates = a.candidates.map { Candidate(text: $0.text, beamScore: $0.beamScore, selectorScore: $0.selectorScore,
-                                                  chosen: $0.text == a.caption) }
+        candidates = a.candidates.enumerated().map { i, c in
+            Candidate(text: c.text, beamScore: c.beamScore, selectorScore: c.selectorScore, chosen: i == a.chosenCandidate)
+        }
         keptTokens = a.keptIndices.count
         patches = a.patchCount
         keptIndices = a.keptIndices
