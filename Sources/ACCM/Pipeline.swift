@@ -73,9 +73,12 @@ public struct ACCMPipeline: Sendable {
     }
 
     /// The text that guides pruning and captioning: the question's first line (as the reference does, which
-    /// drops answer-format instructions on later lines).
+    /// drops answer-format instructions on later lines). Like Python's `question.split('\n')[0]` it cuts at
+    /// the first U+000A scalar, so a "\r\n" line break (one Swift `Character`) ends the line too, its "\r" kept.
     public static func guidingText(_ question: String) -> String {
-        String(question.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        var line = String.UnicodeScalarView()
+        line.append(contentsOf: question.unicodeScalars.prefix { $0 != "\n" })
+        return String(line)
     }
 
     /// Answers a batch of requests; each stage runs once for the whole batch.

@@ -112,5 +112,9 @@ final class PipelineTests: XCTestCase {
     func testGuidingTextIsTheFirstLine() {
         XCTAssertEqual(ACCMPipeline.guidingText("What is it?\nAnswer the question using a single word."), "What is it?")
         XCTAssertEqual(ACCMPipeline.guidingText(""), "")
+        // "\r\n" is one Character in Swift; Python's split('\n') still cuts there and keeps the "\r".
+        XCTAssertEqual(ACCMPipeline.guidingText("What is it?\r\nAnswer briefly.").unicodeScalars.map(\.value),
+                       "What is it?\r".unicodeScalars.map(\.value))
+        XCTAssertEqual(ACCMPipeline.guidingText("\nWhat?"), "")
     }
 }
