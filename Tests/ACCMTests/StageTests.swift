@@ -80,6 +80,11 @@ final class StageTests: XCTestCase {
     func testSelectorTextUsesTheAuthorsWording() {
         XCTAssertEqual(SelectorStage.selectorText(question: "  Is it red? \n", candidate: "a red cube."),
                        "Question: Is it red?  Supplemental information for questions: a red cube.")
+        // Python's str.strip() also removes U+001C–U+001F (str.isspace), and every Unicode White_Space scalar.
+        XCTAssertEqual(SelectorStage.selectorText(question: "\u{1C}\u{3000}Is it red?\u{1F}\r\u{85}", candidate: "x"),
+                       "Question: Is it red?  Supplemental information for questions: x")
+        XCTAssertEqual(SelectorStage.selectorText(question: "\u{1D}\u{1E}", candidate: "x"),
+                       "Question:   Supplemental information for questions: x")
     }
 
     func testSelectorPicksTheHighestScoreAndBatchesRequests() throws {
