@@ -128,10 +128,9 @@ extension ACCMPipeline {
             projector: LlavaProjector(directory: llavaDirectory),
             languageModel: Llama(store: store, config: llamaConfig, prefix: "language_model."),
             endOfSequenceID: eos,
-            encode: { text, bos in
-                let ids = llamaTokenizer.encode(text, addSpecialTokens: bos)
-                return bos ? ids : ids.filter { $0 != llamaTokenizer.specialTokens.bos }
-            },
+            // Without BOS = the authors' `tokenizer(text).input_ids[1:]` (tokenizer_image_token's chunks, the
+            // caption): only the template's leading BOS goes; "<s>" written in the text stays a token, as there.
+            encode: { text, bos in llamaTokenizer.encode(text, addSpecialTokens: bos) },
             decode: { llamaTokenizer.decode($0, skipSpecialTokens: true) })
         return ACCMPipeline(vision: vision, caption: caption, selector: selector, decoder: decoder)
     }
