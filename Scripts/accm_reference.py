@@ -553,8 +553,9 @@ class ACCMReference:
         return result
 
 
-def load_module(directory: Path) -> torch.nn.Module:
+def load_module(directory: str | Path) -> torch.nn.Module:
     """An ACCM module directory (Scripts/accm_modules.py): config.json + model.safetensors."""
+    directory = Path(directory)
     config = json.loads((directory / "config.json").read_text())
     state = load_file(str(directory / "model.safetensors"))
     if config["model_type"] == "accm_caption_mapper":
