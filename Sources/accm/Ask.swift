@@ -61,7 +61,10 @@ struct Ask: ParsableCommand {
     func run() throws {
         engine.apply()
         let pipeline = try ACCMPipeline.load(directory: model)
-        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: image)))
+        guard let data = FileManager.default.contents(atPath: image) else {
+            throw CommandError("cannot read the image file \(image) (missing or unreadable)")
+        }
+        let bytes = [UInt8](data)
         let patches = pipeline.vision.patchCount
         let method: PruningMethod = switch pruner {
         case .none: .none
@@ -90,3 +93,9 @@ struct Ask: ParsableCommand {
 
 extension TextGuidedRanking: ExpressibleByArgument {}
 extension CapPolicy: ExpressibleByArgument {}
+
+/// A failure of a command's own, printed as "Error: <message>" without the usage text.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
