@@ -16,7 +16,9 @@ final class MergeTable: @unchecked Sendable {
     let count: Int
 
     @inline(__always)
-    static func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
+    static func key(_ a: Int32, _ b: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+    }
 
     /// `merges`: (a, b, merged id) in rank order; a later entry for the same pair replaces an earlier one, as in
     /// the Rust crate's hash map.
@@ -164,7 +166,9 @@ public final class BytePairEncoding: Sendable {
                         core = core.dropFirst(prefix.count)
                     }
                     if last, let suffix {
-                        guard core.count >= suffix.count, core.suffix(suffix.count).elementsEqual(suffix) else { continue }
+                        guard core.count >= suffix.count, core.suffix(suffix.count).elementsEqual(suffix) else {
+                            continue
+                        }
                         core = core.dropLast(suffix.count)
                     }
                     guard !core.isEmpty, utf8Length(core.first!) == core.count else { continue }
@@ -237,13 +241,17 @@ public final class BytePairEncoding: Sendable {
                 id = v < 0x10000 ? bmpSymbols[kind * 65536 + Int(v)] : scalarSymbols[kind][v] ?? -1
             }
             if id >= 0 {
-                if pendingUnknown { symbols.append(unknownID!); pendingUnknown = false }
+                if pendingUnknown {
+                    symbols.append(unknownID!)
+                    pendingUnknown = false
+                }
                 symbols.append(id)
             } else {
                 var handled = false
                 if byteFallback {
                     let core = byteLevel ? ByteLevelAlphabet.utf8ForByte[Int(word[i])] : Array(word[i..<(i + length)])
-                    let text = (isFirst ? [] : continuingSubwordPrefix ?? []) + core + (isLast ? endOfWordSuffix ?? [] : [])
+                    let text =
+                        (isFirst ? [] : continuingSubwordPrefix ?? []) + core + (isLast ? endOfWordSuffix ?? [] : [])
                     let ids = text.map { byteFallbackIDs[Int($0)] }
                     if !ids.contains(-1) {
                         symbols.append(contentsOf: ids)

@@ -84,7 +84,8 @@ public struct PreTrainedTokenizer: Tokenizer {
         if !configuration.isCLIP, configuration.addBOSToken != nil || configuration.addEOSToken != nil {
             let addBOS = configuration.addBOSToken ?? false
             let addEOS = configuration.addEOSToken ?? false
-            processor = PostProcessor(prefix: addBOS ? bos.map { [$0] } ?? [] : [], suffix: addEOS ? eos.map { [$0] } ?? [] : [])
+            processor = PostProcessor(
+                prefix: addBOS ? bos.map { [$0] } ?? [] : [], suffix: addEOS ? eos.map { [$0] } ?? [] : [])
         }
         pipeline = Pipeline(
             normalizer: normalizer, preTokenizer: preTokenizer, model: model, postProcessor: processor,
@@ -127,14 +128,18 @@ public struct PreTrainedTokenizer: Tokenizer {
     ) {
         let model = p.model
         guard p.addedVocabulary.hasNormalizedTokens else {
-            return p.preTokenizer.forEachWord(text, startsText: startsText) { model.tokenize($0, into: &ids, cache: &cache) }
+            return p.preTokenizer.forEachWord(text, startsText: startsText) {
+                model.tokenize($0, into: &ids, cache: &cache)
+            }
         }
         for segment in p.addedVocabulary.split(text, normalized: true) {
             switch segment {
             case .token(let id):
                 ids.append(id)
             case .text(let r):
-                p.preTokenizer.forEachWord(UnsafeBufferPointer(rebasing: text[r]), startsText: startsText && r.lowerBound == 0) {
+                p.preTokenizer.forEachWord(
+                    UnsafeBufferPointer(rebasing: text[r]), startsText: startsText && r.lowerBound == 0
+                ) {
                     model.tokenize($0, into: &ids, cache: &cache)
                 }
             }

@@ -62,7 +62,9 @@ public struct TokenizerConfiguration: Sendable {
         eosToken = AddedTokenSpec(json: json["eos_token"])
         padToken = AddedTokenSpec(json: json["pad_token"])
         unkToken = AddedTokenSpec(json: json["unk_token"])
-        additionalSpecialTokens = (json["additional_special_tokens"]?.array ?? []).compactMap { AddedTokenSpec(json: $0) }
+        additionalSpecialTokens = (json["additional_special_tokens"]?.array ?? []).compactMap {
+            AddedTokenSpec(json: $0)
+        }
         addBOSToken = json["add_bos_token"]?.bool
         addEOSToken = json["add_eos_token"]?.bool
         addPrefixSpace = json["add_prefix_space"]?.bool
@@ -71,12 +73,14 @@ public struct TokenizerConfiguration: Sendable {
         modelMaxLength = json["model_max_length"]?.int
         for (key, value) in json["added_tokens_decoder"]?.members ?? [] {
             guard let id = Int(key), let content = value["content"]?.string else {
-                throw .invalidFile(path: path, reason: "added_tokens_decoder entry \(key) needs an integer id and content")
+                throw .invalidFile(
+                    path: path, reason: "added_tokens_decoder entry \(key) needs an integer id and content")
             }
-            addedTokens.append(AddedToken(
-                content: content, id: id, special: value["special"]?.bool ?? false,
-                lstrip: value["lstrip"]?.bool ?? false, rstrip: value["rstrip"]?.bool ?? false,
-                singleWord: value["single_word"]?.bool ?? false, normalized: value["normalized"]?.bool))
+            addedTokens.append(
+                AddedToken(
+                    content: content, id: id, special: value["special"]?.bool ?? false,
+                    lstrip: value["lstrip"]?.bool ?? false, rstrip: value["rstrip"]?.bool ?? false,
+                    singleWord: value["single_word"]?.bool ?? false, normalized: value["normalized"]?.bool))
         }
         addedTokens.sort { $0.id < $1.id }
     }

@@ -52,7 +52,6 @@ public struct Vocabulary: Sendable {
     /// The id of a token given as text (compared byte for byte).
     public func id(_ token: String) -> Int? { id(TokenBytes(token)) }
 
-
     func lookup(_ token: TokenBytes) -> Int32? { ids[token] }
 
     /// The bytes of the token with this id.
@@ -61,5 +60,5 @@ public struct Vocabulary: Sendable {
     }
 
     /// Every (token, id) pair, in no particular order.
-    public var entries: Dictionary<TokenBytes, Int32> { ids }
+    public var entries: [TokenBytes: Int32] { ids }
 }

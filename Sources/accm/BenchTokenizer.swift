@@ -39,7 +39,8 @@ struct BenchTokenizer: ParsableCommand {
 
     func run() throws {
         print(MachineDescription.current.lines.joined(separator: "\n"))
-        print("tokenizer threads: 1 (encode runs on the calling thread); runs per case: \(`repeat`) after 1 warm-up, median")
+        print("tokenizer threads: 1 (encode runs on the calling thread)")
+        print("runs per case: \(`repeat`) after 1 warm-up, median reported")
         let corpus: String
         if let text {
             corpus = try String(contentsOfFile: text, encoding: .utf8)
@@ -49,8 +50,10 @@ struct BenchTokenizer: ParsableCommand {
         let paragraphs = corpus.components(separatedBy: "\n\n").filter { !$0.isEmpty }
         let bytes = Double(corpus.utf8.count)
         let words = corpus.split(whereSeparator: \.isWhitespace)
-        print(String(format: "text: %.2f MB, %d paragraphs, %d words, %d distinct", bytes / 1e6, paragraphs.count,
-                     words.count, Set(words).count) + (text.map { " (\($0))" } ?? " (generated, seed 42)"))
+        print(
+            String(
+                format: "text: %.2f MB, %d paragraphs, %d words, %d distinct", bytes / 1e6, paragraphs.count,
+                words.count, Set(words).count) + (text.map { " (\($0))" } ?? " (generated, seed 42)"))
         print("")
 
         let directories = tokenizer.isEmpty ? Self.fixtureTokenizers() : tokenizer.map { ($0, $0) }
@@ -58,7 +61,9 @@ struct BenchTokenizer: ParsableCommand {
         for (name, directory) in directories {
             let loaded = try loadTokenizer(directory: directory)
             let clock = ContinuousClock()
-            func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+            func seconds(_ d: Duration) -> Double {
+                Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            }
             func median(_ body: () -> Void) -> Double {
                 body()
                 var samples: [Double] = []
@@ -83,13 +88,18 @@ struct BenchTokenizer: ParsableCommand {
             }
             let streamTokens = allIDs.prefix(max(1, allIDs.count / 10)).reduce(0) { $0 + $1.count }
             let label = name.padding(toLength: 18, withPad: " ", startingAt: 0)
-            print(label + String(
-                format: "encode %6.2f MB/s per paragraph, %6.2f MB/s one string  (%.2f M tokens/s, %.2f bytes/token)",
-                bytes / perParagraph / 1e6, bytes / whole / 1e6, Double(tokenCount) / perParagraph / 1e6,
-                bytes / Double(tokenCount)))
-            print(String(repeating: " ", count: 18) + String(
-                format: "decode %6.2f MB/s, streaming %.2f M tokens/s", bytes / decode / 1e6,
-                Double(streamTokens) / stream / 1e6))
+            print(
+                label
+                    + String(
+                        format: "encode %6.2f MB/s per paragraph, %6.2f MB/s one string"
+                            + "  (%.2f M tokens/s, %.2f bytes/token)",
+                        bytes / perParagraph / 1e6, bytes / whole / 1e6, Double(tokenCount) / perParagraph / 1e6,
+                        bytes / Double(tokenCount)))
+            print(
+                String(repeating: " ", count: 18)
+                    + String(
+                        format: "decode %6.2f MB/s, streaming %.2f M tokens/s", bytes / decode / 1e6,
+                        Double(streamTokens) / stream / 1e6))
             if let python {
                 if textFile == nil {
                     let path = NSTemporaryDirectory() + "accm-bench-tokenizer-\(getpid()).txt"
@@ -108,8 +118,10 @@ struct BenchTokenizer: ParsableCommand {
         let fromSource = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(relative).path
         let root = FileManager.default.fileExists(atPath: relative) ? relative : fromSource
-        return [("gpt2", "gpt2"), ("clip", "clip"), ("clip (real vocab)", "clip-openai"), ("llama", "llama"),
-                ("llama (legacy)", "llama-legacy")].map { ($0.0, root + "/" + $0.1) }
+        return [
+            ("gpt2", "gpt2"), ("clip", "clip"), ("clip (real vocab)", "clip-openai"), ("llama", "llama"),
+            ("llama (legacy)", "llama-legacy"),
+        ].map { ($0.0, root + "/" + $0.1) }
     }
 
     /// Runs Scripts/bench_tokenizer_hf.py on the same text.
@@ -172,11 +184,18 @@ enum EnglishText {
         let weights = words.indices.map { 1.0 / (Double($0) + 2.7) }
         var cumulative: [Double] = []
         var total = 0.0
-        for w in weights { total += w; cumulative.append(total) }
+        for w in weights {
+            total += w
+            cumulative.append(total)
+        }
         func word() -> String {
             let r = rng.nextDouble() * total
-            var lo = 0, hi = cumulative.count - 1
-            while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] < r { lo = mid + 1 } else { hi = mid } }
+            var lo = 0
+            var hi = cumulative.count - 1
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if cumulative[mid] < r { lo = mid + 1 } else { hi = mid }
+            }
             var w = words[lo]
             switch rng.next() % 20 {
             case 0: w += "s"
@@ -188,7 +207,9 @@ enum EnglishText {
             }
             return w
         }
-        let syllables = ["ka", "lo", "ven", "dri", "mar", "tis", "qu", "el", "bor", "sha", "ny", "os", "tra", "pe", "zul"]
+        let syllables = [
+            "ka", "lo", "ven", "dri", "mar", "tis", "qu", "el", "bor", "sha", "ny", "os", "tra", "pe", "zul",
+        ]
         var out = ""
         out.reserveCapacity(target + 1000)
         while out.utf8.count < target {
@@ -200,7 +221,9 @@ enum EnglishText {
                     var w: String
                     switch rng.next() % 100 {
                     case 0..<3:
-                        w = (0..<(2 + Int(rng.next() % 3))).map { _ in syllables[Int(rng.next() % UInt64(syllables.count))] }.joined()
+                        w = (0..<(2 + Int(rng.next() % 3))).map { _ in
+                            syllables[Int(rng.next() % UInt64(syllables.count))]
+                        }.joined()
                         w = w.prefix(1).uppercased() + w.dropFirst()
                     case 3..<5:
                         w = String(rng.next() % 10_000)

@@ -40,7 +40,8 @@ final class LlamaTokenizerTests: XCTestCase {
         XCTAssertEqual(ids.first, 1)
         XCTAssertEqual(ids.last, 2)
         configuration.addBOSToken = false
-        let noBOS = try PreTrainedTokenizer(tokenizerJSON: Fixtures.directory("llama/tokenizer.json"), configuration: configuration)
+        let noBOS = try PreTrainedTokenizer(
+            tokenizerJSON: Fixtures.directory("llama/tokenizer.json"), configuration: configuration)
         XCTAssertEqual(noBOS.encode("the red square"), Array(ids.dropFirst()))
     }
 

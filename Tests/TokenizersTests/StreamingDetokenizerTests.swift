@@ -23,7 +23,8 @@ final class StreamingDetokenizerTests: XCTestCase {
                         emitted += Array(stream.append(ids[k]).utf8)
                         var show: String { visible(String(decoding: emitted, as: UTF8.self)) }
                         if !final.starts(with: emitted) {
-                            failures.append("\(visible(text)) after \(k + 1) ids: \"\(show)\" is not how the text starts")
+                            failures.append(
+                                "\(visible(text)) after \(k + 1) ids: \"\(show)\" is not how the text starts")
                             break
                         }
                         guard ids.count <= 256 else { continue }  // the check below is quadratic
@@ -31,14 +32,16 @@ final class StreamingDetokenizerTests: XCTestCase {
                         if !prefix.hasSuffix("\u{FFFD}") {
                             boundaries += 1
                             if !prefix.utf8.elementsEqual(emitted) {
-                                failures.append("\(visible(text)) after \(k + 1) ids: \"\(show)\" ≠ \"\(visible(prefix))\"")
+                                failures.append(
+                                    "\(visible(text)) after \(k + 1) ids: \"\(show)\" ≠ \"\(visible(prefix))\"")
                                 break
                             }
                         }
                     }
                     emitted += Array(stream.finish().utf8)
                     if emitted != final {
-                        failures.append("\(visible(text)): stream \"\(visible(String(decoding: emitted, as: UTF8.self)))\" ≠ decode")
+                        let got = visible(String(decoding: emitted, as: UTF8.self))
+                        failures.append("\(visible(text)): stream \"\(got)\" ≠ decode")
                     }
                 }
             }
