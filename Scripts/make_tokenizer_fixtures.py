@@ -520,6 +520,31 @@ def make_gpt2_variant(tok: Tokenizer, strings: list[str]) -> None:
                     "normalized, special and non-special"))
 
 
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def make_gpt2_llama3(tok: Tokenizer, strings: list[str]) -> None:
+    """The gpt2 vocabulary with Llama-3's layout: a Split on Llama-3's pattern (a regex the Swift code has no
+    hand-written matcher for), ByteLevel without its own regex, and `ignore_merges`."""
+    d = OUT / "gpt2-llama3"
+    d.mkdir()
+    data = json.loads(tok.to_str())
+    data["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    data["model"]["ignore_merges"] = True
+    write_text(d / "tokenizer.json", json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    reference = Tokenizer.from_file(str(d / "tokenizer.json"))
+    primary = run_reference(Reference.from_tokenizers("tokenizers", reference), strings)
+    write_json(d / "expected.json", expected_file(
+        "gpt2-llama3", f"tokenizers {tokenizers.__version__} Tokenizer.from_file", reference.get_vocab_size(),
+        primary, []), one_item_per_line="cases")
+    SUMMARY.append(("gpt2-llama3/", "the gpt2 vocabulary in Llama-3's layout, tokenizer.json only",
+                    "Split on Llama-3's pattern (the NSRegularExpression fallback), ByteLevel without regex, "
+                    "`ignore_merges`"))
+
+
 def make_clip(corpus: list[str], strings: list[str], tmp: Path) -> None:
     d = OUT / "clip"
     d.mkdir()
@@ -802,6 +827,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         gpt2 = make_gpt2(corpus, strings, tmp)
         make_gpt2_variant(gpt2, strings)
+        make_gpt2_llama3(gpt2, strings)
         make_clip(corpus, strings, tmp)
         make_clip_openai(strings)
         make_llama(corpus, strings, tmp)

@@ -94,12 +94,19 @@ public final class BytePairEncoding: Sendable {
 
     /// The settings of a BPE model besides its vocabulary and merges.
     public struct Options: Sendable {
+        /// `unk_token`: stands for characters outside the vocabulary.
         public var unknownToken: String?
+        /// `fuse_unk`: consecutive unknown characters become one unknown token.
         public var fuseUnknown = false
+        /// `byte_fallback`: unknown characters become `<0xNN>` byte tokens.
         public var byteFallback = false
+        /// `ignore_merges`: a word that is a token is emitted whole.
         public var ignoreMerges = false
+        /// `continuing_subword_prefix`, put before every symbol but the first.
         public var continuingSubwordPrefix: String?
+        /// `end_of_word_suffix` (CLIP's `</w>`), put after the last symbol.
         public var endOfWordSuffix: String?
+        /// The defaults of the Rust crate.
         public init() {}
     }
 
@@ -128,14 +135,13 @@ public final class BytePairEncoding: Sendable {
         var ranked: [(Int32, Int32, Int32)] = []
         ranked.reserveCapacity(merges.count)
         let prefixLength = prefix?.count ?? 0
-        for (rank, (a, b)) in merges.enumerated() {
+        for (a, b) in merges {
             guard let aID = vocabulary.id(a) else { throw .mergeTokenNotInVocabulary(path: path, token: a.text) }
             guard let bID = vocabulary.id(b) else { throw .mergeTokenNotInVocabulary(path: path, token: b.text) }
             let merged = TokenBytes(a.bytes + b.bytes.dropFirst(min(prefixLength, b.bytes.count)))
             guard let newID = vocabulary.id(merged) else {
                 throw .mergeTokenNotInVocabulary(path: path, token: merged.text)
             }
-            _ = rank
             ranked.append((Int32(aID), Int32(bID), Int32(newID)))
         }
         self.merges = MergeTable(ranked)

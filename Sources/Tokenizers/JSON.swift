@@ -36,9 +36,13 @@ public enum JSONValue: Sendable, Equatable {
         if case .object(let m) = self { m } else { nil }
     }
 
+    /// The value if it is a string.
     public var string: String? { if case .string(let s) = self { s } else { nil } }
+    /// The value if it is a Boolean.
     public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    /// The elements if it is an array.
     public var array: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
+    /// Whether it is `null`.
     public var isNull: Bool { if case .null = self { true } else { false } }
 
     /// The value as an integer, if it is a number without a fractional part.
@@ -62,7 +66,9 @@ public enum JSONValue: Sendable, Equatable {
 
 /// Where and why JSON text could not be parsed.
 public struct JSONParseError: Error, Equatable, CustomStringConvertible {
+    /// Byte offset of the problem.
     public var offset: Int
+    /// What is wrong there.
     public var reason: String
     public var description: String { "\(reason) at byte \(offset)" }
 }

@@ -6,10 +6,15 @@ import Foundation
 public struct TokenizerConfiguration: Sendable {
     /// `tokenizer_class`, e.g. "LlamaTokenizer", "CLIPTokenizer", "GPT2Tokenizer".
     public var tokenizerClass: String?
+    /// `bos_token`.
     public var bosToken: AddedTokenSpec?
+    /// `eos_token`.
     public var eosToken: AddedTokenSpec?
+    /// `pad_token`.
     public var padToken: AddedTokenSpec?
+    /// `unk_token`.
     public var unkToken: AddedTokenSpec?
+    /// `additional_special_tokens`.
     public var additionalSpecialTokens: [AddedTokenSpec] = []
     /// `add_bos_token`; nil when the file does not say (then the tokenizer.json post-processor decides).
     public var addBOSToken: Bool?
@@ -29,12 +34,18 @@ public struct TokenizerConfiguration: Sendable {
 
     /// A special token as tokenizer_config.json writes it: a string or an AddedToken object.
     public struct AddedTokenSpec: Sendable, Equatable {
+        /// The token's text.
         public var content: String
+        /// Whitespace before the token belongs to it.
         public var lstrip = false
+        /// Whitespace after the token belongs to it.
         public var rstrip = false
+        /// Matches only where no word character touches it.
         public var singleWord = false
+        /// Matched in the normalized text.
         public var normalized = false
 
+        /// A token given by its text alone.
         public init(_ content: String) { self.content = content }
 
         init?(json: JSONValue?) {
@@ -52,6 +63,7 @@ public struct TokenizerConfiguration: Sendable {
         }
     }
 
+    /// An empty configuration (no tokenizer_config.json).
     public init() {}
 
     /// Reads tokenizer_config.json.

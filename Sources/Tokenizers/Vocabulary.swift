@@ -4,10 +4,14 @@
 
 /// The UTF-8 bytes of one token, hashed and compared byte for byte.
 public struct TokenBytes: Hashable, Sendable, Comparable {
+    /// The UTF-8 bytes.
     public var bytes: [UInt8]
 
+    /// The token with these bytes.
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    /// The token with the UTF-8 of `text`.
     public init(_ text: String) { self.bytes = Array(text.utf8) }
+    /// The token with a copy of these bytes.
     public init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = Array(bytes) }
 
     public func hash(into hasher: inout Hasher) {

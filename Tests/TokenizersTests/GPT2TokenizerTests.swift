@@ -32,6 +32,11 @@ final class GPT2TokenizerTests: XCTestCase {
         assertTokenDecodes(tokenizer, expected)
     }
 
+    func testLlama3LayoutWithRegexFallbackAndIgnoreMergesMatchesReference() throws {
+        let tokenizer = try PreTrainedTokenizer(tokenizerJSON: Fixtures.directory("gpt2-llama3/tokenizer.json"))
+        assertParity(tokenizer, try Expected("gpt2-llama3/expected.json"))
+    }
+
     func testLoaderPicksTokenizerJSONAndReadsSpecialTokens() throws {
         let tokenizer = try loadTokenizer(directory: Fixtures.directory("gpt2"))
         XCTAssertTrue(tokenizer is PreTrainedTokenizer)
