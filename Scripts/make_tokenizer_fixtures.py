@@ -683,6 +683,26 @@ def make_llama(corpus: list[str], strings: list[str], tmp: Path) -> None:
                     "Metaspace pre-tokenizer (prepend_scheme first), byte fallback `<0xNN>`, `<s>` via "
                     "TemplateProcessing, decoder Replace/ByteFallback/Fuse/Strip"))
 
+    # Metaspace that splits into words and always prepends (older Metaspace configurations), same vocabulary.
+    d_split = OUT / "llama-split"
+    d_split.mkdir()
+
+    def to_split_layout(data):
+        data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
+        data["decoder"] = {"type": "Sequence", "decoders": [
+            {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+            {"type": "ByteFallback"}, {"type": "Fuse"}]}
+
+    shutil.copy(d / "tokenizer.json", d_split / "tokenizer.json")
+    rewrite_tokenizer_json(d_split / "tokenizer.json", to_split_layout)
+    reference = Tokenizer.from_file(str(d_split / "tokenizer.json"))
+    cases = run_reference(Reference.from_tokenizers("tokenizers", reference), strings)
+    write_json(d_split / "expected.json", expected_file(
+        "llama-split", f"tokenizers {tokenizers.__version__} Tokenizer.from_file", reference.get_vocab_size(),
+        cases, []), one_item_per_line="cases")
+    SUMMARY.append(("llama-split/", "the llama vocabulary, tokenizer.json only",
+                    "Metaspace pre-tokenizer that splits words (prepend_scheme always), Metaspace decoder"))
+
     # The legacy form LLaVA-1.5 / Vicuna checkpoints ship: normalizer Prepend("▁") + Replace(" ", "▁").
     d = OUT / "llama-legacy"
     d.mkdir()

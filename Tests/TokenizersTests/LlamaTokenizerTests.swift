@@ -19,6 +19,11 @@ final class LlamaTokenizerTests: XCTestCase {
         assertTokenDecodes(tokenizer, expected)
     }
 
+    func testSplittingMetaspaceLayoutMatchesReference() throws {
+        let tokenizer = try PreTrainedTokenizer(tokenizerJSON: Fixtures.directory("llama-split/tokenizer.json"))
+        assertParity(tokenizer, try Expected("llama-split/expected.json"))
+    }
+
     func testSpecialTokensComeFromTheConfiguration() throws {
         let tokenizer = try loadTokenizer(directory: Fixtures.directory("llama"))
         XCTAssertEqual(tokenizer.specialTokens.bos, 1)

@@ -3,7 +3,9 @@ import XCTest
 
 /// Ids one at a time → text: equal to the full decode at every prefix, never half a character.
 final class StreamingDetokenizerTests: XCTestCase {
-    static let directories = ["gpt2", "gpt2-variant", "clip", "clip-openai", "llama", "llama-legacy"]
+    static let directories = [
+        "gpt2", "gpt2-variant", "gpt2-llama3", "clip", "clip-openai", "llama", "llama-legacy", "llama-split",
+    ]
 
     /// At every prefix the emitted text is the start of the final text (nothing emitted is ever taken back,
     /// so no U+FFFD appears that the full decode does not have), and equals the prefix's own decode whenever
