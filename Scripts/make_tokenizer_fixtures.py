@@ -520,6 +520,31 @@ def make_gpt2_variant(tok: Tokenizer, strings: list[str]) -> None:
                     "normalized, special and non-special"))
 
 
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def make_gpt2_llama3(tok: Tokenizer, strings: list[str]) -> None:
+    """The gpt2 vocabulary with Llama-3's layout: a Split on Llama-3's pattern (a regex the Swift code has no
+    hand-written matcher for), ByteLevel without its own regex, and `ignore_merges`."""
+    d = OUT / "gpt2-llama3"
+    d.mkdir()
+    data = json.loads(tok.to_str())
+    data["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    data["model"]["ignore_merges"] = True
+    write_text(d / "tokenizer.json", json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    reference = Tokenizer.from_file(str(d / "tokenizer.json"))
+    primary = run_reference(Reference.from_tokenizers("tokenizers", reference), strings)
+    write_json(d / "expected.json", expected_file(
+        "gpt2-llama3", f"tokenizers {tokenizers.__version__} Tokenizer.from_file", reference.get_vocab_size(),
+        primary, []), one_item_per_line="cases")
+    SUMMARY.append(("gpt2-llama3/", "the gpt2 vocabulary in Llama-3's layout, tokenizer.json only",
+                    "Split on Llama-3's pattern (the NSRegularExpression fallback), ByteLevel without regex, "
+                    "`ignore_merges`"))
+
+
 def make_clip(corpus: list[str], strings: list[str], tmp: Path) -> None:
     d = OUT / "clip"
     d.mkdir()
@@ -551,7 +576,8 @@ def make_clip(corpus: list[str], strings: list[str], tmp: Path) -> None:
     write_json(d / "expected.json", expected_file(
         "clip", f"transformers {transformers.__version__} CLIPTokenizer (AutoTokenizer)", len(auto), primary, decodes,
         {"context_strings": subset, "context": context, "pad_id": auto.pad_token_id}), one_item_per_line="cases")
-    SUMMARY.append(("clip/", "CLIP-style BPE (`</w>`) trained here; tokenizer.json, vocab.json + merges.txt",
+    SUMMARY.append(("clip/", "CLIP-style BPE (`</w>`) trained here (plain BPE, see below), saved by transformers' "
+                    "CLIPTokenizer; tokenizer.json, vocab.json + merges.txt",
                     "NFC + `\\s+`→space + lowercase, CLIP Split pattern + ByteLevel, end-of-word suffix, unknown "
                     "characters → `<|endoftext|>`, start/end tokens, context lengths 77 and 248"))
 
@@ -599,8 +625,9 @@ def make_clip_openai(strings: list[str]) -> None:
     diff = differences(primary, openai_cases, keys=("plain",))
     n_diff = len(diff.get("plain", []))
     note_quirk(f"`clip-openai`: OpenAI's SimpleTokenizer and transformers' CLIPTokenizer give different ids for "
-               f"{n_diff} of {len(strings)} strings (ftfy, html.unescape, whitespace stripping, Python's lower() "
-               f"with final sigma, one digit per token in both but different Unicode tables)")
+               f"{n_diff} of {len(strings)} strings: ftfy (full-width forms, ligatures, curly quotes, C1 controls, control "
+               f"characters), html.unescape, Python's strip() and lower() (final sigma, Unicode 14), special-token "
+               f"text matched after lowercasing, and re.IGNORECASE letting `'ſ` count as the contraction `'s`")
     subset = context_subset(strings)
     hf_ref = Reference.from_transformers("t", hf)
     context = {str(n): [hf_ref.context(strings[i], n) for i in subset] for n in CONTEXT_LENGTHS}
@@ -656,6 +683,26 @@ def make_llama(corpus: list[str], strings: list[str], tmp: Path) -> None:
                     "Metaspace pre-tokenizer (prepend_scheme first), byte fallback `<0xNN>`, `<s>` via "
                     "TemplateProcessing, decoder Replace/ByteFallback/Fuse/Strip"))
 
+    # Metaspace that splits into words and always prepends (older Metaspace configurations), same vocabulary.
+    d_split = OUT / "llama-split"
+    d_split.mkdir()
+
+    def to_split_layout(data):
+        data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
+        data["decoder"] = {"type": "Sequence", "decoders": [
+            {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+            {"type": "ByteFallback"}, {"type": "Fuse"}]}
+
+    shutil.copy(d / "tokenizer.json", d_split / "tokenizer.json")
+    rewrite_tokenizer_json(d_split / "tokenizer.json", to_split_layout)
+    reference = Tokenizer.from_file(str(d_split / "tokenizer.json"))
+    cases = run_reference(Reference.from_tokenizers("tokenizers", reference), strings)
+    write_json(d_split / "expected.json", expected_file(
+        "llama-split", f"tokenizers {tokenizers.__version__} Tokenizer.from_file", reference.get_vocab_size(),
+        cases, []), one_item_per_line="cases")
+    SUMMARY.append(("llama-split/", "the llama vocabulary, tokenizer.json only",
+                    "Metaspace pre-tokenizer that splits words (prepend_scheme always), Metaspace decoder"))
+
     # The legacy form LLaVA-1.5 / Vicuna checkpoints ship: normalizer Prepend("▁") + Replace(" ", "▁").
     d = OUT / "llama-legacy"
     d.mkdir()
@@ -691,6 +738,54 @@ def make_llama(corpus: list[str], strings: list[str], tmp: Path) -> None:
                     "tokenizer_config.json"))
 
 
+def check_reference_behaviour(tmp: Path) -> None:
+    """Facts about the references that the Swift code relies on, checked here so the README states them
+    only while they hold."""
+    # Legacy merges need exactly one space.
+    data = {"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2, "ab": 3}, "merges": ["a b c"]}}
+    try:
+        Tokenizer.from_str(json.dumps(data))
+        raise AssertionError("a three-part merge was accepted")
+    except Exception as e:  # noqa: BLE001 - the crate's error type is not exported
+        assert "AssertionError" not in type(e).__name__
+    note_quirk("`tokenizers` rejects a legacy merge string with more than one space (`\"a b c\"`): it splits on "
+               "every space and wants exactly two parts (not \"split on the first space\")")
+    # transformers 5 ignores clean_up_tokenization_spaces for BPE tokenizers.
+    gpt2 = AutoTokenizer.from_pretrained(OUT / "gpt2")
+    ids = gpt2.encode("Hello , world . I 'm here")
+    assert gpt2.decode(ids, clean_up_tokenization_spaces=True) == gpt2.decode(ids) == "Hello , world . I 'm here"
+    note_quirk("transformers 5 skips `clean_up_tokenization_spaces` for BPE models even when asked (it would strip "
+               "spaces before punctuation); transformers 4 applied it. Swift's `decode` follows 5; "
+               "`cleanUpTokenizationSpaces(_:)` is there for the old behaviour")
+    # ByteFallback replaces a whole run of byte tokens when any of it is incomplete.
+    llama = Tokenizer.from_file(str(OUT / "llama" / "tokenizer.json"))
+    cc, x80 = llama.token_to_id("<0xCC>"), llama.token_to_id("<0x80>")
+    assert llama.decode([cc, x80]) == "\u0300" and llama.decode([cc, x80, cc]) == "\ufffd" * 3
+    note_quirk("the ByteFallback decoder turns every byte of a run into U+FFFD when the run is not valid UTF-8 "
+               "as a whole: [<0xCC>, <0x80>] decodes to U+0300 but [<0xCC>, <0x80>, <0xCC>] to three U+FFFD, so "
+               "the decode of a prefix can take back a character (the streaming detokenizer only ever emits text "
+               "that the full decode keeps)")
+    # Oniguruma's Unicode tables (16.0) against Python's regex module (17.0).
+    pieces = pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str("a\u088fb")
+    assert len(pieces) == 3, pieces
+    note_quirk("the pattern engine inside `tokenizers` (Oniguruma) classifies by Unicode 16: U+088F, a letter "
+               "since Unicode 17, splits `a\\u088fb` into three pieces; Python's `regex` (OpenAI CLIP) and Swift "
+               "use Unicode 17, so the Swift patterns treat scalars newer than 16.0 as \"other\" for the "
+               "Hugging Face reference. Python 3.11's `str.lower()` uses Unicode 14 (U+1C89 stays upper case)")
+    # transformers 5 and SentencePiece models.
+    spm_dir = tmp / "spm"
+    plain = LlamaTokenizer.from_pretrained(spm_dir)
+    assert plain.encode("the red square")[0] != 1
+    direct = LlamaTokenizer(vocab_file=str(spm_dir / "tokenizer.model"))
+    assert direct.encode("the red square") == []
+    note_quirk("transformers 5 converts a SentencePiece model with `add_bos_token` off unless told (Llama's "
+               "tokenizer_config.json says true; the fixtures set it), and `LlamaTokenizer(vocab_file=...)` without "
+               "`from_pretrained` has an empty vocabulary and encodes everything to []")
+    note_quirk("`tokenizers`' BpeTrainer breaks ties between equally frequent pairs by symbol ids that it assigns "
+               "from a hash map when `end_of_word_suffix` is set, so CLIP-style training differed from run to run; "
+               "the script trains the CLIP-style vocabulary with its own plain BPE instead")
+
+
 def write_readme(strings: list[str]) -> None:
     sizes = []
     for d in sorted(p for p in OUT.iterdir() if p.is_dir()):
@@ -704,7 +799,7 @@ def write_readme(strings: list[str]) -> None:
 Every file in this directory is generated by `Scripts/make_tokenizer_fixtures.py`, this README included.
 Never edit them by hand. The script writes its own training text (synthetic scene sentences in the
 project's world plus short paragraphs in {len(MULTILINGUAL) - 1} other languages and emoji), trains small
-real tokenizers (vocabulary {VOCAB_SIZE}) with `tokenizers` {tokenizers.__version__} and `sentencepiece`
+real tokenizers (vocabularies of up to {VOCAB_SIZE}) with `tokenizers` {tokenizers.__version__} and `sentencepiece`
 {spm.__version__}, saves them the way `transformers` {transformers.__version__} does, and records what the
 reference implementations produce for the {len(strings)} test strings in `corpus.json`. To regenerate (the
 output is byte-for-byte deterministic):
@@ -727,6 +822,10 @@ pins down how partial UTF-8 is replaced. CLIP files also hold `context`: the ids
 248 tokens for the strings listed in `context_strings` (transformers pads with `pad_id`, OpenAI's
 `clip.tokenize` with 0). The llama files hold `sentencepiece_ids` (`[1] + sp.encode(text)`) for comparison only.
 
+Where tokenizer.json and transformers 5 disagree (`llama-legacy`), the reference is the `tokenizers` library
+reading the file, which is also what transformers 4 did: that is the pipeline the checkpoints were made with.
+The Swift tests that read these files are in `Tests/TokenizersTests`.
+
 ## Reference quirks found while generating
 
 {quirks}
@@ -748,9 +847,11 @@ def main() -> None:
         tmp = Path(tmp_name)
         gpt2 = make_gpt2(corpus, strings, tmp)
         make_gpt2_variant(gpt2, strings)
+        make_gpt2_llama3(gpt2, strings)
         make_clip(corpus, strings, tmp)
         make_clip_openai(strings)
         make_llama(corpus, strings, tmp)
+        check_reference_behaviour(tmp)
     write_readme(strings)
     digest = hashlib.sha256()
     for f in sorted(OUT.rglob("*")):

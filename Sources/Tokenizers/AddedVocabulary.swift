@@ -5,14 +5,22 @@
 
 /// One added token and its flags.
 public struct AddedToken: Sendable, Equatable {
+    /// The token's text.
     public var content: String
+    /// Its id.
     public var id: Int
+    /// Special tokens are skipped by `decode(_:skipSpecialTokens: true)`.
     public var special: Bool
+    /// Whitespace before the token belongs to it.
     public var lstrip: Bool
+    /// Whitespace after the token belongs to it.
     public var rstrip: Bool
+    /// Matches only where no word character touches it.
     public var singleWord: Bool
+    /// Matched in the normalized text rather than the input (defaults to `!special`).
     public var normalized: Bool
 
+    /// An added token with the flags of tokenizer.json's `added_tokens`.
     public init(
         content: String, id: Int, special: Bool, lstrip: Bool = false, rstrip: Bool = false,
         singleWord: Bool = false, normalized: Bool? = nil

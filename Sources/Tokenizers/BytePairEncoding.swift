@@ -5,30 +5,69 @@
 // the pair with the lowest merge rank is merged, leftmost first, until no pair has a merge. Merges are
 // keyed by the two ids, so the token text is never compared as a Swift `String`.
 
-/// A pair of ids → the merge's rank and the id of the merged token.
-struct MergeTable: Sendable {
-    private var table: [UInt64: UInt64] = [:]
+/// A pair of ids → the merge's rank and the id of the merged token: open addressing over raw buffers,
+/// built once. Invariant: never mutated after init, so sharing across threads is safe.
+final class MergeTable: @unchecked Sendable {
+    private static let empty = UInt64.max  // no pair of non-negative ids has this key
+    private let keys: UnsafeMutableBufferPointer<UInt64>
+    private let values: UnsafeMutableBufferPointer<UInt64>
+    private let shift: UInt64
+    private let mask: Int
+    let count: Int
 
     @inline(__always)
-    static func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
+    static func key(_ a: Int32, _ b: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+    }
+
+    /// `merges`: (a, b, merged id) in rank order; a later entry for the same pair replaces an earlier one, as in
+    /// the Rust crate's hash map.
+    init(_ merges: [(Int32, Int32, Int32)]) {
+        var bits = 4
+        while (1 << bits) < 2 * max(merges.count, 8) { bits += 1 }
+        let size = 1 << bits
+        keys = .allocate(capacity: size)
+        keys.initialize(repeating: Self.empty)
+        values = .allocate(capacity: size)
+        values.initialize(repeating: 0)
+        shift = UInt64(64 - bits)
+        mask = size - 1
+        var distinct = 0
+        for (rank, (a, b, id)) in merges.enumerated() {
+            let k = Self.key(a, b)
+            var i = Int(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> shift)
+            while keys[i] != Self.empty && keys[i] != k { i = (i + 1) & mask }
+            if keys[i] == Self.empty { distinct += 1 }
+            keys[i] = k
+            values[i] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: id))
+        }
+        count = distinct
+    }
+
+    deinit {
+        keys.deallocate()
+        values.deallocate()
+    }
 
     /// The merge of `a` then `b`: (rank, merged id).
     @inline(__always)
     func merge(_ a: Int32, _ b: Int32) -> (rank: UInt32, id: Int32)? {
-        guard let v = table[Self.key(a, b)] else { return nil }
-        return (UInt32(truncatingIfNeeded: v >> 32), Int32(truncatingIfNeeded: v))
+        let k = Self.key(a, b)
+        var i = Int(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        while true {
+            let found = keys[i]
+            if found == k {
+                let v = values[i]
+                return (UInt32(truncatingIfNeeded: v >> 32), Int32(truncatingIfNeeded: v))
+            }
+            if found == Self.empty { return nil }
+            i = (i + 1) & mask
+        }
     }
-
-    /// Later entries for the same pair replace earlier ones, as in the Rust crate's hash map.
-    mutating func set(_ a: Int32, _ b: Int32, rank: Int, id: Int32) {
-        table[Self.key(a, b)] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: id))
-    }
-
-    var count: Int { table.count }
 }
 
-/// The BPE model of a tokenizer.json (`"type": "BPE"`) or of vocab.json + merges.txt.
-public struct BytePairEncoding: Sendable {
+/// The BPE model of a tokenizer.json (`"type": "BPE"`) or of vocab.json + merges.txt; immutable, shared.
+public final class BytePairEncoding: Sendable {
     /// The model's tokens.
     public let vocabulary: Vocabulary
     let merges: MergeTable
@@ -44,7 +83,9 @@ public struct BytePairEncoding: Sendable {
 
     /// Symbol ids by kind (0: first, 1: inner, 2: only, 3: last) — byte-level: index kind × 256 + byte.
     private let byteSymbols: [Int32]
-    /// Symbol ids by kind for scalar symbols.
+    /// Symbol ids by kind for scalar symbols: a table for the Basic Multilingual Plane (kind × 65536 + scalar),
+    /// dictionaries above it.
+    private let bmpSymbols: [Int32]
     private let scalarSymbols: [[UInt32: Int32]]
     /// `<0xNN>` ids, -1 where missing.
     private let byteFallbackIDs: [Int32]
@@ -53,12 +94,19 @@ public struct BytePairEncoding: Sendable {
 
     /// The settings of a BPE model besides its vocabulary and merges.
     public struct Options: Sendable {
+        /// `unk_token`: stands for characters outside the vocabulary.
         public var unknownToken: String?
+        /// `fuse_unk`: consecutive unknown characters become one unknown token.
         public var fuseUnknown = false
+        /// `byte_fallback`: unknown characters become `<0xNN>` byte tokens.
         public var byteFallback = false
+        /// `ignore_merges`: a word that is a token is emitted whole.
         public var ignoreMerges = false
+        /// `continuing_subword_prefix`, put before every symbol but the first.
         public var continuingSubwordPrefix: String?
+        /// `end_of_word_suffix` (CLIP's `</w>`), put after the last symbol.
         public var endOfWordSuffix: String?
+        /// The defaults of the Rust crate.
         public init() {}
     }
 
@@ -84,18 +132,19 @@ public struct BytePairEncoding: Sendable {
             unknownID = nil
         }
 
-        var table = MergeTable()
+        var ranked: [(Int32, Int32, Int32)] = []
+        ranked.reserveCapacity(merges.count)
         let prefixLength = prefix?.count ?? 0
-        for (rank, (a, b)) in merges.enumerated() {
+        for (a, b) in merges {
             guard let aID = vocabulary.id(a) else { throw .mergeTokenNotInVocabulary(path: path, token: a.text) }
             guard let bID = vocabulary.id(b) else { throw .mergeTokenNotInVocabulary(path: path, token: b.text) }
             let merged = TokenBytes(a.bytes + b.bytes.dropFirst(min(prefixLength, b.bytes.count)))
             guard let newID = vocabulary.id(merged) else {
                 throw .mergeTokenNotInVocabulary(path: path, token: merged.text)
             }
-            table.set(Int32(aID), Int32(bID), rank: rank, id: Int32(newID))
+            ranked.append((Int32(aID), Int32(bID), Int32(newID)))
         }
-        self.merges = table
+        self.merges = MergeTable(ranked)
 
         func symbol(_ core: [UInt8], kind: Int) -> [UInt8] {
             let first = kind == 0 || kind == 2
@@ -123,7 +172,9 @@ public struct BytePairEncoding: Sendable {
                         core = core.dropFirst(prefix.count)
                     }
                     if last, let suffix {
-                        guard core.count >= suffix.count, core.suffix(suffix.count).elementsEqual(suffix) else { continue }
+                        guard core.count >= suffix.count, core.suffix(suffix.count).elementsEqual(suffix) else {
+                            continue
+                        }
                         core = core.dropLast(suffix.count)
                     }
                     guard !core.isEmpty, utf8Length(core.first!) == core.count else { continue }
@@ -133,6 +184,15 @@ public struct BytePairEncoding: Sendable {
             }
         }
         byteSymbols = bytes
+        var bmp = [Int32]()
+        if !byteLevel {
+            bmp = [Int32](repeating: -1, count: 4 * 65536)
+            for kind in 0..<4 {
+                for (v, id) in scalars[kind] where v < 0x10000 { bmp[kind * 65536 + Int(v)] = id }
+                scalars[kind] = scalars[kind].filter { $0.key >= 0x10000 }
+            }
+        }
+        bmpSymbols = bmp
         scalarSymbols = scalars
         var fallback = [Int32](repeating: -1, count: 256)
         if options.byteFallback {
@@ -184,16 +244,20 @@ public struct BytePairEncoding: Sendable {
                 id = byteSymbols[kind * 256 + Int(word[i])]
             } else {
                 let (v, _) = decodeScalar(word, at: i)
-                id = scalarSymbols[kind][v] ?? -1
+                id = v < 0x10000 ? bmpSymbols[kind * 65536 + Int(v)] : scalarSymbols[kind][v] ?? -1
             }
             if id >= 0 {
-                if pendingUnknown { symbols.append(unknownID!); pendingUnknown = false }
+                if pendingUnknown {
+                    symbols.append(unknownID!)
+                    pendingUnknown = false
+                }
                 symbols.append(id)
             } else {
                 var handled = false
                 if byteFallback {
                     let core = byteLevel ? ByteLevelAlphabet.utf8ForByte[Int(word[i])] : Array(word[i..<(i + length)])
-                    let text = (isFirst ? [] : continuingSubwordPrefix ?? []) + core + (isLast ? endOfWordSuffix ?? [] : [])
+                    let text =
+                        (isFirst ? [] : continuingSubwordPrefix ?? []) + core + (isLast ? endOfWordSuffix ?? [] : [])
                     let ids = text.map { byteFallbackIDs[Int($0)] }
                     if !ids.contains(-1) {
                         symbols.append(contentsOf: ids)
@@ -272,80 +336,102 @@ public struct BytePairEncoding: Sendable {
     /// with stale entries dropped when popped.
     private func mergeWithHeap(_ initial: [Int32], into out: inout [Int]) {
         let n = initial.count
-        var ids = initial
-        var prev = [Int32](repeating: -1, count: n)
-        var next = [Int32](repeating: -1, count: n)
-        var alive = [Bool](repeating: true, count: n)
+        // Symbols: id, previous, next (-1: none); removed symbols get id -1.
+        let ids = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)
+        let prev = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)
+        let next = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)
+        // At most n - 1 initial entries and two per merge.
+        var heap = MergeHeap(capacity: 3 * n)
+        defer {
+            ids.deallocate()
+            prev.deallocate()
+            next.deallocate()
+            heap.deallocate()
+        }
         for i in 0..<n {
+            ids[i] = initial[i]
             prev[i] = Int32(i - 1)
             next[i] = i + 1 < n ? Int32(i + 1) : -1
         }
-        var heap = MergeHeap()
         for i in 0..<(n - 1) {
             if let m = merges.merge(ids[i], ids[i + 1]) { heap.push(rank: m.rank, position: UInt32(i), id: m.id) }
         }
         while let top = heap.pop() {
             let pos = Int(top.position)
-            guard alive[pos], next[pos] >= 0 else { continue }
+            guard ids[pos] >= 0, next[pos] >= 0 else { continue }
             let right = Int(next[pos])
             guard let m = merges.merge(ids[pos], ids[right]), m.id == top.id else { continue }
             ids[pos] = top.id
-            alive[right] = false
+            ids[right] = -1
             next[pos] = next[right]
             if next[right] >= 0 { prev[Int(next[right])] = Int32(pos) }
             if prev[pos] >= 0 {
                 let p = Int(prev[pos])
                 if let m = merges.merge(ids[p], ids[pos]) { heap.push(rank: m.rank, position: UInt32(p), id: m.id) }
             }
-            if next[pos] >= 0 {
-                if let m = merges.merge(ids[pos], ids[Int(next[pos])]) {
-                    heap.push(rank: m.rank, position: UInt32(pos), id: m.id)
-                }
+            if next[pos] >= 0, let m = merges.merge(ids[pos], ids[Int(next[pos])]) {
+                heap.push(rank: m.rank, position: UInt32(pos), id: m.id)
             }
         }
-        for i in 0..<n where alive[i] { out.append(Int(ids[i])) }
+        var i = 0
+        while i >= 0 && i < n {
+            out.append(Int(ids[i]))
+            i = Int(next[i])
+        }
     }
 }
 
-/// A binary min-heap of merge candidates ordered by (rank, position).
+/// A binary min-heap of merge candidates ordered by (rank, position), over a fixed buffer.
 struct MergeHeap {
-    private var keys: [UInt64] = []
-    private var ids: [Int32] = []
+    private let keys: UnsafeMutableBufferPointer<UInt64>
+    private let ids: UnsafeMutableBufferPointer<Int32>
+    private var count = 0
 
-    mutating func push(rank: UInt32, position: UInt32, id: Int32) {
-        keys.append(UInt64(rank) << 32 | UInt64(position))
-        ids.append(id)
-        var i = keys.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if keys[parent] <= keys[i] { break }
-            keys.swapAt(parent, i)
-            ids.swapAt(parent, i)
-            i = parent
-        }
+    init(capacity: Int) {
+        keys = .allocate(capacity: max(capacity, 1))
+        ids = .allocate(capacity: max(capacity, 1))
     }
 
-    mutating func pop() -> (position: UInt32, id: Int32)? {
-        guard let top = keys.first else { return nil }
-        let result = (UInt32(truncatingIfNeeded: top), ids[0])
-        let lastKey = keys.removeLast()
-        let lastID = ids.removeLast()
-        if !keys.isEmpty {
-            keys[0] = lastKey
-            ids[0] = lastID
-            var i = 0
-            while true {
-                let l = 2 * i + 1
-                let r = l + 1
-                var smallest = i
-                if l < keys.count && keys[l] < keys[smallest] { smallest = l }
-                if r < keys.count && keys[r] < keys[smallest] { smallest = r }
-                if smallest == i { break }
-                keys.swapAt(i, smallest)
-                ids.swapAt(i, smallest)
-                i = smallest
-            }
+    func deallocate() {
+        keys.deallocate()
+        ids.deallocate()
+    }
+
+    @inline(__always)
+    mutating func push(rank: UInt32, position: UInt32, id: Int32) {
+        let key = UInt64(rank) << 32 | UInt64(position)
+        var i = count
+        count += 1
+        while i > 0 {
+            let parent = (i - 1) >> 1
+            if keys[parent] <= key { break }
+            keys[i] = keys[parent]
+            ids[i] = ids[parent]
+            i = parent
         }
+        keys[i] = key
+        ids[i] = id
+    }
+
+    @inline(__always)
+    mutating func pop() -> (position: UInt32, id: Int32)? {
+        guard count > 0 else { return nil }
+        let result = (UInt32(truncatingIfNeeded: keys[0]), ids[0])
+        count -= 1
+        let key = keys[count]
+        let id = ids[count]
+        var i = 0
+        while true {
+            var child = 2 * i + 1
+            if child >= count { break }
+            if child + 1 < count && keys[child + 1] < keys[child] { child += 1 }
+            if key <= keys[child] { break }
+            keys[i] = keys[child]
+            ids[i] = ids[child]
+            i = child
+        }
+        keys[i] = key
+        ids[i] = id
         return result
     }
 }

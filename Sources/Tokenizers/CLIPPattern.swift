@@ -76,7 +76,9 @@ enum CLIPPattern {
         ignoreCase && (0x41...0x5A).contains(b) ? b | 0x20 : b
     }
 
-    private static func hasPrefix(_ p: UnsafeBufferPointer<UInt8>, at i: Int, _ prefix: [UInt8], _ ignoreCase: Bool) -> Bool {
+    private static func hasPrefix(
+        _ p: UnsafeBufferPointer<UInt8>, at i: Int, _ prefix: [UInt8], _ ignoreCase: Bool
+    ) -> Bool {
         guard i + prefix.count <= p.count else { return false }
         for k in 0..<prefix.count where lower(p[i + k], ignoreCase) != prefix[k] { return false }
         return true

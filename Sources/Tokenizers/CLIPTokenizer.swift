@@ -69,7 +69,9 @@ public struct CLIPTokenizer: Tokenizer {
                 bytes += ByteLevelAlphabet.decode(token) ?? token
             }
             let text = Decoder.lossless(bytes)
-            return String(decoding: TextPattern.literal(Array("</w>".utf8)).replacingMatches(in: text, with: [0x20]), as: UTF8.self)
+            return String(
+                decoding: TextPattern.literal(Array("</w>".utf8)).replacingMatches(in: text, with: [0x20]),
+                as: UTF8.self)
         }
     }
 

@@ -80,7 +80,11 @@ struct Decoder: Sendable {
         case .byteLevel:
             var bytes: [UInt8] = []
             for t in tokens {
-                if let raw = ByteLevelAlphabet.decode(t) { bytes.append(contentsOf: raw) } else { bytes.append(contentsOf: t) }
+                if let raw = ByteLevelAlphabet.decode(t) {
+                    bytes.append(contentsOf: raw)
+                } else {
+                    bytes.append(contentsOf: t)
+                }
             }
             return [lossless(bytes)]
         case .replace(let pattern, let content):

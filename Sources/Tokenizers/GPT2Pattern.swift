@@ -28,7 +28,8 @@ func classAt(_ p: UnsafeBufferPointer<UInt8>, _ i: Int, _ classifier: CharacterC
 
 /// The end of the run of scalars of class `c` that starts at `i`.
 @inline(__always)
-func runEnd(_ p: UnsafeBufferPointer<UInt8>, from i: Int, _ c: CharacterClass, _ classifier: CharacterClassifier) -> Int {
+func runEnd(_ p: UnsafeBufferPointer<UInt8>, from i: Int, _ c: CharacterClass, _ classifier: CharacterClassifier) -> Int
+{
     var k = i
     let n = p.count
     while k < n {
@@ -72,7 +73,9 @@ enum GPT2Pattern {
             if c1 == 0x73 || c1 == 0x74 || c1 == 0x6D || c1 == 0x64 { return i + 2 }
             if i + 2 < n {
                 let c2 = p[i + 2]
-                if (c1 == 0x72 && c2 == 0x65) || (c1 == 0x76 && c2 == 0x65) || (c1 == 0x6C && c2 == 0x6C) { return i + 3 }
+                if (c1 == 0x72 && c2 == 0x65) || (c1 == 0x76 && c2 == 0x65) || (c1 == 0x6C && c2 == 0x6C) {
+                    return i + 3
+                }
             }
         }
         // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: the class after the optional space decides.

@@ -19,7 +19,8 @@ public enum JSONValue: Sendable, Equatable {
         case (.string(let x), .string(let y)): x.utf8.elementsEqual(y.utf8)
         case (.array(let x), .array(let y)): x == y
         case (.object(let x), .object(let y)):
-            x.count == y.count && zip(x, y).allSatisfy { $0.key.utf8.elementsEqual($1.key.utf8) && $0.value == $1.value }
+            x.count == y.count
+                && zip(x, y).allSatisfy { $0.key.utf8.elementsEqual($1.key.utf8) && $0.value == $1.value }
         default: false
         }
     }
@@ -35,9 +36,13 @@ public enum JSONValue: Sendable, Equatable {
         if case .object(let m) = self { m } else { nil }
     }
 
+    /// The value if it is a string.
     public var string: String? { if case .string(let s) = self { s } else { nil } }
+    /// The value if it is a Boolean.
     public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    /// The elements if it is an array.
     public var array: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
+    /// Whether it is `null`.
     public var isNull: Bool { if case .null = self { true } else { false } }
 
     /// The value as an integer, if it is a number without a fractional part.
@@ -61,7 +66,9 @@ public enum JSONValue: Sendable, Equatable {
 
 /// Where and why JSON text could not be parsed.
 public struct JSONParseError: Error, Equatable, CustomStringConvertible {
+    /// Byte offset of the problem.
     public var offset: Int
+    /// What is wrong there.
     public var reason: String
     public var description: String { "\(reason) at byte \(offset)" }
 }
@@ -90,9 +97,15 @@ private struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
         case UInt8(ascii: "["): return try parseArray(depth: depth)
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
         default: return .number(try parseNumber())
         }
     }
@@ -123,8 +136,14 @@ private struct JSONParser {
             members.append((key, try parseValue(depth: depth + 1)))
             skipWhitespace()
             guard position < bytes.count else { throw error("unexpected end of text") }
-            if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-            if bytes[position] == UInt8(ascii: "}") { position += 1; return .object(members) }
+            if bytes[position] == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            if bytes[position] == UInt8(ascii: "}") {
+                position += 1
+                return .object(members)
+            }
             throw error("expected ',' or '}'")
         }
     }
@@ -142,8 +161,14 @@ private struct JSONParser {
             items.append(try parseValue(depth: depth + 1))
             skipWhitespace()
             guard position < bytes.count else { throw error("unexpected end of text") }
-            if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-            if bytes[position] == UInt8(ascii: "]") { position += 1; return .array(items) }
+            if bytes[position] == UInt8(ascii: ",") {
+                position += 1
+                continue
+            }
+            if bytes[position] == UInt8(ascii: "]") {
+                position += 1
+                return .array(items)
+            }
             throw error("expected ',' or ']'")
         }
     }
@@ -168,7 +193,9 @@ private struct JSONParser {
             let b = bytes[position]
             if b == UInt8(ascii: "\"") {
                 position += 1
-                return try out.withUnsafeBufferPointer { buffer throws(JSONParseError) in try validated(buffer, at: start) }
+                return try out.withUnsafeBufferPointer { buffer throws(JSONParseError) in
+                    try validated(buffer, at: start)
+                }
             }
             if b < 0x20 { throw error("control character in a string") }
             if b != UInt8(ascii: "\\") {

@@ -13,7 +13,8 @@ public func loadTokenizer(directory: String) throws(TokenizerError) -> any Token
         throw .missingFiles(directory: directory, reason: "it is not a directory")
     }
     let configPath = path("tokenizer_config.json")
-    let configuration = manager.fileExists(atPath: configPath)
+    let configuration =
+        manager.fileExists(atPath: configPath)
         ? try TokenizerConfiguration(path: configPath) : TokenizerConfiguration()
 
     let tokenizer: PreTrainedTokenizer

@@ -55,7 +55,8 @@ struct Normalizer: Sendable {
         for step in steps {
             switch step {
             case .nfc: bytes = Self.nfc(bytes)
-            case .nfd: bytes = Self.foundationForm(bytes, asciiIsFixed: true) { $0.decomposedStringWithCanonicalMapping }
+            case .nfd:
+                bytes = Self.foundationForm(bytes, asciiIsFixed: true) { $0.decomposedStringWithCanonicalMapping }
             case .nfkc:
                 bytes = Self.foundationForm(bytes, asciiIsFixed: true) { $0.precomposedStringWithCompatibilityMapping }
             case .nfkd:

@@ -84,12 +84,20 @@ enum OpenAICLIPText {
         var out: [UInt32] = []
         var i = 0
         while i < s.count {
-            guard s[i] == 0x26 else { out.append(s[i]); i += 1; continue }
+            guard s[i] == 0x26 else {
+                out.append(s[i])
+                i += 1
+                continue
+            }
             var j = i + 1
             if j < s.count, s[j] == 0x23 { j += 1 }
             let nameStart = j
             while j < s.count, j - nameStart < 24, isASCIIAlphanumeric(s[j]) { j += 1 }
-            guard j > nameStart, j < s.count, s[j] == 0x3B else { out.append(s[i]); i += 1; continue }
+            guard j > nameStart, j < s.count, s[j] == 0x3B else {
+                out.append(s[i])
+                i += 1
+                continue
+            }
             let reference = Array(s[i...j])
             let name = String(decoding: s[(i + 1)..<j].map { UInt8($0) }, as: UTF8.self)
             if s[i + 1] != 0x23, let value = namedEntity(name) ?? uppercaseEntity(name) {
@@ -171,14 +179,22 @@ enum OpenAICLIPText {
         var out: [UInt32] = []
         var i = 0
         while i < s.count {
-            guard s[i] == 0x26, i + 1 < s.count else { out.append(s[i]); i += 1; continue }
+            guard s[i] == 0x26, i + 1 < s.count else {
+                out.append(s[i])
+                i += 1
+                continue
+            }
             if s[i + 1] == 0x23 {  // &#…
                 var j = i + 2
                 let hex = j < s.count && (s[j] == 0x78 || s[j] == 0x58)
                 if hex { j += 1 }
                 let digitsStart = j
                 while j < s.count, hex ? isHexDigit(s[j]) : isASCIIDigit(s[j]) { j += 1 }
-                guard j > digitsStart else { out.append(s[i]); i += 1; continue }
+                guard j > digitsStart else {
+                    out.append(s[i])
+                    i += 1
+                    continue
+                }
                 let digits = String(decoding: s[digitsStart..<j].map { UInt8($0) }, as: UTF8.self)
                 if j < s.count, s[j] == 0x3B { j += 1 }
                 out += numericReference(digits, hex: hex)
@@ -187,8 +203,14 @@ enum OpenAICLIPText {
             }
             // Named: [^\t\n\f <&#;]{1,32};?
             var j = i + 1
-            while j < s.count, j - i - 1 < 32, ![0x09, 0x0A, 0x0C, 0x20, 0x3C, 0x26, 0x23, 0x3B].contains(s[j]) { j += 1 }
-            guard j > i + 1 else { out.append(s[i]); i += 1; continue }
+            while j < s.count, j - i - 1 < 32, ![0x09, 0x0A, 0x0C, 0x20, 0x3C, 0x26, 0x23, 0x3B].contains(s[j]) {
+                j += 1
+            }
+            guard j > i + 1 else {
+                out.append(s[i])
+                i += 1
+                continue
+            }
             let name = Array(s[(i + 1)..<j])
             let hasSemicolon = j < s.count && s[j] == 0x3B
             let end = j + (hasSemicolon ? 1 : 0)
@@ -229,7 +251,8 @@ enum OpenAICLIPText {
     /// A numeric character reference as Python resolves it.
     private static func numericReference(_ digits: String, hex: Bool) -> [UInt32] {
         let significant = digits.drop { $0 == "0" }
-        guard significant.count <= (hex ? 6 : 8), let n = UInt64(significant.isEmpty ? "0" : String(significant), radix: hex ? 16 : 10)
+        guard significant.count <= (hex ? 6 : 8),
+            let n = UInt64(significant.isEmpty ? "0" : String(significant), radix: hex ? 16 : 10)
         else { return [0xFFFD] }
         if n == 0 { return [0xFFFD] }
         if n == 0x0D { return [0x0D] }
@@ -315,7 +338,10 @@ enum OpenAICLIPText {
                 out.append((0x41...0x5A).contains(v) ? v | 0x20 : v)
                 continue
             }
-            guard let scalar = Unicode.Scalar(v) else { out.append(v); continue }
+            guard let scalar = Unicode.Scalar(v) else {
+                out.append(v)
+                continue
+            }
             if v == 0x03A3 {
                 out.append(isFinalSigma(s, i) ? 0x03C2 : 0x03C3)
                 continue

@@ -4,8 +4,11 @@
 
 /// How a Split pre-tokenizer treats the matches of its pattern (`SplitDelimiterBehavior`).
 enum SplitBehavior: String, Sendable {
-    case removed = "Removed", isolated = "Isolated", mergedWithPrevious = "MergedWithPrevious"
-    case mergedWithNext = "MergedWithNext", contiguous = "Contiguous"
+    case removed = "Removed"
+    case isolated = "Isolated"
+    case mergedWithPrevious = "MergedWithPrevious"
+    case mergedWithNext = "MergedWithNext"
+    case contiguous = "Contiguous"
 }
 
 /// When Metaspace puts its replacement character in front of a piece.
@@ -48,15 +51,18 @@ struct PreTokenizer: Sendable {
         case "Sequence":
             for p in json["pretokenizers"]?.array ?? [] { try append(p, path: path) }
         case "ByteLevel":
-            steps.append(.byteLevel(
-                addPrefixSpace: json["add_prefix_space"]?.bool ?? true, useRegex: json["use_regex"]?.bool ?? true))
+            steps.append(
+                .byteLevel(
+                    addPrefixSpace: json["add_prefix_space"]?.bool ?? true, useRegex: json["use_regex"]?.bool ?? true))
         case "Split":
             let behaviorName = json["behavior"]?.string ?? "Removed"
             guard let behavior = SplitBehavior(rawValue: behaviorName) else {
                 throw .unsupported(path: path, feature: "the Split behavior \"\(behaviorName)\"")
             }
-            steps.append(.split(
-                try TextPattern.parse(json["pattern"], path: path), behavior, invert: json["invert"]?.bool ?? false))
+            steps.append(
+                .split(
+                    try TextPattern.parse(json["pattern"], path: path), behavior, invert: json["invert"]?.bool ?? false)
+            )
         case "Metaspace":
             let replacement = json["replacement"]?.string ?? "▁"
             let scheme: PrependScheme
@@ -68,8 +74,9 @@ struct PreTokenizer: Sendable {
             } else {
                 scheme = (json["add_prefix_space"]?.bool ?? true) ? .always : .never
             }
-            steps.append(.metaspace(
-                replacement: Array(replacement.utf8), prependScheme: scheme, split: json["split"]?.bool ?? true))
+            steps.append(
+                .metaspace(
+                    replacement: Array(replacement.utf8), prependScheme: scheme, split: json["split"]?.bool ?? true))
         default:
             throw .unsupported(path: path, feature: "the pre-tokenizer \"\(type)\"")
         }

@@ -10,37 +10,59 @@ enum DecodeFixUp: Sendable {
 
 /// A BPE tokenizer built from tokenizer.json or vocab.json + merges.txt.
 public struct PreTrainedTokenizer: Tokenizer {
-    let normalizer: Normalizer
-    let preTokenizer: PreTokenizer
+    /// The stages, immutable and shared by copies (a copy of the tokenizer is one reference).
+    final class Pipeline: Sendable {
+        let normalizer: Normalizer
+        let preTokenizer: PreTokenizer
+        let model: BytePairEncoding
+        let postProcessor: PostProcessor
+        let decoder: Decoder
+        let addedVocabulary: AddedVocabulary
+        let decodeFixUp: DecodeFixUp?
+        let specialContents: Set<TokenBytes>
+        let specialTokens: SpecialTokens
+        let configuration: TokenizerConfiguration
+        let vocabularySize: Int
+
+        init(
+            normalizer: Normalizer, preTokenizer: PreTokenizer, model: BytePairEncoding, postProcessor: PostProcessor,
+            decoder: Decoder, addedVocabulary: AddedVocabulary, decodeFixUp: DecodeFixUp?,
+            specialContents: Set<TokenBytes>, specialTokens: SpecialTokens, configuration: TokenizerConfiguration,
+            vocabularySize: Int
+        ) {
+            self.normalizer = normalizer
+            self.preTokenizer = preTokenizer
+            self.model = model
+            self.postProcessor = postProcessor
+            self.decoder = decoder
+            self.addedVocabulary = addedVocabulary
+            self.decodeFixUp = decodeFixUp
+            self.specialContents = specialContents
+            self.specialTokens = specialTokens
+            self.configuration = configuration
+            self.vocabularySize = vocabularySize
+        }
+    }
+
+    let pipeline: Pipeline
+
     /// The BPE model.
-    public let model: BytePairEncoding
-    let postProcessor: PostProcessor
-    let decoder: Decoder
-    let addedVocabulary: AddedVocabulary
-    let decodeFixUp: DecodeFixUp?
-    private let specialContents: Set<TokenBytes>
-    public let specialTokens: SpecialTokens
+    public var model: BytePairEncoding { pipeline.model }
+    public var specialTokens: SpecialTokens { pipeline.specialTokens }
     /// The tokenizer_config.json it was loaded with (empty when there was none).
-    public let configuration: TokenizerConfiguration
-    public let vocabularySize: Int
+    public var configuration: TokenizerConfiguration { pipeline.configuration }
+    public var vocabularySize: Int { pipeline.vocabularySize }
+    var decodeFixUp: DecodeFixUp? { pipeline.decodeFixUp }
 
     init(
         normalizer: Normalizer, preTokenizer: PreTokenizer, model: BytePairEncoding, postProcessor: PostProcessor,
         decoder: Decoder, addedTokens: [AddedToken], configuration: TokenizerConfiguration, decodeFixUp: DecodeFixUp?
     ) {
-        self.normalizer = normalizer
-        self.preTokenizer = preTokenizer
-        self.model = model
-        self.decoder = decoder
-        self.decodeFixUp = decodeFixUp
-        self.configuration = configuration
         let added = AddedVocabulary(addedTokens, normalizer: normalizer)
-        addedVocabulary = added
-        specialContents = Set(added.tokens.filter(\.special).map { TokenBytes($0.content) })
+        let specialContents = Set(added.tokens.filter(\.special).map { TokenBytes($0.content) })
 
         var strings = Set(model.vocabulary.entries.keys)
         for t in added.tokens { strings.insert(TokenBytes(t.content)) }
-        vocabularySize = strings.count
 
         func id(_ spec: TokenizerConfiguration.AddedTokenSpec?) -> Int? {
             guard let spec else { return nil }
@@ -53,7 +75,7 @@ public struct PreTrainedTokenizer: Tokenizer {
         if configuration.eosToken == nil, postProcessor.suffix.count == 1 { eos = postProcessor.suffix[0] }
         if eos == nil, configuration.eosToken == nil, let e = added.id(TokenBytes("<|endoftext|>")) { eos = e }
         let unk = id(configuration.unkToken) ?? model.unknownID.map(Int.init)
-        specialTokens = SpecialTokens(
+        let specialTokens = SpecialTokens(
             bos: bos, eos: eos, pad: id(configuration.padToken), unk: unk, all: added.specialIDs)
 
         // transformers rebuilds the post-processor from add_bos_token / add_eos_token when the config states
@@ -62,51 +84,62 @@ public struct PreTrainedTokenizer: Tokenizer {
         if !configuration.isCLIP, configuration.addBOSToken != nil || configuration.addEOSToken != nil {
             let addBOS = configuration.addBOSToken ?? false
             let addEOS = configuration.addEOSToken ?? false
-            processor = PostProcessor(prefix: addBOS ? bos.map { [$0] } ?? [] : [], suffix: addEOS ? eos.map { [$0] } ?? [] : [])
+            processor = PostProcessor(
+                prefix: addBOS ? bos.map { [$0] } ?? [] : [], suffix: addEOS ? eos.map { [$0] } ?? [] : [])
         }
-        self.postProcessor = processor
+        pipeline = Pipeline(
+            normalizer: normalizer, preTokenizer: preTokenizer, model: model, postProcessor: processor,
+            decoder: decoder, addedVocabulary: added, decodeFixUp: decodeFixUp, specialContents: specialContents,
+            specialTokens: specialTokens, configuration: configuration, vocabularySize: strings.count)
     }
 
     // MARK: Encoding
 
     public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
+        let p = pipeline
         var ids: [Int] = []
         ids.reserveCapacity(text.utf8.count / 3 + 4)
-        var cache = model.cache.borrow()
-        var bytes = text
-        bytes.withUTF8 { p in
-            for segment in addedVocabulary.split(p, normalized: false) {
+        var cache = p.model.cache.borrow()
+        var text = text
+        text.withUTF8 { bytes in
+            for segment in p.addedVocabulary.split(bytes, normalized: false) {
                 switch segment {
                 case .token(let id):
                     ids.append(id)
                 case .text(let r):
-                    let piece = UnsafeBufferPointer(rebasing: p[r])
-                    if normalizer.isIdentity {
-                        encodeNormalized(piece, startsText: r.lowerBound == 0, into: &ids, cache: &cache)
+                    let piece = UnsafeBufferPointer(rebasing: bytes[r])
+                    if p.normalizer.isIdentity {
+                        Self.encodeNormalized(p, piece, startsText: r.lowerBound == 0, into: &ids, cache: &cache)
                     } else {
-                        normalizer(Array(piece)).withUnsafeBufferPointer {
-                            encodeNormalized($0, startsText: r.lowerBound == 0, into: &ids, cache: &cache)
+                        p.normalizer(Array(piece)).withUnsafeBufferPointer {
+                            Self.encodeNormalized(p, $0, startsText: r.lowerBound == 0, into: &ids, cache: &cache)
                         }
                     }
                 }
             }
         }
-        model.cache.giveBack(cache)
-        return addSpecialTokens ? postProcessor.apply(ids) : ids
+        p.model.cache.giveBack(cache)
+        return addSpecialTokens ? p.postProcessor.apply(ids) : ids
     }
 
-    private func encodeNormalized(
-        _ p: UnsafeBufferPointer<UInt8>, startsText: Bool, into ids: inout [Int], cache: inout WordCache
+    private static func encodeNormalized(
+        _ p: Pipeline, _ text: UnsafeBufferPointer<UInt8>, startsText: Bool, into ids: inout [Int],
+        cache: inout WordCache
     ) {
-        guard addedVocabulary.hasNormalizedTokens else {
-            return preTokenizer.forEachWord(p, startsText: startsText) { model.tokenize($0, into: &ids, cache: &cache) }
+        let model = p.model
+        guard p.addedVocabulary.hasNormalizedTokens else {
+            return p.preTokenizer.forEachWord(text, startsText: startsText) {
+                model.tokenize($0, into: &ids, cache: &cache)
+            }
         }
-        for segment in addedVocabulary.split(p, normalized: true) {
+        for segment in p.addedVocabulary.split(text, normalized: true) {
             switch segment {
             case .token(let id):
                 ids.append(id)
             case .text(let r):
-                preTokenizer.forEachWord(UnsafeBufferPointer(rebasing: p[r]), startsText: startsText && r.lowerBound == 0) {
+                p.preTokenizer.forEachWord(
+                    UnsafeBufferPointer(rebasing: text[r]), startsText: startsText && r.lowerBound == 0
+                ) {
                     model.tokenize($0, into: &ids, cache: &cache)
                 }
             }
@@ -116,15 +149,16 @@ public struct PreTrainedTokenizer: Tokenizer {
     // MARK: Decoding
 
     public func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
+        let p = pipeline
         var tokens: [[UInt8]] = []
         tokens.reserveCapacity(ids.count)
         for id in ids {
-            guard let token = addedVocabulary.decoded(id) ?? model.vocabulary.token(id)?.bytes else { continue }
-            if skipSpecialTokens, !specialContents.isEmpty, specialContents.contains(TokenBytes(token)) { continue }
+            guard let token = p.addedVocabulary.decoded(id) ?? p.model.vocabulary.token(id)?.bytes else { continue }
+            if skipSpecialTokens, !p.specialContents.isEmpty, p.specialContents.contains(TokenBytes(token)) { continue }
             tokens.append(token)
         }
-        let text = decoder(tokens)
-        switch decodeFixUp {
+        let text = p.decoder(tokens)
+        switch p.decodeFixUp {
         case nil:
             return text
         case .clipSuffix(let suffix):
@@ -137,16 +171,16 @@ public struct PreTrainedTokenizer: Tokenizer {
 
     public func tokenID(_ token: String) -> Int? {
         let bytes = TokenBytes(token)
-        return addedVocabulary.id(bytes) ?? model.vocabulary.id(bytes)
+        return pipeline.addedVocabulary.id(bytes) ?? pipeline.model.vocabulary.id(bytes)
     }
 
     public func token(_ id: Int) -> String? {
-        if let t = addedVocabulary.tokens.first(where: { $0.id == id }) { return t.content }
-        return model.vocabulary.token(id)?.text
+        if let t = pipeline.addedVocabulary.tokens.first(where: { $0.id == id }) { return t.content }
+        return pipeline.model.vocabulary.token(id)?.text
     }
 
     /// The added tokens (from tokenizer.json `added_tokens` or tokenizer_config.json).
-    public var addedTokens: [AddedToken] { addedVocabulary.tokens }
+    public var addedTokens: [AddedToken] { pipeline.addedVocabulary.tokens }
 }
 
 /// Python's `str.strip()`.

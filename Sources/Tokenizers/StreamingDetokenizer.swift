@@ -70,7 +70,8 @@ public struct StreamingDetokenizer: Sendable {
     private mutating func chooseContext() {
         var k = 1
         while k <= min(64, emittedIDs.count) {
-            let candidate = Array(tokenizer.decode(Array(emittedIDs.suffix(k)), skipSpecialTokens: skipSpecialTokens).utf8)
+            let candidate = Array(
+                tokenizer.decode(Array(emittedIDs.suffix(k)), skipSpecialTokens: skipSpecialTokens).utf8)
             if Self.hasNonSpace(candidate), emitted.count >= candidate.count,
                 emitted.suffix(candidate.count).elementsEqual(candidate)
             {
@@ -89,6 +90,7 @@ public struct StreamingDetokenizer: Sendable {
     }
 
     private static func endsWithReplacement(_ bytes: [UInt8]) -> Bool {
-        bytes.count >= 3 && bytes[bytes.count - 3] == 0xEF && bytes[bytes.count - 2] == 0xBF && bytes[bytes.count - 1] == 0xBD
+        bytes.count >= 3 && bytes[bytes.count - 3] == 0xEF && bytes[bytes.count - 2] == 0xBF
+            && bytes[bytes.count - 1] == 0xBD
     }
 }

@@ -50,7 +50,10 @@ enum TextPattern: Sendable {
             var i = 0
             while i < p.count {
                 let (v, n) = decodeScalar(p, at: i)
-                guard isUnicodeWhitespace(v) else { i += n; continue }
+                guard isUnicodeWhitespace(v) else {
+                    i += n
+                    continue
+                }
                 var k = i + n
                 while k < p.count {
                     let (w, m) = decodeScalar(p, at: k)

@@ -13,6 +13,7 @@ public struct SpecialTokens: Sendable, Equatable {
     /// Every id marked special (skipped by `decode(_:skipSpecialTokens: true)`).
     public var all: Set<Int>
 
+    /// Special token ids, each optional.
     public init(bos: Int? = nil, eos: Int? = nil, pad: Int? = nil, unk: Int? = nil, all: Set<Int> = []) {
         self.bos = bos
         self.eos = eos

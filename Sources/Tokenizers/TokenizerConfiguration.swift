@@ -6,10 +6,15 @@ import Foundation
 public struct TokenizerConfiguration: Sendable {
     /// `tokenizer_class`, e.g. "LlamaTokenizer", "CLIPTokenizer", "GPT2Tokenizer".
     public var tokenizerClass: String?
+    /// `bos_token`.
     public var bosToken: AddedTokenSpec?
+    /// `eos_token`.
     public var eosToken: AddedTokenSpec?
+    /// `pad_token`.
     public var padToken: AddedTokenSpec?
+    /// `unk_token`.
     public var unkToken: AddedTokenSpec?
+    /// `additional_special_tokens`.
     public var additionalSpecialTokens: [AddedTokenSpec] = []
     /// `add_bos_token`; nil when the file does not say (then the tokenizer.json post-processor decides).
     public var addBOSToken: Bool?
@@ -29,12 +34,18 @@ public struct TokenizerConfiguration: Sendable {
 
     /// A special token as tokenizer_config.json writes it: a string or an AddedToken object.
     public struct AddedTokenSpec: Sendable, Equatable {
+        /// The token's text.
         public var content: String
+        /// Whitespace before the token belongs to it.
         public var lstrip = false
+        /// Whitespace after the token belongs to it.
         public var rstrip = false
+        /// Matches only where no word character touches it.
         public var singleWord = false
+        /// Matched in the normalized text.
         public var normalized = false
 
+        /// A token given by its text alone.
         public init(_ content: String) { self.content = content }
 
         init?(json: JSONValue?) {
@@ -52,6 +63,7 @@ public struct TokenizerConfiguration: Sendable {
         }
     }
 
+    /// An empty configuration (no tokenizer_config.json).
     public init() {}
 
     /// Reads tokenizer_config.json.
@@ -62,7 +74,9 @@ public struct TokenizerConfiguration: Sendable {
         eosToken = AddedTokenSpec(json: json["eos_token"])
         padToken = AddedTokenSpec(json: json["pad_token"])
         unkToken = AddedTokenSpec(json: json["unk_token"])
-        additionalSpecialTokens = (json["additional_special_tokens"]?.array ?? []).compactMap { AddedTokenSpec(json: $0) }
+        additionalSpecialTokens = (json["additional_special_tokens"]?.array ?? []).compactMap {
+            AddedTokenSpec(json: $0)
+        }
         addBOSToken = json["add_bos_token"]?.bool
         addEOSToken = json["add_eos_token"]?.bool
         addPrefixSpace = json["add_prefix_space"]?.bool
@@ -71,12 +85,14 @@ public struct TokenizerConfiguration: Sendable {
         modelMaxLength = json["model_max_length"]?.int
         for (key, value) in json["added_tokens_decoder"]?.members ?? [] {
             guard let id = Int(key), let content = value["content"]?.string else {
-                throw .invalidFile(path: path, reason: "added_tokens_decoder entry \(key) needs an integer id and content")
+                throw .invalidFile(
+                    path: path, reason: "added_tokens_decoder entry \(key) needs an integer id and content")
             }
-            addedTokens.append(AddedToken(
-                content: content, id: id, special: value["special"]?.bool ?? false,
-                lstrip: value["lstrip"]?.bool ?? false, rstrip: value["rstrip"]?.bool ?? false,
-                singleWord: value["single_word"]?.bool ?? false, normalized: value["normalized"]?.bool))
+            addedTokens.append(
+                AddedToken(
+                    content: content, id: id, special: value["special"]?.bool ?? false,
+                    lstrip: value["lstrip"]?.bool ?? false, rstrip: value["rstrip"]?.bool ?? false,
+                    singleWord: value["single_word"]?.bool ?? false, normalized: value["normalized"]?.bool))
         }
         addedTokens.sort { $0.id < $1.id }
     }

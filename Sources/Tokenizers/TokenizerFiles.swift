@@ -3,7 +3,9 @@
 
 extension PreTrainedTokenizer {
     /// Loads a tokenizer.json, with the settings of a tokenizer_config.json when given.
-    public init(tokenizerJSON path: String, configuration: TokenizerConfiguration = TokenizerConfiguration())
+    public init(
+        tokenizerJSON path: String, configuration: TokenizerConfiguration = TokenizerConfiguration()
+    )
         throws(TokenizerError)
     {
         let json = try readJSON(path)
@@ -11,7 +13,9 @@ extension PreTrainedTokenizer {
             throw .invalidFile(path: path, reason: "there is no \"model\" object")
         }
         let type = modelJSON["type"]?.string ?? (modelJSON["merges"] != nil ? "BPE" : "unknown")
-        guard type == "BPE" else { throw .unsupported(path: path, feature: "the \(type) model (only BPE is implemented)") }
+        guard type == "BPE" else {
+            throw .unsupported(path: path, feature: "the \(type) model (only BPE is implemented)")
+        }
         if let dropout = modelJSON["dropout"], case .number(let p) = dropout, p > 0 {
             throw .unsupported(path: path, feature: "BPE dropout (random segmentation)")
         }
@@ -53,10 +57,11 @@ extension PreTrainedTokenizer {
             guard let id = entry["id"]?.int, let content = entry["content"]?.string else {
                 throw .invalidFile(path: path, reason: "every added token needs an integer id and a content")
             }
-            addedTokens.append(AddedToken(
-                content: content, id: id, special: entry["special"]?.bool ?? false,
-                lstrip: entry["lstrip"]?.bool ?? false, rstrip: entry["rstrip"]?.bool ?? false,
-                singleWord: entry["single_word"]?.bool ?? false, normalized: entry["normalized"]?.bool ?? true))
+            addedTokens.append(
+                AddedToken(
+                    content: content, id: id, special: entry["special"]?.bool ?? false,
+                    lstrip: entry["lstrip"]?.bool ?? false, rstrip: entry["rstrip"]?.bool ?? false,
+                    singleWord: entry["single_word"]?.bool ?? false, normalized: entry["normalized"]?.bool ?? true))
         }
 
         // CLIPTokenizer turns `</w>` into spaces after the ByteLevel decoder (a BPEDecoder does it itself).
@@ -84,8 +89,10 @@ extension PreTrainedTokenizer {
         let vocabulary = try Self.vocabulary(members, path: vocabPath)
         let merges = try Self.readMerges(mergesPath)
         let suffix = Array("</w>".utf8)
-        let isCLIP = configuration.isCLIP
-            || (configuration.tokenizerClass == nil && vocabulary.entries.keys.contains { $0.bytes.count > 4 && $0.bytes.suffix(4).elementsEqual(suffix) })
+        let isCLIP =
+            configuration.isCLIP
+            || (configuration.tokenizerClass == nil
+                && vocabulary.entries.keys.contains { $0.bytes.count > 4 && $0.bytes.suffix(4).elementsEqual(suffix) })
         var config = configuration
         var options = BytePairEncoding.Options()
         let normalizer: Normalizer
@@ -110,7 +117,9 @@ extension PreTrainedTokenizer {
             config.eosToken = config.eosToken ?? .init("<|endoftext|>")
             config.unkToken = config.unkToken ?? .init("<|endoftext|>")
             normalizer = Normalizer(steps: [])
-            preTokenizer = PreTokenizer(steps: [.byteLevel(addPrefixSpace: config.addPrefixSpace ?? false, useRegex: true)])
+            preTokenizer = PreTokenizer(steps: [
+                .byteLevel(addPrefixSpace: config.addPrefixSpace ?? false, useRegex: true)
+            ])
             fixUp = nil
         }
         let model = try BytePairEncoding(
@@ -124,7 +133,8 @@ extension PreTrainedTokenizer {
         let postProcessor: PostProcessor
         if isCLIP {
             postProcessor = PostProcessor(
-                prefix: tokenID(config.bosToken).map { [$0] } ?? [], suffix: tokenID(config.eosToken).map { [$0] } ?? [])
+                prefix: tokenID(config.bosToken).map { [$0] } ?? [], suffix: tokenID(config.eosToken).map { [$0] } ?? []
+            )
         } else {
             // No post-processor in the files: transformers builds one from add_bos_token / add_eos_token.
             config.addBOSToken = config.addBOSToken ?? false
@@ -146,21 +156,26 @@ extension PreTrainedTokenizer {
             if let maxAdded, maxAdded >= vocabulary.count || vocabulary.count == 0 { return maxAdded + 1 }
             return vocabulary.count
         }
-        for t in configuration.addedTokens where !tokens.contains(where: { $0.content.utf8.elementsEqual(t.content.utf8) }) {
+        for t in configuration.addedTokens
+        where !tokens.contains(where: { $0.content.utf8.elementsEqual(t.content.utf8) }) {
             tokens.append(t)
         }
-        let named = [configuration.bosToken, configuration.eosToken, configuration.unkToken, configuration.padToken]
+        let named =
+            [configuration.bosToken, configuration.eosToken, configuration.unkToken, configuration.padToken]
             .compactMap { $0 } + configuration.additionalSpecialTokens
         for spec in named where !tokens.contains(where: { $0.content.utf8.elementsEqual(spec.content.utf8) }) {
             let id = vocabulary.id(spec.content) ?? nextID()
-            tokens.append(AddedToken(
-                content: spec.content, id: id, special: true, lstrip: spec.lstrip, rstrip: spec.rstrip,
-                singleWord: spec.singleWord, normalized: spec.normalized))
+            tokens.append(
+                AddedToken(
+                    content: spec.content, id: id, special: true, lstrip: spec.lstrip, rstrip: spec.rstrip,
+                    singleWord: spec.singleWord, normalized: spec.normalized))
         }
         return tokens
     }
 
-    static func vocabulary(_ members: [(key: String, value: JSONValue)], path: String) throws(TokenizerError) -> Vocabulary {
+    static func vocabulary(
+        _ members: [(key: String, value: JSONValue)], path: String
+    ) throws(TokenizerError) -> Vocabulary {
         var entries: [(TokenBytes, Int)] = []
         entries.reserveCapacity(members.count)
         for (token, value) in members {

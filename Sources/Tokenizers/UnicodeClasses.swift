@@ -7,7 +7,10 @@
 
 /// The class of one scalar as the GPT-2 and CLIP pre-tokenizer patterns see it.
 enum CharacterClass: UInt8 {
-    case other = 0, letter = 1, number = 2, whitespace = 3
+    case other = 0
+    case letter = 1
+    case number = 2
+    case whitespace = 3
 }
 
 /// The Unicode version a pattern engine classifies characters by.
@@ -53,7 +56,6 @@ struct CharacterClassifier: Sendable {
         if v < 0x10000 { return CharacterClass(rawValue: bmp[Int(v)])! }
         return Self.computeClass(v, maximumAge: maximumAge)
     }
-
 
     static func computeClass(_ v: UInt32, maximumAge: (major: Int, minor: Int)) -> CharacterClass {
         guard let scalar = Unicode.Scalar(v) else { return .other }

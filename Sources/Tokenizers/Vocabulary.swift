@@ -4,10 +4,14 @@
 
 /// The UTF-8 bytes of one token, hashed and compared byte for byte.
 public struct TokenBytes: Hashable, Sendable, Comparable {
+    /// The UTF-8 bytes.
     public var bytes: [UInt8]
 
+    /// The token with these bytes.
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    /// The token with the UTF-8 of `text`.
     public init(_ text: String) { self.bytes = Array(text.utf8) }
+    /// The token with a copy of these bytes.
     public init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = Array(bytes) }
 
     public func hash(into hasher: inout Hasher) {
@@ -52,7 +56,6 @@ public struct Vocabulary: Sendable {
     /// The id of a token given as text (compared byte for byte).
     public func id(_ token: String) -> Int? { id(TokenBytes(token)) }
 
-
     func lookup(_ token: TokenBytes) -> Int32? { ids[token] }
 
     /// The bytes of the token with this id.
@@ -61,5 +64,5 @@ public struct Vocabulary: Sendable {
     }
 
     /// Every (token, id) pair, in no particular order.
-    public var entries: Dictionary<TokenBytes, Int32> { ids }
+    public var entries: [TokenBytes: Int32] { ids }
 }

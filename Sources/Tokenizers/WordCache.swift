@@ -43,9 +43,11 @@ struct WordCache {
             if hashes[e] == h {
                 let start = Int(keyStarts[e])
                 let length = Int(keyStarts[e + 1]) - start
-                if length == word.count && keyBytes.withUnsafeBufferPointer({ k in
-                    (0..<length).allSatisfy { k[start + $0] == word[$0] }
-                }) {
+                if length == word.count
+                    && keyBytes.withUnsafeBufferPointer({ k in
+                        (0..<length).allSatisfy { k[start + $0] == word[$0] }
+                    })
+                {
                     for i in Int(valueStarts[e])..<Int(valueStarts[e + 1]) { out.append(Int(values[i])) }
                     return true
                 }

@@ -84,7 +84,10 @@ final class CLIPTokenizerTests: XCTestCase {
         let content = tokenizer.encode("a photo of a cat", addSpecialTokens: true)
         XCTAssertEqual(Array(short.prefix(content.count)), content)
         XCTAssertTrue(short.dropFirst(content.count).allSatisfy { $0 == 0 })
-        XCTAssertTrue(try tokenizer.encode("a photo of a cat", contextLength: 77).dropFirst(content.count).allSatisfy { $0 == 49407 })
+        XCTAssertTrue(
+            try tokenizer.encode("a photo of a cat", contextLength: 77).dropFirst(content.count).allSatisfy {
+                $0 == 49407
+            })
         XCTAssertThrowsError(try tokenizer.encode("x", contextLength: 1))
     }
 

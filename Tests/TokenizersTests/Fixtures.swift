@@ -60,8 +60,10 @@ struct Expected {
 
 /// Visible form of a string for failure messages.
 func visible(_ s: String) -> String {
-    let escaped = s.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
-        .joined()
+    let escaped = s.unicodeScalars.map {
+        $0.isASCII && $0.value >= 0x20 ? String($0) : "\\u{\(String($0.value, radix: 16))}"
+    }
+    .joined()
     return escaped.count > 120 ? String(escaped.prefix(120)) + "…" : escaped
 }
 
@@ -93,16 +95,22 @@ func assertParity(
         }
         let skipped = tokenizer.decode(want.ids, skipSpecialTokens: true)
         if !sameBytes(skipped, want.textSkip) {
-            failures.append("#\(i) \"\(visible(text))\": decode (skip special) \"\(visible(skipped))\" ≠ \"\(visible(want.textSkip))\"")
+            let got = visible(skipped)
+            let expectedText = visible(want.textSkip)
+            failures.append("#\(i) \"\(visible(text))\": decode (skip special) \"\(got)\" ≠ \"\(expectedText)\"")
         }
     }
     for f in failures.prefix(12) { XCTFail("\(expected.name): \(f)", file: file, line: line) }
-    XCTAssertTrue(failures.isEmpty, "\(expected.name): \(failures.count) mismatches over \(checked) strings", file: file, line: line)
+    XCTAssertTrue(
+        failures.isEmpty, "\(expected.name): \(failures.count) mismatches over \(checked) strings", file: file,
+        line: line)
     return checked
 }
 
 /// Checks the decode of single ids (every `tokenDecodeStep`-th id).
-func assertTokenDecodes(_ tokenizer: any Tokenizer, _ expected: Expected, file: StaticString = #filePath, line: UInt = #line) {
+func assertTokenDecodes(
+    _ tokenizer: any Tokenizer, _ expected: Expected, file: StaticString = #filePath, line: UInt = #line
+) {
     var failures: [String] = []
     for (k, want) in expected.tokenDecodes.enumerated() {
         let id = k * expected.tokenDecodeStep
@@ -110,5 +118,6 @@ func assertTokenDecodes(_ tokenizer: any Tokenizer, _ expected: Expected, file: 
         if !sameBytes(got, want) { failures.append("id \(id): \"\(visible(got))\" ≠ \"\(visible(want))\"") }
     }
     for f in failures.prefix(8) { XCTFail("\(expected.name): \(f)", file: file, line: line) }
-    XCTAssertTrue(failures.isEmpty, "\(expected.name): \(failures.count) single-id decodes differ", file: file, line: line)
+    XCTAssertTrue(
+        failures.isEmpty, "\(expected.name): \(failures.count) single-id decodes differ", file: file, line: line)
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Tokenizers
 import XCTest
 
@@ -31,6 +32,11 @@ final class GPT2TokenizerTests: XCTestCase {
         assertTokenDecodes(tokenizer, expected)
     }
 
+    func testLlama3LayoutWithRegexFallbackAndIgnoreMergesMatchesReference() throws {
+        let tokenizer = try PreTrainedTokenizer(tokenizerJSON: Fixtures.directory("gpt2-llama3/tokenizer.json"))
+        assertParity(tokenizer, try Expected("gpt2-llama3/expected.json"))
+    }
+
     func testLoaderPicksTokenizerJSONAndReadsSpecialTokens() throws {
         let tokenizer = try loadTokenizer(directory: Fixtures.directory("gpt2"))
         XCTAssertTrue(tokenizer is PreTrainedTokenizer)
@@ -47,5 +53,30 @@ final class GPT2TokenizerTests: XCTestCase {
         for text in ["x 🤗", "🤗", "👩‍👩‍👧‍👦 family", "🇫🇷", "e\u{301}"] {
             XCTAssertTrue(sameBytes(tokenizer.decode(tokenizer.encode(text)), text), visible(text))
         }
+    }
+}
+
+/// One tokenizer shared by threads gives the same ids as used alone (the word cache is lent to one at a time).
+final class TokenizerConcurrencyTests: XCTestCase {
+    func testConcurrentEncodesMatchSerialEncodes() throws {
+        let tokenizer = try loadTokenizer(directory: Fixtures.directory("gpt2"))
+        let corpus = Fixtures.corpus
+        let serial = corpus.map { tokenizer.encode($0) }
+        let results = Results(count: corpus.count)
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for (i, text) in corpus.enumerated() where i % 8 == worker || i % 3 == 0 {
+                results.set(i, tokenizer.encode(text))
+            }
+        }
+        XCTAssertEqual(results.values, serial)
+    }
+
+    /// Per-index results written from several threads. Invariant: every access holds `lock`.
+    final class Results: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: [[Int]]
+        init(count: Int) { stored = Array(repeating: [], count: count) }
+        func set(_ i: Int, _ ids: [Int]) { lock.withLock { stored[i] = ids } }
+        var values: [[Int]] { lock.withLock { stored } }
     }
 }

@@ -19,6 +19,11 @@ final class LlamaTokenizerTests: XCTestCase {
         assertTokenDecodes(tokenizer, expected)
     }
 
+    func testSplittingMetaspaceLayoutMatchesReference() throws {
+        let tokenizer = try PreTrainedTokenizer(tokenizerJSON: Fixtures.directory("llama-split/tokenizer.json"))
+        assertParity(tokenizer, try Expected("llama-split/expected.json"))
+    }
+
     func testSpecialTokensComeFromTheConfiguration() throws {
         let tokenizer = try loadTokenizer(directory: Fixtures.directory("llama"))
         XCTAssertEqual(tokenizer.specialTokens.bos, 1)
@@ -40,7 +45,8 @@ final class LlamaTokenizerTests: XCTestCase {
         XCTAssertEqual(ids.first, 1)
         XCTAssertEqual(ids.last, 2)
         configuration.addBOSToken = false
-        let noBOS = try PreTrainedTokenizer(tokenizerJSON: Fixtures.directory("llama/tokenizer.json"), configuration: configuration)
+        let noBOS = try PreTrainedTokenizer(
+            tokenizerJSON: Fixtures.directory("llama/tokenizer.json"), configuration: configuration)
         XCTAssertEqual(noBOS.encode("the red square"), Array(ids.dropFirst()))
     }
 

@@ -3,7 +3,9 @@ import XCTest
 
 /// Ids one at a time → text: equal to the full decode at every prefix, never half a character.
 final class StreamingDetokenizerTests: XCTestCase {
-    static let directories = ["gpt2", "gpt2-variant", "clip", "clip-openai", "llama", "llama-legacy"]
+    static let directories = [
+        "gpt2", "gpt2-variant", "gpt2-llama3", "clip", "clip-openai", "llama", "llama-legacy", "llama-split",
+    ]
 
     /// At every prefix the emitted text is the start of the final text (nothing emitted is ever taken back,
     /// so no U+FFFD appears that the full decode does not have), and equals the prefix's own decode whenever
@@ -23,7 +25,8 @@ final class StreamingDetokenizerTests: XCTestCase {
                         emitted += Array(stream.append(ids[k]).utf8)
                         var show: String { visible(String(decoding: emitted, as: UTF8.self)) }
                         if !final.starts(with: emitted) {
-                            failures.append("\(visible(text)) after \(k + 1) ids: \"\(show)\" is not how the text starts")
+                            failures.append(
+                                "\(visible(text)) after \(k + 1) ids: \"\(show)\" is not how the text starts")
                             break
                         }
                         guard ids.count <= 256 else { continue }  // the check below is quadratic
@@ -31,14 +34,16 @@ final class StreamingDetokenizerTests: XCTestCase {
                         if !prefix.hasSuffix("\u{FFFD}") {
                             boundaries += 1
                             if !prefix.utf8.elementsEqual(emitted) {
-                                failures.append("\(visible(text)) after \(k + 1) ids: \"\(show)\" ≠ \"\(visible(prefix))\"")
+                                failures.append(
+                                    "\(visible(text)) after \(k + 1) ids: \"\(show)\" ≠ \"\(visible(prefix))\"")
                                 break
                             }
                         }
                     }
                     emitted += Array(stream.finish().utf8)
                     if emitted != final {
-                        failures.append("\(visible(text)): stream \"\(visible(String(decoding: emitted, as: UTF8.self)))\" ≠ decode")
+                        let got = visible(String(decoding: emitted, as: UTF8.self))
+                        failures.append("\(visible(text)): stream \"\(got)\" ≠ decode")
                     }
                 }
             }

@@ -19,14 +19,19 @@ final class TokenizerFilesTests: XCTestCase {
         try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
     }
 
-    private func tokenizerJSON(vocab: String, merges: String, model: String = #""type": "BPE""#, extra: String = "") -> String {
+    private func tokenizerJSON(
+        vocab: String, merges: String, model: String = #""type": "BPE""#, extra: String = ""
+    ) -> String {
         """
         {"version": "1.0", "added_tokens": [], "normalizer": null, "pre_tokenizer": null, "post_processor": null,
          "decoder": null, \(extra) "model": {\(model), "vocab": \(vocab), "merges": \(merges)}}
         """
     }
 
-    private func assertError(_ expected: (TokenizerError) -> Bool, _ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertError(
+        _ expected: (TokenizerError) -> Bool, _ body: () throws -> Void, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         do {
             try body()
             XCTFail("no error", file: file, line: line)
@@ -39,17 +44,28 @@ final class TokenizerFilesTests: XCTestCase {
     }
 
     func testMissingDirectoryAndMissingFilesAreReported() throws {
-        assertError({ if case .missingFiles = $0 { true } else { false } }) { _ = try loadTokenizer(directory: directory + "/nope") }
-        assertError({ if case .missingFiles = $0 { true } else { false } }) { _ = try loadTokenizer(directory: directory) }
-        try write("tokenizer.model", "binary")
-        assertError({ e in if case .missingFiles(_, let reason) = e { reason.contains("tokenizer.json") } else { false } }) {
+        assertError({ if case .missingFiles = $0 { true } else { false } }) {
+            _ = try loadTokenizer(directory: directory + "/nope")
+        }
+        assertError({ if case .missingFiles = $0 { true } else { false } }) {
             _ = try loadTokenizer(directory: directory)
         }
+        try write("tokenizer.model", "binary")
+        assertError({ e in if case .missingFiles(_, let reason) = e { reason.contains("tokenizer.json") } else { false }
+            }) {
+                _ = try loadTokenizer(directory: directory)
+            }
     }
 
     func testInvalidJSONNamesTheFileAndTheOffset() throws {
         try write("tokenizer.json", #"{"model": {"type": "BPE", "vocab": {"a": 0,}}}"#)
-        assertError({ e in if case .invalidJSON(let path, let reason) = e { path.hasSuffix("tokenizer.json") && reason.contains("byte") } else { false } }) {
+        assertError({ e in
+            if case .invalidJSON(let path, let reason) = e {
+                path.hasSuffix("tokenizer.json") && reason.contains("byte")
+            } else {
+                false
+            }
+        }) {
             _ = try loadTokenizer(directory: directory)
         }
     }
@@ -59,14 +75,21 @@ final class TokenizerFilesTests: XCTestCase {
         assertError({ e in if case .unsupported(_, let feature) = e { feature.contains("Unigram") } else { false } }) {
             _ = try loadTokenizer(directory: directory)
         }
-        try write("tokenizer.json", tokenizerJSON(
-            vocab: #"{"a": 0}"#, merges: "[]", extra: #""normalizer": {"type": "BertNormalizer"},"#
-                .replacingOccurrences(of: "\"normalizer\"", with: "\"normalizer\"")))
+        try write(
+            "tokenizer.json",
+            tokenizerJSON(
+                vocab: #"{"a": 0}"#, merges: "[]",
+                extra: #""normalizer": {"type": "BertNormalizer"},"#
+                    .replacingOccurrences(of: "\"normalizer\"", with: "\"normalizer\"")))
         // The later "normalizer" key is ignored by lookups of the first; write a clean file instead.
-        try write("tokenizer.json", """
+        try write(
+            "tokenizer.json",
+            """
             {"normalizer": {"type": "BertNormalizer"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}
             """)
-        assertError({ e in if case .unsupported(_, let feature) = e { feature.contains("BertNormalizer") } else { false } }) {
+        assertError({ e in
+            if case .unsupported(_, let feature) = e { feature.contains("BertNormalizer") } else { false }
+        }) {
             _ = try loadTokenizer(directory: directory)
         }
     }
@@ -85,7 +108,9 @@ final class TokenizerFilesTests: XCTestCase {
     func testMergeLinesNeedExactlyOneSpace() throws {
         try write("vocab.json", #"{"a": 0, "b": 1, "c": 2, "ab": 3}"#)
         try write("merges.txt", "#version: 0.2\na b\na b c\n")
-        assertError({ e in if case .badMergeLine(_, let line, let text) = e { line == 2 && text == "a b c" } else { false } }) {
+        assertError({ e in
+            if case .badMergeLine(_, let line, let text) = e { line == 2 && text == "a b c" } else { false }
+        }) {
             _ = try loadTokenizer(directory: directory)
         }
         try write("merges.txt", "#version: 0.2\na b\r\n")
@@ -95,7 +120,9 @@ final class TokenizerFilesTests: XCTestCase {
     func testVocabularyMustBeAnObject() throws {
         try write("vocab.json", #"["a", "b"]"#)
         try write("merges.txt", "")
-        assertError({ if case .invalidFile = $0 { true } else { false } }) { _ = try loadTokenizer(directory: directory) }
+        assertError({ if case .invalidFile = $0 { true } else { false } }) {
+            _ = try loadTokenizer(directory: directory)
+        }
     }
 
     func testCanonicallyEquivalentTokensKeepTheirOwnIDs() throws {
@@ -113,7 +140,8 @@ final class TokenizerFilesTests: XCTestCase {
     }
 
     func testJSONParserKeepsEscapesAndOrder() throws {
-        let value = try JSONValue.parse(Array(#"{"b": [1, -2.5e1, true, null], "a": "\u00e9\ud83e\udd17\n\"x\""}"#.utf8))
+        let value = try JSONValue.parse(
+            Array(#"{"b": [1, -2.5e1, true, null], "a": "\u00e9\ud83e\udd17\n\"x\""}"#.utf8))
         XCTAssertEqual(value.members?.map(\.key), ["b", "a"])
         XCTAssertEqual(value["a"]?.string, "é🤗\n\"x\"")
         XCTAssertEqual(value["b"]?.array?[1], .number(-25))
