@@ -41,12 +41,14 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "Images", dependencies: ["Tensor", "CZlib", "CTurboJPEG"]),
         .target(name: "ACCM", dependencies: ["Models", "Tensor", "Tokenizers", "Images", "Weights"]),
+        // Accuracy-vs-FLOPs evaluation: dataset, scoring, tables, the PNG plot (written through zlib).
+        .target(name: "Evaluation", dependencies: ["ACCM", "Images", "CZlib"]),
 
         // The command-line front.
         .executableTarget(
             name: "accm",
             dependencies: [
-                "ACCM", "Models", "Images", "Tokenizers", "CZeroMQ", "CBLAS",
+                "ACCM", "Evaluation", "Models", "Images", "Tokenizers", "CZeroMQ", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -57,5 +59,6 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "ACCMTests", dependencies: ["ACCM", "Models", "Weights"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ACCM", "Images"]),
     ]
 )
