@@ -1,0 +1,126 @@
+// `accm eval`: accuracy against FLOPs for every (token budget × pruning method) cell on a test split.
+// The logic lives in the Evaluation target; this is argument parsing, progress and file output.
+
+import ACCM
+import ArgumentParser
+import Evaluation
+import Foundation
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score pruning methods and token budgets on a test split: accuracy, FLOPs, a table and a plot.")
+
+    @OptionGroup var engine: EngineOptions
+
+    @Option(help: "ACCM model directory.")
+    var model: String
+
+    @Option(help: "Data directory holding test.jsonl and its images (e.g. Training/test).")
+    var data: String
+
+    @Option(help: "Comma list of visual-token budgets.")
+    var keep = "64,16,8,4"
+
+    @Option(help: "Comma list of methods: \(EvalMethod.allCases.map(\.rawValue).joined(separator: ",")).")
+    var pruner = EvalMethod.allCases.map(\.rawValue).joined(separator: ",")
+
+    @Option(help: "Evaluate only the first N questions.")
+    var limit: Int?
+
+    @Option(help: "Requests answered together.")
+    var batch = 8
+
+    @Option(help: "Directory for results.csv, results.md and accuracy_vs_flops.png.")
+    var out = "eval-out"
+
+    @Option(help: "Question-guided ranking: most-similar or least-similar.")
+    var ranking: TextGuidedRanking = .mostSimilar
+
+    @Option(help: "How ACCM trims its selection to the budget: score or highest-index.")
+    var cap: CapPolicy = .byScore
+
+    @Option(help: "Most tokens in an answer (answers are one word).")
+    var maxTokens = 4
+
+    @Option(help: "Seed of the random pruner (question i uses seed + i).")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+    }
+
+    func run() throws {
+        engine.apply()
+        let plan: EvalPlan
+        do {
+            plan = EvalPlan(budgets: try parseBudgets(keep), methods: try EvalMethod.parseList(pruner), ranking: ranking,
+                            cap: cap, seed: seed, maxTokens: maxTokens, batchSize: batch)
+        } catch let error as EvaluationError { throw ValidationError(error.description) }
+
+        do {
+            let dataset = try EvalDataset.load(directory: data, limit: limit)
+            for problem in dataset.problems { warn("skipped \(data)/test.jsonl \(problem)") }
+            guard !dataset.items.isEmpty else { throw CommandError("no questions in \(data)/test.jsonl") }
+            let pipeline = try ACCMPipeline.load(directory: model)
+            let evaluator = Evaluator(pipeline: pipeline)
+            let cells = try plan.cells(patchCount: evaluator.patchCount)
+            warn("\(dataset.items.count) questions × \(cells.count) cells (model: \(evaluator.patchCount) patches)")
+
+            let progress = ProgressReporter()
+            let results = try evaluator.run(plan, items: dataset.items, images: ImageCache(directory: data),
+                                            progress: progress.update)
+            progress.finish()
+
+            let table = ResultsFormat.markdown(results)
+            print(table, terminator: "")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try write(ResultsFormat.csv(results), to: out + "/results.csv")
+            try write(ResultsFormat.report(results, title: "accm eval: \(model) on \(data) (\(dataset.items.count) questions)"),
+                      to: out + "/results.md")
+            let png = try AccuracyPlot.render(results).png()
+            try Data(png).write(to: URL(fileURLWithPath: out + "/accuracy_vs_flops.png"))
+            warn("wrote \(out)/results.csv, \(out)/results.md, \(out)/accuracy_vs_flops.png")
+        } catch let error as EvaluationError {
+            throw CommandError(error.description)
+        }
+    }
+
+    private func write(_ text: String, to path: String) throws {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+}
+
+private func warn(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// A redrawn bar when stderr is a terminal; otherwise a line at each 10%.
+private final class ProgressReporter {
+    private let start = ContinuousClock.now
+    private let terminal = isatty(STDERR_FILENO) != 0
+    private var lastDecile = 0
+
+    private var elapsed: Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    func update(done: Int, total: Int) {
+        let line = ProgressText.line(done: done, total: total, elapsed: elapsed)
+        if terminal {
+            FileHandle.standardError.write(Data(("\r" + line).utf8))
+        } else {
+            let decile = total > 0 ? done * 10 / total : 10
+            if decile > lastDecile {
+                lastDecile = decile
+                warn(line)
+            }
+        }
+    }
+
+    func finish() {
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
