@@ -8,20 +8,21 @@ public struct AxisScale: Sendable, Equatable {
     public var logarithmic: Bool
     public var ticks: [Double]
 
-    /// A log10 axis over whole decades covering `minimum...maximum` (both > 0); ticks at each decade,
-    /// plus 2× and 5× when the axis spans at most two decades.
+    /// A log10 axis covering `minimum...maximum` (both > 0). Spanning more than two decades it runs over
+    /// whole decades with a tick at each; otherwise it runs between the nearest 1-2-5 values
+    /// (1, 2, 5 × 10^k) outside the data, with a tick at each 1-2-5 value.
     public static func log(covering minimum: Double, _ maximum: Double) -> AxisScale {
         precondition(minimum > 0 && maximum >= minimum, "a log axis needs positive values")
         let lowExp = Foundation.floor(log10(minimum) + 1e-9), highExp = max(Foundation.ceil(log10(maximum) - 1e-9), lowExp + 1)
-        var ticks: [Double] = []
-        let multiples: [Double] = highExp - lowExp <= 2 ? [1, 2, 5] : [1]
-        for e in stride(from: lowExp, through: highExp, by: 1) {
-            for m in multiples {
-                let t = m * pow(10, e)
-                if t <= pow(10, highExp) * (1 + 1e-9) { ticks.append(t) }
-            }
+        if log10(maximum / minimum) > 2 {
+            let ticks = stride(from: lowExp, through: highExp, by: 1).map { pow(10, $0) }
+            return AxisScale(lower: ticks.first!, upper: ticks.last!, logarithmic: true, ticks: ticks)
         }
-        return AxisScale(lower: pow(10, lowExp), upper: pow(10, highExp), logarithmic: true, ticks: ticks)
+        let steps = stride(from: lowExp, through: highExp, by: 1).flatMap { e in [1.0, 2, 5].map { $0 * pow(10, e) } }
+        let lower = steps.last { $0 <= minimum * (1 + 1e-9) }!
+        let upper = steps.first { $0 >= maximum * (1 - 1e-9) && $0 > lower * (1 + 1e-9) }!
+        let ticks = steps.filter { $0 >= lower && $0 <= upper }
+        return AxisScale(lower: lower, upper: upper, logarithmic: true, ticks: ticks)
     }
 
     /// A linear axis from `minimum` to `maximum` with about `count` round steps.
