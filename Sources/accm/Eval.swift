@@ -49,15 +49,20 @@ struct Eval: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+        _ = try plan()
+    }
+
+    /// The plan the options describe; a bad --keep or --pruner list is a usage error.
+    private func plan() throws -> EvalPlan {
+        do {
+            return EvalPlan(budgets: try parseBudgets(keep), methods: try EvalMethod.parseList(pruner), ranking: ranking,
+                            cap: cap, seed: seed, maxTokens: maxTokens, batchSize: batch)
+        } catch let error as EvaluationError { throw ValidationError(error.description) }
     }
 
     func run() throws {
         engine.apply()
-        let plan: EvalPlan
-        do {
-            plan = EvalPlan(budgets: try parseBudgets(keep), methods: try EvalMethod.parseList(pruner), ranking: ranking,
-                            cap: cap, seed: seed, maxTokens: maxTokens, batchSize: batch)
-        } catch let error as EvaluationError { throw ValidationError(error.description) }
+        let plan = try plan()
 
         do {
             let dataset = try EvalDataset.load(directory: data, limit: limit)
@@ -66,7 +71,7 @@ struct Eval: ParsableCommand {
             let pipeline = try ACCMPipeline.load(directory: model)
             let evaluator = Evaluator(pipeline: pipeline)
             let cells = try plan.cells(patchCount: evaluator.patchCount)
-            warn("\(dataset.items.count) questions × \(cells.count) cells (model: \(evaluator.patchCount) patches)")
+            warn("\(dataset.items.count) questions × \(cells.count) cell\(cells.count == 1 ? "" : "s") (model: \(evaluator.patchCount) patches)")
 
             let progress = ProgressReporter()
             let results = try evaluator.run(plan, items: dataset.items, images: ImageCache(directory: data),
