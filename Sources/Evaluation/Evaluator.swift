@@ -6,14 +6,22 @@ public struct Evaluator {
     /// Answers a batch (the pipeline's `answer`, or a stand-in in tests).
     public var answer: ([ACCMRequest]) throws -> [ACCMAnswer]
     public var patchCount: Int
+    /// What an answer would cost at the real system's shapes (see `ReferenceShapes`), when known.
+    public var referenceFLOPs: ((ACCMRequest, ACCMAnswer) -> Double)?
 
-    public init(patchCount: Int, answer: @escaping ([ACCMRequest]) throws -> [ACCMAnswer]) {
+    public init(patchCount: Int, referenceFLOPs: ((ACCMRequest, ACCMAnswer) -> Double)? = nil,
+                answer: @escaping ([ACCMRequest]) throws -> [ACCMAnswer]) {
         self.patchCount = patchCount
+        self.referenceFLOPs = referenceFLOPs
         self.answer = answer
     }
 
-    public init(pipeline: ACCMPipeline) {
-        self.init(patchCount: pipeline.vision.patchCount) { try pipeline.answer($0) }
+    public init(pipeline: ACCMPipeline) throws {
+        let shapes = try ReferenceShapes.llava15()
+        self.init(patchCount: pipeline.vision.patchCount, referenceFLOPs: { request, answer in
+            shapes.flops(for: answer, questionTokens: pipeline.caption.encode(ACCMPipeline.guidingText(request.question)).count,
+                         usedQuestionGuidance: request.pruning.needsQuestionSimilarity).values.reduce(0, +)
+        }) { try pipeline.answer($0) }
     }
 
     /// Every cell's result, in `plan.cells` order. `progress(done, total)` is called after each batch.
@@ -30,9 +38,10 @@ public struct Evaluator {
                 let range = start..<min(start + max(plan.batchSize, 1), items.count)
                 let requests = range.map { plan.request(items[$0], index: $0, image: encoded[$0], cell: cell) }
                 let answers = try answer(requests)
-                for (i, a) in zip(range, answers) {
+                for (slot, (i, a)) in zip(range, answers).enumerated() {
                     result.add(kind: items[i].kind, correct: AnswerMatching.isCorrect(answer: a.text, expected: items[i].answer),
-                               totalFLOPs: a.totalFLOPs, decoderFLOPs: a.flops[.decoder] ?? 0)
+                               totalFLOPs: a.totalFLOPs, decoderFLOPs: a.flops[.decoder] ?? 0,
+                               referenceFLOPs: referenceFLOPs?(requests[slot], a) ?? 0)
                 }
                 done += range.count
                 progress(done, total)

@@ -9,13 +9,17 @@ public struct CellResult: Sendable, Equatable {
     public var correct = 0
     public var totalFLOPs = 0.0
     public var decoderFLOPs = 0.0
+    /// Summed cost at the real system's shapes (0 when not computed).
+    public var referenceFLOPs = 0.0
     /// kind → (questions, correct).
     public var byKind: [String: (n: Int, correct: Int)] = [:]
 
     public init(cell: EvalCell) { self.cell = cell }
 
-    public mutating func add(kind: String, correct isCorrect: Bool, totalFLOPs: Double, decoderFLOPs: Double) {
+    public mutating func add(kind: String, correct isCorrect: Bool, totalFLOPs: Double, decoderFLOPs: Double,
+                             referenceFLOPs: Double = 0) {
         n += 1
+        self.referenceFLOPs += referenceFLOPs
         correct += isCorrect ? 1 : 0
         self.totalFLOPs += totalFLOPs
         self.decoderFLOPs += decoderFLOPs
@@ -26,13 +30,14 @@ public struct CellResult: Sendable, Equatable {
     public var accuracy: Double { n > 0 ? Double(correct) / Double(n) : 0 }
     public var meanTotalFLOPs: Double { n > 0 ? totalFLOPs / Double(n) : 0 }
     public var meanDecoderFLOPs: Double { n > 0 ? decoderFLOPs / Double(n) : 0 }
+    public var meanReferenceFLOPs: Double { n > 0 ? referenceFLOPs / Double(n) : 0 }
     public func accuracy(kind: String) -> Double? {
         byKind[kind].flatMap { $0.n > 0 ? Double($0.correct) / Double($0.n) : nil }
     }
 
     public static func == (a: CellResult, b: CellResult) -> Bool {
         a.cell == b.cell && a.n == b.n && a.correct == b.correct && a.totalFLOPs == b.totalFLOPs
-            && a.decoderFLOPs == b.decoderFLOPs && a.byKind.mapValues { [$0.n, $0.correct] } == b.byKind.mapValues { [$0.n, $0.correct] }
+            && a.decoderFLOPs == b.decoderFLOPs && a.referenceFLOPs == b.referenceFLOPs && a.byKind.mapValues { [$0.n, $0.correct] } == b.byKind.mapValues { [$0.n, $0.correct] }
     }
 }
 
@@ -66,14 +71,16 @@ public enum ResultsFormat {
         return g >= 100 ? String(format: "%.0f", g) : g >= 1 ? String(format: "%.2f", g) : String(format: "%.4g", g)
     }
 
-    /// One row per cell: budget, method, n, accuracy, mean_total_flops, mean_decoder_flops, acc_<kind>…
+    /// One row per cell: budget, method, n, accuracy, mean_total_flops, mean_decoder_flops,
+    /// mean_reference_flops (at LLaVA-1.5-7B shapes), acc_<kind>…
     public static func csv(_ results: [CellResult]) -> String {
         let kinds = kinds(results)
-        var lines = [(["budget", "method", "n", "accuracy", "mean_total_flops", "mean_decoder_flops"]
+        var lines = [(["budget", "method", "n", "accuracy", "mean_total_flops", "mean_decoder_flops", "mean_reference_flops"]
                       + kinds.map { "acc_" + $0 }).joined(separator: ",")]
         for r in results {
             var fields = ["\(r.cell.budget)", r.cell.method.rawValue, "\(r.n)", String(format: "%.6f", r.accuracy),
-                          String(format: "%.6e", r.meanTotalFLOPs), String(format: "%.6e", r.meanDecoderFLOPs)]
+                          String(format: "%.6e", r.meanTotalFLOPs), String(format: "%.6e", r.meanDecoderFLOPs),
+                          String(format: "%.6e", r.meanReferenceFLOPs)]
             fields += kinds.map { kind in r.accuracy(kind: kind).map { String(format: "%.6f", $0) } ?? "" }
             lines.append(fields.joined(separator: ","))
         }
@@ -85,12 +92,14 @@ public enum ResultsFormat {
         let kinds = kinds(results)
         var text = "# \(title)\n\nAccuracy / mean total GFLOP per request (budgets are visual tokens kept).\n\n"
         text += markdown(results)
-        text += "\n| keep | method | n | accuracy | total GFLOP | decoder GFLOP | " + kinds.joined(separator: " | ") + " |\n"
-        text += "| ---: | --- | ---: | ---: | ---: | ---: | " + kinds.map { _ in "---:" }.joined(separator: " | ") + " |\n"
+        text += "\n| keep | method | n | accuracy | total GFLOP | decoder GFLOP | GFLOP at LLaVA-1.5-7B shapes | "
+            + kinds.joined(separator: " | ") + " |\n"
+        text += "| ---: | --- | ---: | ---: | ---: | ---: | ---: | " + kinds.map { _ in "---:" }.joined(separator: " | ") + " |\n"
         for r in results {
             let perKind = kinds.map { k in r.accuracy(kind: k).map { String(format: "%.1f%%", 100 * $0) } ?? "–" }
             text += "| \(r.cell.budget) | \(r.cell.method.rawValue) | \(r.n) | " + String(format: "%.1f%%", 100 * r.accuracy)
-                + " | \(gflop(r.meanTotalFLOPs)) | \(gflop(r.meanDecoderFLOPs)) | " + perKind.joined(separator: " | ") + " |\n"
+                + " | \(gflop(r.meanTotalFLOPs)) | \(gflop(r.meanDecoderFLOPs)) | \(gflop(r.meanReferenceFLOPs)) | "
+                + perKind.joined(separator: " | ") + " |\n"
         }
         return text
     }

@@ -69,7 +69,7 @@ struct Eval: ParsableCommand {
             for problem in dataset.problems { warn("skipped \(data)/test.jsonl \(problem)") }
             guard !dataset.items.isEmpty else { throw CommandError("no questions in \(data)/test.jsonl") }
             let pipeline = try ACCMPipeline.load(directory: model)
-            let evaluator = Evaluator(pipeline: pipeline)
+            let evaluator = try Evaluator(pipeline: pipeline)
             let cells = try plan.cells(patchCount: evaluator.patchCount)
             warn("\(dataset.items.count) questions × \(cells.count) cell\(cells.count == 1 ? "" : "s") (model: \(evaluator.patchCount) patches)")
 

@@ -27,7 +27,7 @@ final class EvaluationEndToEndTests: XCTestCase {
         XCTAssertEqual(dataset.items.count, 3)
         XCTAssertEqual(dataset.problems, [])
         let pipeline = try ACCMPipeline.load(directory: Self.fixtures.appendingPathComponent("model").path)
-        let evaluator = Evaluator(pipeline: pipeline)
+        let evaluator = try Evaluator(pipeline: pipeline)
         XCTAssertEqual(evaluator.patchCount, 36)
         let plan = EvalPlan(budgets: [4, 9], methods: [.none, .random, .uniform, .accmNoCaption, .accm], batchSize: 2)
         var reports: [Int] = []
@@ -58,9 +58,11 @@ final class EvaluationEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(flops(4, .accm), flops(4, .accmNoCaption), "the caption costs FLOPs")
 
         let csv = ResultsFormat.csv(results).split(separator: "\n")
-        XCTAssertEqual(csv.first, "budget,method,n,accuracy,mean_total_flops,mean_decoder_flops,acc_color,acc_count,acc_exists")
+        XCTAssertEqual(csv.first,
+                       "budget,method,n,accuracy,mean_total_flops,mean_decoder_flops,mean_reference_flops,acc_color,acc_count,acc_exists")
         XCTAssertEqual(csv.count, 10)
-        XCTAssertTrue(csv.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 9 })
+        XCTAssertTrue(csv.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 10 })
+        XCTAssertTrue(results.allSatisfy { $0.meanReferenceFLOPs > 3.8e11 }, "every answer pays at least a ViT-L/336 forward")
 
         let canvas = AccuracyPlot.render(results)
         let decoded = try ImageDecoder.decode(try canvas.png())

@@ -57,8 +57,8 @@ final class EvaluationLogicTests: XCTestCase {
 
     private func sampleResults() -> [CellResult] {
         var a = CellResult(cell: EvalCell(budget: 36, method: .none))
-        a.add(kind: "color", correct: true, totalFLOPs: 2e9, decoderFLOPs: 1e9)
-        a.add(kind: "count", correct: false, totalFLOPs: 4e9, decoderFLOPs: 3e9)
+        a.add(kind: "color", correct: true, totalFLOPs: 2e9, decoderFLOPs: 1e9, referenceFLOPs: 5e12)
+        a.add(kind: "count", correct: false, totalFLOPs: 4e9, decoderFLOPs: 3e9, referenceFLOPs: 7e12)
         var b = CellResult(cell: EvalCell(budget: 4, method: .accm))
         b.add(kind: "color", correct: true, totalFLOPs: 1e9, decoderFLOPs: 0.5e9)
         return [a, b]
@@ -74,12 +74,12 @@ final class EvaluationLogicTests: XCTestCase {
 
             """)
         XCTAssertEqual(ResultsFormat.csv(results), """
-            budget,method,n,accuracy,mean_total_flops,mean_decoder_flops,acc_color,acc_count
-            36,none,2,0.500000,3.000000e+09,2.000000e+09,1.000000,0.000000
-            4,accm,1,1.000000,1.000000e+09,5.000000e+08,1.000000,
+            budget,method,n,accuracy,mean_total_flops,mean_decoder_flops,mean_reference_flops,acc_color,acc_count
+            36,none,2,0.500000,3.000000e+09,2.000000e+09,6.000000e+12,1.000000,0.000000
+            4,accm,1,1.000000,1.000000e+09,5.000000e+08,0.000000e+00,1.000000,
 
             """)
-        XCTAssertTrue(ResultsFormat.report(results, title: "t").contains("| 36 | none | 2 | 50.0% | 3.00 | 2.00 | 100.0% | 0.0% |"))
+        XCTAssertTrue(ResultsFormat.report(results, title: "t").contains("| 36 | none | 2 | 50.0% | 3.00 | 2.00 | 6000 | 100.0% | 0.0% |"))
     }
 
     func testLogAndLinearScales() {
