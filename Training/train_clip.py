@@ -258,15 +258,20 @@ def evaluate(model: CLIPModel, tokenizer, split: Split, limit: int = 1000) -> di
     for k in (4, 8):
         top = sims.topk(k, dim=1).indices
         low = (-sims).topk(k, dim=1).indices
-        hit_top = hit_low = chance = 0.0
+        hit_top = hit_low = chance = objectness = 0.0
         for row, q in enumerate(qs):
             ps = set(q["patches"])
             hit_top += bool(ps & set(top[row].tolist()))
             hit_low += bool(ps & set(low[row].tolist()))
             chance += 1 - math.comb(64 - len(ps), k) / math.comb(64, k)
+            # a pruner that knows where objects are but not which one the question means: k random patches
+            # among the patches of all the scene's objects (all of them when there are at most k)
+            every = len({p for o in split.scenes[q["scene"]]["objects"] for p in o["patches"]})
+            objectness += 1.0 if every <= k else 1 - math.comb(every - len(ps), k) / math.comb(every, k)
         result[f"hit@{k}_most_similar"] = hit_top / len(qs)
         result[f"hit@{k}_least_similar"] = hit_low / len(qs)
         result[f"hit@{k}_random"] = chance / len(qs)
+        result[f"hit@{k}_random_object_patches"] = objectness / len(qs)
     model.train()
     return result
 
@@ -274,8 +279,9 @@ def evaluate(model: CLIPModel, tokenizer, split: Split, limit: int = 1000) -> di
 def print_eval(r: dict) -> None:
     print(f"  validation: shape {r['shape_acc']:.1%} (chance {r['shape_chance']:.1%}), color {r['color_acc']:.1%} "
           f"(chance {r['color_chance']:.1%}); question->patch hit@4 most-similar {r['hit@4_most_similar']:.1%}, "
-          f"least-similar {r['hit@4_least_similar']:.1%}, random {r['hit@4_random']:.1%}; hit@8 most-similar "
-          f"{r['hit@8_most_similar']:.1%} (random {r['hit@8_random']:.1%}) over {r['questions']} questions", flush=True)
+          f"least-similar {r['hit@4_least_similar']:.1%}, random {r['hit@4_random']:.1%}, random object patches "
+          f"{r['hit@4_random_object_patches']:.1%}; hit@8 most-similar {r['hit@8_most_similar']:.1%} (random "
+          f"{r['hit@8_random']:.1%}, random object patches {r['hit@8_random_object_patches']:.1%}) over {r['questions']} questions", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -329,14 +335,16 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--checkpoint-every", type=int, default=200)
     ap.add_argument("--eval-every", type=int, default=600)
+    ap.add_argument("--out", type=Path, default=OUT, help="output directory (checkpoint.pt, eval.json, hf/)")
     ap.add_argument("--resume", action="store_true", help="continue from artifacts/clip/checkpoint.pt")
     ap.add_argument("--export", action="store_true", help="only evaluate and export the checkpoint")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    OUT.mkdir(parents=True, exist_ok=True)
-    ckpt_path = OUT / "checkpoint.pt"
+    out_dir = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
     tokenizer = CLIPTokenizer.from_pretrained(family.TOKENIZERS / "clip")
     config = family.clip_config()
     assert tokenizer.eos_token_id == config.text_config.eos_token_id, (tokenizer.eos_token_id, config.text_config)
@@ -361,7 +369,7 @@ def main() -> None:
     val = Split("validation")
     if args.export:
         print_eval(evaluate(model, tokenizer, val))
-        export(model, OUT / "hf")
+        export(model, out_dir / "hf")
         return
     train = Split("train")
     n_params = sum(p.numel() for p in model.parameters())
@@ -429,8 +437,8 @@ def main() -> None:
     print(f"checkpoint {ckpt_path} at step {step}; {run_steps} steps in {(time.time() - start) / 60:.1f} min", flush=True)
     r = evaluate(model, tokenizer, val)
     print_eval(r)
-    (OUT / "eval.json").write_text(json.dumps({"step": step, **r}, indent=1) + "\n")
-    export(model, OUT / "hf")
+    (out_dir / "eval.json").write_text(json.dumps({"step": step, **r}, indent=1) + "\n")
+    export(model, out_dir / "hf")
 
 
 if __name__ == "__main__":
