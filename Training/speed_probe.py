@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
@@ -39,8 +41,10 @@ def accm_modules():
 
 
 def timed(fn, seconds: float) -> float:
-    """Seconds per call (after one warm-up call), over at least `seconds`."""
-    fn()
+    """Seconds per call (after at least 3 s of warm-up calls: the first ones run far slower), over `seconds`."""
+    start = time.time()
+    while time.time() - start < 3:
+        fn()
     n, start = 0, time.time()
     while time.time() - start < seconds or n < 2:
         fn()
