@@ -40,6 +40,9 @@ from safetensors.numpy import save_file
 import transformers
 from transformers import CLIPImageProcessorPil
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from accm_reference import expand2square  # noqa: E402  (LLaVA-1.5's, verbatim)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "images")
 FULL_REFERENCE_PIXELS = 65_536
@@ -326,20 +329,6 @@ def make_inputs() -> dict[str, str]:
 def has_alpha(im: Image.Image) -> bool:
     """transformers' test in convert_to_rgb."""
     return "A" in im.getbands() or im.info.get("transparency") is not None
-
-
-def expand2square(im: Image.Image, background: tuple[int, ...]) -> Image.Image:
-    """LLaVA-1.5's llava/mm_utils.py expand2square, verbatim."""
-    width, height = im.size
-    if width == height:
-        return im
-    if width > height:
-        result = Image.new(im.mode, (width, width), background)
-        result.paste(im, (0, (width - height) // 2))
-        return result
-    result = Image.new(im.mode, (height, height), background)
-    result.paste(im, ((height - width) // 2, 0))
-    return result
 
 
 def processor(config: dict, **overrides) -> CLIPImageProcessorPil:
