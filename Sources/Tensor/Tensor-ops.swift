@@ -98,7 +98,7 @@ extension Tensor {
         withUnsafeBufferPointer { x in
             weight.withUnsafeBufferPointer { g in
                 out.withUnsafeMutableBufferPointer { o in
-                    let beta = bias.map { $0.scalars }
+                    let beta = bias?.storage.base  // alive as long as `bias`; read only
                     Parallelism.forEachChunk(count: rows, grain: 64) { range in
                         for r in range {
                             let src = x.baseAddress! + r * width
@@ -111,8 +111,11 @@ extension Tensor {
                             }
                             variance /= Float(width)
                             let inv = 1 / (variance + epsilon).squareRoot()
-                            for i in 0..<width { dst[i] = (src[i] - mean) * inv * g[i] }
-                            if let beta { for i in 0..<width { dst[i] += beta[i] } }
+                            if let beta {
+                                for i in 0..<width { dst[i] = (src[i] - mean) * inv * g[i] + beta[i] }
+                            } else {
+                                for i in 0..<width { dst[i] = (src[i] - mean) * inv * g[i] }
+                            }
                         }
                     }
                 }
