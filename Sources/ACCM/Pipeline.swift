@@ -56,6 +56,8 @@ public struct ACCMAnswer: Sendable {
     public var flops: [Stage: Double]
 
     public var totalFLOPs: Double { flops.values.reduce(0, +) }
+    /// Tokens the decoder sampled: the answer's, plus the stop token when one ended it.
+    public var sampledTokens: Int { tokens.count + (finishReason == .stopToken ? 1 : 0) }
 }
 
 /// The embedded pipeline.
@@ -154,15 +156,8 @@ public struct ACCMPipeline: Sendable {
         let kept = answer.keptIndices.count
         let captionTokens = answer.caption.map { decoder.encode("additional information: " + $0, false).count } ?? 0
         let prompt = answer.promptTokens - kept - captionTokens + answer.patchCount
-        let config = decoder.languageModel.config
-        var cost = vision.vision.config.visionFLOPs(images: 1, projectionDim: vision.vision.projectionDim)
-        cost += decoder.projector.config.projectorFLOPs(tokens: answer.patchCount)
-        // One forward per sampled token: the prompt yields the first, each token the next.
-        let sampled = answer.tokens.count + (answer.finishReason == .stopToken ? 1 : 0)
-        cost += config.flops(newTokens: prompt, cached: 0, logitRows: 1)
-        for step in 0..<max(sampled - 1, 0) {
-            cost += config.flops(newTokens: 1, cached: prompt + step, logitRows: 1)
-        }
-        return cost
+        return vision.vision.config.visionFLOPs(images: 1, projectionDim: vision.vision.projectionDim)
+            + decoder.projector.config.projectorFLOPs(tokens: answer.patchCount)
+            + decoder.languageModel.config.generationFLOPs(promptTokens: prompt, sampledTokens: answer.sampledTokens)
     }
 }

@@ -65,12 +65,8 @@ public struct ReferenceShapes: Sendable {
         }
         // The prompt's text (caption included) as the answer had it, with the reference's kept patches.
         let prompt = answer.promptTokens - answer.keptIndices.count + kept
-        let sampled = answer.tokens.count + (answer.finishReason == .stopToken ? 1 : 0)
-        var decoderCost = projector.projectorFLOPs(tokens: kept) + decoder.flops(newTokens: prompt, cached: 0, logitRows: 1)
-        for step in 0..<max(sampled - 1, 0) {
-            decoderCost += decoder.flops(newTokens: 1, cached: prompt + step, logitRows: 1)
-        }
-        cost[.decoder] = decoderCost
+        cost[.decoder] = projector.projectorFLOPs(tokens: kept)
+            + decoder.generationFLOPs(promptTokens: prompt, sampledTokens: answer.sampledTokens)
         return cost
     }
 

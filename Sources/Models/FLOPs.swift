@@ -74,6 +74,16 @@ extension LlamaConfiguration {
         return Double(layerCount) * layer + FLOPs.linear(rows: logitRows, inputs: c, outputs: vocabularySize)
     }
 
+    /// Cost of generating `sampledTokens` tokens after a `promptTokens`-token prompt with a KV cache: one
+    /// forward per sampled token (the prompt yields the first, each token the next), logits for the last row.
+    public func generationFLOPs(promptTokens: Int, sampledTokens: Int) -> Double {
+        var cost = flops(newTokens: promptTokens, cached: 0, logitRows: 1)
+        for step in 0..<max(sampledTokens - 1, 0) {
+            cost += flops(newTokens: 1, cached: promptTokens + step, logitRows: 1)
+        }
+        return cost
+    }
+
     /// Bytes of fp32 weights one decode step multiplies by; `withHead` adds the LM head.
     public func decodeWeightBytes(withHead: Bool) -> Double {
         let c = Double(hiddenSize), q = Double(headCount * headDim), kv = Double(kvHeadCount * headDim)
