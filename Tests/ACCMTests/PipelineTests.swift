@@ -7,52 +7,14 @@ import XCTest
 
 /// The embedded pipeline on the engine's fixture models (toy character tokenizers, random selector).
 final class PipelineTests: XCTestCase {
-    private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/engine")
-    private static func path(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
-    private static func characters(_ text: String, _ vocabulary: Int) -> [Int] {
-        text.unicodeScalars.map { Int($0.value) % vocabulary }
-    }
-    private static func text(_ ids: [Int]) -> String {
-        String(String.UnicodeScalarView(ids.compactMap { Unicode.Scalar($0) }))
-    }
-
     private var pipeline: ACCMPipeline!
     private var pixels: Tensor!
 
     override func setUpWithError() throws {
-        let clip = Self.path("clip")
-        pixels = try SafeTensorsFile(path: clip + "/reference.safetensors").tensor(named: "pixel_values")
-        let encodeCLIP: @Sendable (String) throws -> [Int] = { text in
-            let ids = [98] + Self.characters(text, 97).prefix(18).map { max($0, 1) } + [99]
-            return ids + Array(repeating: 0, count: 20 - ids.count)
-        }
-        let vision = try VisionStage(
-            vision: CLIP.Vision(directory: clip), text: CLIP.Text(directory: clip), encodeQuestion: encodeCLIP,
-            preprocess: { image in
-                guard case .pixels(let p) = image else { throw ModelError.invalidInput("pixels only") }
-                return p
-            })
-        let caption = try CaptionStage(
-            mapper: CaptionMapper(directory: Self.path("mapper")), languageModel: GPT2(directory: Self.path("gpt2")),
-            options: BeamSearchOptions(beams: 3, maxNewTokens: 5, stopTokenID: 46),
-            encode: { Self.characters($0, 120) }, decode: Self.text)
-        let selectorConfig = try JSONDecoder().decode(CaptionSelectorConfiguration.self, from: Data("""
-            {"model_type": "accm_caption_selector", "hidden_size": 16, "num_heads": 2, "intermediate_size": 32, "num_layers": 1}
-            """.utf8))
-        let selector = try SelectorStage(
-            text: CLIP.Text(directory: clip),
-            selector: CaptionSelector(WeightStore.random(seed: 9, scale: 0.3).scope(""), config: selectorConfig),
-            encode: encodeCLIP)
-        struct Wrapper: Decodable { let text_config: LlamaConfiguration }
-        let llava = Self.path("llava")
-        let llamaConfig = try ConfigFile.decode(Wrapper.self, path: llava + "/config.json").text_config
-        let decoder = try DecoderStage(
-            projector: LlavaProjector(directory: llava),
-            languageModel: Llama(store: WeightStore(directory: llava), config: llamaConfig, prefix: "language_model."),
-            endOfSequenceID: 2,
-            encode: { text, bos in (bos ? [1] : []) + Self.characters(text, 128) }, decode: Self.text)
-        pipeline = ACCMPipeline(vision: vision, caption: caption, selector: selector, decoder: decoder)
+        pixels = try SafeTensorsFile(path: ToyStages.path("clip") + "/reference.safetensors").tensor(named: "pixel_values")
+        pipeline = ACCMPipeline(
+            vision: try ToyStages.vision(), caption: try ToyStages.caption(maxNewTokens: 5),
+            selector: try ToyStages.selector(layers: 1, seed: 9), decoder: try ToyStages.decoder())
     }
 
     private func request(_ image: Int, budget: Int, compensate: Bool) -> ACCMRequest {

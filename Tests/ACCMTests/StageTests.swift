@@ -8,28 +8,9 @@ import XCTest
 /// The caption, selector and decoder stages on the engine's fixture models, with a toy tokenizer whose
 /// ids are character codes (so prompts and outputs are easy to follow).
 final class StageTests: XCTestCase {
-    private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/engine")
-
-    private func path(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
-
-    /// Character codes folded into a vocabulary; "\n" keeps id 10.
-    private static func characters(_ text: String, vocabulary: Int) -> [Int] {
-        text.unicodeScalars.map { Int($0.value) % vocabulary }
-    }
-
-    private static func text(_ ids: [Int]) -> String {
-        String(String.UnicodeScalarView(ids.compactMap { Unicode.Scalar($0) }))
-    }
-
     // MARK: Caption
 
-    private func captionStage() throws -> CaptionStage {
-        try CaptionStage(
-            mapper: CaptionMapper(directory: path("mapper")), languageModel: GPT2(directory: path("gpt2")),
-            options: BeamSearchOptions(beams: 3, maxNewTokens: 6, stopTokenID: 46),
-            encode: { Self.characters($0, vocabulary: 120) }, decode: Self.text)
-    }
+    private func captionStage() throws -> CaptionStage { try ToyStages.caption(maxNewTokens: 6) }
 
     private func pruned(_ rows: Int, seed: Int) -> Tensor {
         Tensor(shape: [rows, 16], values: (0..<(rows * 16)).map { Float(sin(Double($0 + seed * 31))) })
@@ -64,18 +45,7 @@ final class StageTests: XCTestCase {
 
     // MARK: Selector
 
-    private func selectorStage() throws -> SelectorStage {
-        let config = try JSONDecoder().decode(CaptionSelectorConfiguration.self, from: Data("""
-            {"model_type": "accm_caption_selector", "hidden_size": 16, "num_heads": 2, "intermediate_size": 32,
-             "num_layers": 2}
-            """.utf8))
-        let selector = try CaptionSelector(WeightStore.random(seed: 4, scale: 0.3).scope(""), config: config)
-        return try SelectorStage(text: CLIP.Text(directory: path("clip")), selector: selector) { text in
-            // Start token 98, characters, end token 99, padding 0, to the context length of 20.
-            let ids = [98] + Self.characters(text, vocabulary: 97).prefix(18).map { max($0, 1) } + [99]
-            return ids + Array(repeating: 0, count: 20 - ids.count)
-        }
-    }
+    private func selectorStage() throws -> SelectorStage { try ToyStages.selector(layers: 2, seed: 4) }
 
     func testSelectorTextUsesTheAuthorsWording() {
         XCTAssertEqual(SelectorStage.selectorText(question: "  Is it red? \n", candidate: "a red cube."),
@@ -106,35 +76,23 @@ final class StageTests: XCTestCase {
     func testSelectorRefusesARequestWithoutCandidatesAndAMismatchedTower() throws {
         XCTAssertThrowsError(try selectorStage()([SelectionRequest(question: "q", candidates: [])]))
         XCTAssertThrowsError(try SelectorStage(
-            text: CLIP.Text(directory: path("clip")), selector: CaptionSelector(directory: path("selector"))) { _ in [] }
+            text: CLIP.Text(directory: ToyStages.path("clip")),
+            selector: CaptionSelector(directory: ToyStages.path("selector"))) { _ in [] }
         ) { XCTAssertTrue("\($0)".contains("width"), "\($0)") }
     }
 
     // MARK: Decoder
 
-    /// The LLaMA inside the LLaVA fixture (tensors under `language_model.`, config under `text_config`).
-    private func llavaLanguageModel() throws -> Llama {
-        struct Wrapper: Decodable { let text_config: LlamaConfiguration }
-        let config = try ConfigFile.decode(Wrapper.self, path: path("llava") + "/config.json").text_config
-        return try Llama(store: WeightStore(directory: path("llava")), config: config, prefix: "language_model.")
-    }
-
-    private func decoderStage() throws -> DecoderStage {
-        try DecoderStage(
-            projector: LlavaProjector(directory: path("llava")), languageModel: llavaLanguageModel(),
-            endOfSequenceID: 2,
-            encode: { text, bos in (bos ? [1] : []) + Self.characters(text, vocabulary: 128) },
-            decode: Self.text)
-    }
+    private func decoderStage() throws -> DecoderStage { try ToyStages.decoder() }
 
     func testPromptPutsTheCaptionRightAfterTheImageLine() throws {
         let segments = try decoderStage().promptSegments(question: "Is it red?", caption: "a red cube.")
         XCTAssertEqual(segments.count, 4)
         XCTAssertEqual(segments[0].first, 1, "the prompt starts with BOS")
-        XCTAssertEqual(Self.text(Array(segments[0].dropFirst())), ConversationTemplate.vicunaV1.system + " USER: ")
-        XCTAssertEqual(Self.text(segments[1]), "\n")
-        XCTAssertEqual(Self.text(segments[2]), "additional information: a red cube.")
-        XCTAssertEqual(Self.text(segments[3]), "Is it red? ASSISTANT:")
+        XCTAssertEqual(ToyStages.text(Array(segments[0].dropFirst())), ConversationTemplate.vicunaV1.system + " USER: ")
+        XCTAssertEqual(ToyStages.text(segments[1]), "\n")
+        XCTAssertEqual(ToyStages.text(segments[2]), "additional information: a red cube.")
+        XCTAssertEqual(ToyStages.text(segments[3]), "Is it red? ASSISTANT:")
         XCTAssertEqual(try decoderStage().promptSegments(question: "q", caption: nil)[2], [])
     }
 
