@@ -24,9 +24,11 @@ public struct Evaluator {
         }) { try pipeline.answer($0) }
     }
 
-    /// Every cell's result, in `plan.cells` order. `progress(done, total)` is called after each batch.
+    /// Every cell's result, in `plan.cells` order. `progress(done, total)` is called after each batch and
+    /// `record(cell, item, answer)` for every answer (per-question output, e.g. answers.jsonl).
     public func run(_ plan: EvalPlan, items: [EvalItem], images: ImageCache,
-                    progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> [CellResult] {
+                    progress: (_ done: Int, _ total: Int) -> Void = { _, _ in },
+                    record: (EvalCell, EvalItem, ACCMAnswer) throws -> Void = { _, _, _ in }) throws -> [CellResult] {
         let cells = try plan.cells(patchCount: patchCount)
         let encoded = try items.map { try images.bytes(for: $0.image) }
         let total = cells.count * items.count
@@ -42,6 +44,7 @@ public struct Evaluator {
                     result.add(kind: items[i].kind, correct: AnswerMatching.isCorrect(answer: a.text, expected: items[i].answer),
                                totalFLOPs: a.totalFLOPs, decoderFLOPs: a.flops[.decoder] ?? 0,
                                referenceFLOPs: referenceFLOPs?(requests[slot], a) ?? 0)
+                    try record(cell, items[i], a)
                 }
                 done += range.count
                 progress(done, total)

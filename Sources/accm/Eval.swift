@@ -12,11 +12,11 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
-    @Option(help: "ACCM model directory.")
-    var model: String
+    @Option(help: "ACCM model directory. Default: the shipped family, Models/accm-world.")
+    var model: String?
 
-    @Option(help: "Data directory holding test.jsonl and its images (e.g. Training/test).")
-    var data: String
+    @Option(help: "Data directory holding test.jsonl and its images. Default: the committed test split, Training/test.")
+    var data: String?
 
     @Option(help: "Comma list of visual-token budgets.")
     var keep = "64,16,8,4"
@@ -30,7 +30,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Requests answered together.")
     var batch = 8
 
-    @Option(help: "Directory for results.csv, results.md and accuracy_vs_flops.png.")
+    @Option(help: "Directory for results.csv, results.md, accuracy_vs_flops.png and answers.jsonl.")
     var out = "eval-out"
 
     @Option(help: "Question-guided ranking: most-similar or least-similar.")
@@ -63,6 +63,8 @@ struct Eval: ParsableCommand {
     func run() throws {
         engine.apply()
         let plan = try plan()
+        let model = model ?? DefaultPaths.model
+        let data = data ?? DefaultPaths.testSplit
 
         do {
             let dataset = try EvalDataset.load(directory: data, limit: limit)
@@ -73,20 +75,22 @@ struct Eval: ParsableCommand {
             let cells = try plan.cells(patchCount: evaluator.patchCount)
             warn("\(dataset.items.count) questions × \(cells.count) cell\(cells.count == 1 ? "" : "s") (model: \(evaluator.patchCount) patches)")
 
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let answers = try AnswerLog(path: out + "/answers.jsonl")
             let progress = ProgressReporter()
             let results = try evaluator.run(plan, items: dataset.items, images: ImageCache(directory: data),
-                                            progress: progress.update)
+                                            progress: progress.update, record: answers.write)
             progress.finish()
+            try answers.close()
 
             let table = ResultsFormat.markdown(results)
             print(table, terminator: "")
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try write(ResultsFormat.csv(results), to: out + "/results.csv")
             try write(ResultsFormat.report(results, title: "accm eval: \(model) on \(data) (\(dataset.items.count) questions)"),
                       to: out + "/results.md")
             let png = try AccuracyPlot.render(results).png()
             try Data(png).write(to: URL(fileURLWithPath: out + "/accuracy_vs_flops.png"))
-            warn("wrote \(out)/results.csv, \(out)/results.md, \(out)/accuracy_vs_flops.png")
+            warn("wrote \(out)/results.csv, \(out)/results.md, \(out)/accuracy_vs_flops.png, \(out)/answers.jsonl")
         } catch let error as EvaluationError {
             throw CommandError(error.description)
         }
@@ -95,6 +99,31 @@ struct Eval: ParsableCommand {
     private func write(_ text: String, to path: String) throws {
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     }
+}
+
+/// One JSON line per answered question and cell: what the agreement check against the Python evaluation reads.
+private final class AnswerLog {
+    private let handle: FileHandle
+
+    init(path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil) else {
+            throw CommandError("cannot create \(path)")
+        }
+        handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    }
+
+    func write(cell: EvalCell, item: EvalItem, answer: ACCMAnswer) throws {
+        var line: [String: Any] = [
+            "id": item.id, "budget": cell.budget, "method": cell.method.rawValue, "answer": answer.text,
+            "expected": item.answer, "correct": AnswerMatching.isCorrect(answer: answer.text, expected: item.answer),
+            "kept": answer.keptIndices, "flops": answer.totalFLOPs,
+        ]
+        if let caption = answer.caption { line["caption"] = caption }
+        let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
+        try handle.write(contentsOf: data + Data("\n".utf8))
+    }
+
+    func close() throws { try handle.close() }
 }
 
 private func warn(_ line: String) {
