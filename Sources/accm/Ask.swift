@@ -14,8 +14,8 @@ struct Ask: ParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
-    @Option(help: "ACCM model directory (accm.json + one sub-directory per component; see ModelDirectory.swift).")
-    var model: String
+    @Option(help: "ACCM model directory (accm.json + one sub-directory per component; see ModelDirectory.swift). Default: the shipped family, Models/accm-world.")
+    var model: String?
 
     @Option(help: "Image file (JPEG or PNG).")
     var image: String
@@ -60,7 +60,7 @@ struct Ask: ParsableCommand {
 
     func run() throws {
         engine.apply()
-        let pipeline = try ACCMPipeline.load(directory: model)
+        let pipeline = try ACCMPipeline.load(directory: model ?? DefaultPaths.model)
         guard let data = FileManager.default.contents(atPath: image) else {
             throw CommandError("cannot read the image file \(image) (missing or unreadable)")
         }
