@@ -337,6 +337,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=600)
     ap.add_argument("--out", type=Path, default=OUT, help="output directory (checkpoint.pt, eval.json, hf/)")
     ap.add_argument("--resume", action="store_true", help="continue from artifacts/clip/checkpoint.pt")
+    ap.add_argument("--extend-minutes", type=float, default=0.0, help="with --resume and the time schedule: add this "
+                    "many minutes to the schedule's budget (a warm restart: the cosine continues over the longer budget)")
     ap.add_argument("--export", action="store_true", help="only evaluate and export the checkpoint")
     args = ap.parse_args()
 
@@ -364,6 +366,7 @@ def main() -> None:
         step, total, history = ck["step"], ck["total_steps"], ck["history"]
         trained_s, budget_s = ck["trained_s"], ck["budget_s"]
         torch.set_rng_state(ck["torch_rng"])
+        budget_s += args.extend_minutes * 60
         print(f"resumed at step {step}, {trained_s / 60:.1f} of {budget_s / 60:.1f} min trained" if not total
               else f"resumed at step {step} of {total}", flush=True)
     val = Split("validation")
