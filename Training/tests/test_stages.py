@@ -1,0 +1,84 @@
+"""The training stages' fast paths equal their plain definitions (random weights; needs the trained tokenizers,
+python Training/make_tokenizers.py, and the validation split; skipped without them).
+
+    python -m unittest discover -s Training/tests
+"""
+
+from __future__ import annotations
+
+import sys
+import unittest
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT.parent / "Scripts"))
+import family  # noqa: E402
+
+READY = (family.TOKENIZERS / "llama" / "tokenizer.json").exists() and (ROOT / "data" / "validation").exists()
+
+
+@unittest.skipUnless(READY, "needs Training/artifacts/tokenizers and Training/data/validation")
+class SharedPrefixTests(unittest.TestCase):
+    def test_shared_system_prompt_gives_the_same_logits_and_gradients(self):
+        from tiny_llava import Prompts, Sample, TinyLlava
+
+        torch.manual_seed(0)
+        model = TinyLlava()
+        features = torch.randn(3, family.NUM_PATCHES, family.CLIP_HIDDEN)
+        p = Prompts()
+        samples = [Sample(p.prompt("What color is the cross?", None), 0, list(range(64)), p.answer("red")),
+                   Sample(p.prompt("How many red objects are there?", "There are two red objects."), 1, [3, 9, 40],
+                          p.answer("zero")),
+                   Sample(p.prompt("Is there a ring?", "There is no ring."), 2, [], p.answer("no"))]
+        targets = torch.tensor([t for s in samples for t in s.answer])
+        results = []
+        for forward in (model.answer_logits, model.answer_logits_unshared):
+            model.zero_grad()
+            logits = torch.cat(forward(samples, features))
+            torch.nn.functional.cross_entropy(logits, targets).backward()
+            results.append((logits.detach(), {n: q.grad.clone() for n, q in model.named_parameters() if q.grad is not None}))
+        (a, grads_a), (b, grads_b) = results
+        self.assertLess((a - b).abs().max().item(), 1e-5)
+        self.assertEqual(grads_a.keys(), grads_b.keys())
+        for name in grads_b:
+            self.assertLess((grads_a[name] - grads_b[name]).abs().max().item(), 1e-5, name)
+        first = model.first_answer_logits(samples, features)
+        self.assertLess((first - torch.stack([x[0] for x in model.answer_logits_unshared(samples, features, False)]))
+                        .abs().max().item(), 1e-5)
+
+
+@unittest.skipUnless(READY, "needs Training/artifacts/tokenizers and Training/data/validation")
+class BeamSearchTests(unittest.TestCase):
+    def test_batched_cached_beam_search_is_clipcaps_generate_beam(self):
+        from accm_reference import ACCMReference, Margins
+        from transformers import AutoTokenizer
+        from train_captioner import Captioner
+
+        torch.manual_seed(1)
+        captioner = Captioner().eval()
+        tokenizer = AutoTokenizer.from_pretrained(family.TOKENIZERS / "gpt2")
+        stop = tokenizer.encode(".")[0]
+        # steer the random model toward "." so that beams stop at different lengths
+        with torch.no_grad():
+            captioner.gpt2.lm_head.weight[stop] += 0.05 * torch.randn(family.CAPTION_HIDDEN)
+        reference = ACCMReference.__new__(ACCMReference)
+        reference.gpt2, reference.gpt2_tokenizer = captioner.gpt2, tokenizer
+        reference.beams, reference.caption_max_new_tokens, reference.stop_token = 3, 12, "."
+        questions = ["What color is the cross?", "How many triangles are there?", "Is there a red ring?"]
+        question_ids = [tokenizer.encode(q) for q in questions]
+        pruned = [torch.randn(n, family.CLIP_PROJECTION) for n in (60, 56, 48)]
+        batched = captioner.beam_search(question_ids, pruned, 3, stop, 12)
+        with torch.no_grad():
+            for q, p, got in zip(question_ids, pruned, batched):
+                embed = torch.cat([captioner.gpt2.transformer.wte(torch.tensor(q))[None], captioner.mapper(p[None])], 1)
+                want = reference.generate_beam(embed, Margins())
+                self.assertEqual([ids for ids, _ in got], [w["ids"] for w in want])
+                for (_, score), w in zip(got, want):
+                    self.assertAlmostEqual(score, w["beam_score"], places=4)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,205 @@
+"""The family's LLaVA: the frozen CLIP vision tower's penultimate-layer patch features -> mlp2x_gelu projector ->
+LLaMA decoder, with the prompts `accm ask` builds (vicuna_v1, `tokenizer_image_token`, ACCM's caption line).
+
+Shared by the decoder stage (train_decoder.py) and the KL stage (train_captioner.py):
+
+- `Prompts` turns (question, caption or None) into token ids with one IMAGE slot, exactly as
+  Scripts/accm_reference.py (and so Sources/ACCM/DecoderStage.swift) does, and answers into target ids;
+- `TinyLlava` holds projector + LlamaForCausalLM and runs batches of samples whose visual tokens are any subset
+  of the 64 patches (all, pruned, or none), returning the logits at the answer positions;
+- `export_llava` writes a standard LlavaForConditionalGeneration directory (vision tower = the CLIP's).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Scripts"))
+import family  # noqa: E402
+from accm_reference import IMAGE_TOKEN_INDEX, tokenizer_image_token, vicuna_v1_prompt  # noqa: E402
+
+from transformers import AutoTokenizer, CLIPModel, LlamaForCausalLM  # noqa: E402
+
+
+class Prompts:
+    """Token ids of decoder prompts and answers, with caches (the world has few distinct texts)."""
+
+    def __init__(self, tokenizer_dir: Path = family.TOKENIZERS / "llama"):
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        self.eos = self.tokenizer.eos_token_id
+        self._prompt: dict[str, list[int]] = {}
+        self._caption: dict[str, list[int]] = {}
+        self._answer: dict[str, list[int]] = {}
+
+    def prompt(self, question: str, caption: str | None) -> list[int]:
+        """vicuna_v1 ids with one IMAGE_TOKEN_INDEX; the caption line after the image line (accm_reference)."""
+        ids = self._prompt.get(question)
+        if ids is None:
+            ids = tokenizer_image_token(vicuna_v1_prompt(question), self.tokenizer)
+            self._prompt[question] = ids
+        if caption is None:
+            return ids
+        extra = self._caption.get(caption)
+        if extra is None:
+            extra = self.tokenizer("additional information: " + caption).input_ids[1:]
+            self._caption[caption] = extra
+        at = ids.index(IMAGE_TOKEN_INDEX) + 3
+        return ids[:at] + extra + ids[at:]
+
+    def answer(self, answer: str) -> list[int]:
+        """The ids after "ASSISTANT:" for ' answer', then </s> (checked to be context-free once per answer)."""
+        ids = self._answer.get(answer)
+        if ids is None:
+            probe = vicuna_v1_prompt("Is there a red square?")
+            base = tokenizer_image_token(probe, self.tokenizer)
+            full = tokenizer_image_token(probe + " " + answer, self.tokenizer)
+            assert full[:len(base)] == base, answer
+            ids = full[len(base):] + [self.eos]
+            self._answer[answer] = ids
+        return ids
+
+
+@dataclass
+class Sample:
+    """One decoder input: prompt ids (one IMAGE slot), which patches fill the slot, the answer's ids."""
+    prompt: list[int]
+    scene: int
+    patches: list[int]  # ascending patch indices (empty: no visual tokens)
+    answer: list[int]
+
+
+class Projector(nn.Module):
+    """LLaVA-1.5 mlp2x_gelu (multi_modal_projector.linear_1 / linear_2)."""
+
+    def __init__(self, vision: int = family.CLIP_HIDDEN, hidden: int = family.DECODER_HIDDEN):
+        super().__init__()
+        self.linear_1 = nn.Linear(vision, hidden)
+        self.linear_2 = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.gelu(self.linear_1(x)))
+
+
+class TinyLlava(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.projector = Projector()
+        self.lm = LlamaForCausalLM(family.decoder_config())
+
+    def embed_batch(self, samples: list[Sample], features: torch.Tensor, with_answer: bool = True):
+        """inputs_embeds [B, L, D] (right-padded), attention mask [B, L], and for each sample the positions
+        whose logits predict the answer's tokens (the last prompt position and the answer's own, minus the last)."""
+        embed = self.lm.get_input_embeddings()
+        pieces, predict = [], []
+        for s in samples:
+            at = s.prompt.index(IMAGE_TOKEN_INDEX)
+            text = s.prompt[:at] + s.prompt[at + 1:] + (s.answer[:-1] if with_answer else [])
+            e = embed(torch.tensor(text))
+            parts = [e[:at]]
+            if s.patches:
+                parts.append(self.projector(features[s.scene][s.patches].float()))
+            parts.append(e[at:])
+            x = torch.cat(parts)
+            prompt_len = len(s.prompt) - 1 + len(s.patches)
+            n_predict = len(s.answer) if with_answer else 1
+            predict.append(list(range(prompt_len - 1, prompt_len - 1 + n_predict)))
+            pieces.append(x)
+        length = max(p.shape[0] for p in pieces)
+        batch = torch.zeros(len(pieces), length, pieces[0].shape[1])
+        mask = torch.zeros(len(pieces), length, dtype=torch.long)
+        for i, p in enumerate(pieces):
+            batch[i, :p.shape[0]] = p
+            mask[i, :p.shape[0]] = 1
+        return batch, mask, predict
+
+    def answer_logits(self, samples: list[Sample], features: torch.Tensor, with_answer: bool = True) -> list[torch.Tensor]:
+        """Per sample, the logits [answer length (or 1), vocab] at the positions that predict the answer.
+
+        The prompt before the image (BOS, the vicuna system line, "USER:": 67 of ~145 tokens) is the same for
+        every sample, so it runs once per batch and its KV cache is shared by all rows (differentiable: the
+        gradient of every row flows into it). Equal to running each sample whole (checked to ~1e-6)."""
+        at = samples[0].prompt.index(IMAGE_TOKEN_INDEX)
+        prefix = samples[0].prompt[:at]
+        assert all(s.prompt[:at] == prefix and s.prompt[at] == IMAGE_TOKEN_INDEX for s in samples)
+        cache = self.lm.model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
+        cache.batch_repeat_interleave(len(samples))
+        rest = [Sample(s.prompt[at:], s.scene, s.patches, s.answer) for s in samples]
+        x, mask, predict = self.embed_batch(rest, features, with_answer)
+        mask = torch.cat([torch.ones(len(samples), at, dtype=torch.long), mask], 1)
+        position = torch.arange(at, at + x.shape[1])[None].expand(len(samples), -1)
+        hidden = self.lm.model(inputs_embeds=x, attention_mask=mask, position_ids=position, past_key_values=cache,
+                               use_cache=True).last_hidden_state
+        rows = torch.cat([hidden[i, p] for i, p in enumerate(predict)])
+        logits = self.lm.lm_head(rows)
+        out, start = [], 0
+        for p in predict:
+            out.append(logits[start:start + len(p)])
+            start += len(p)
+        return out
+
+    def answer_logits_unshared(self, samples: list[Sample], features: torch.Tensor, with_answer: bool = True) -> list[torch.Tensor]:
+        """`answer_logits` without the shared prefix: every sample runs whole (the check of the fast path)."""
+        x, mask, predict = self.embed_batch(samples, features, with_answer)
+        hidden = self.lm.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
+        rows = torch.cat([hidden[i, p] for i, p in enumerate(predict)])
+        logits = self.lm.lm_head(rows)
+        out, start = [], 0
+        for p in predict:
+            out.append(logits[start:start + len(p)])
+            start += len(p)
+        return out
+
+    @torch.no_grad()
+    def first_answer_logits(self, samples: list[Sample], features: torch.Tensor) -> torch.Tensor:
+        """Logits [B, vocab] of each sample's first answer token (inference only)."""
+        return torch.cat(self.answer_logits(samples, features, with_answer=False))
+
+    def loss(self, samples: list[Sample], features: torch.Tensor) -> torch.Tensor:
+        logits = torch.cat(self.answer_logits(samples, features))
+        targets = torch.tensor([t for s in samples for t in s.answer])
+        return F.cross_entropy(logits, targets)
+
+
+def clip_features(clip_dir: Path, images_uint8: torch.Tensor, layer: int = -2, batch: int = 500) -> torch.Tensor:
+    """hidden_states[layer] of the CLIP vision tower without the class token: [N, 64, width] (float16)."""
+    from train_clip import pixels
+
+    clip = CLIPModel.from_pretrained(clip_dir).eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(images_uint8), batch):
+            h = clip.vision_model(pixel_values=pixels(images_uint8[s:s + batch]), output_hidden_states=True)
+            out.append(h.hidden_states[layer][:, 1:].to(torch.float16))
+    return torch.cat(out)
+
+
+def export_llava(model: TinyLlava, clip_dir: Path, tokenizer_dir: Path, directory: Path) -> None:
+    """A LlavaForConditionalGeneration directory: vision tower = the CLIP's, the projector, the decoder, tokenizer."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    clip = CLIPModel.from_pretrained(clip_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlavaConfig(
+        vision_config=clip.config.vision_config.to_dict(), text_config=family.decoder_config().to_dict(),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), projector_hidden_act="gelu",
+        vision_feature_layer=-2, vision_feature_select_strategy="default", image_seq_length=family.NUM_PATCHES)
+    llava = LlavaForConditionalGeneration(config).eval()
+    llava.model.vision_tower.load_state_dict(clip.vision_model.state_dict(), strict=True)
+    llava.model.multi_modal_projector.load_state_dict(model.projector.state_dict(), strict=True)
+    llava.model.language_model.load_state_dict(model.lm.model.state_dict(), strict=True)
+    llava.lm_head.load_state_dict(model.lm.lm_head.state_dict(), strict=True)
+    llava.generation_config.eos_token_id = tokenizer.eos_token_id
+    llava.generation_config.pad_token_id = tokenizer.eos_token_id
+    if directory.exists():
+        shutil.rmtree(directory)
+    llava.save_pretrained(directory, safe_serialization=True)
+    for f in tokenizer_dir.iterdir():
+        shutil.copy(f, directory / f.name)

@@ -1,0 +1,476 @@
+"""Stages 3 and 4 of the family: the caption model (mapper + GPT-2) and the caption selector.
+
+    python Training/train_captioner.py pretrain --minutes 12         # caption pre-training
+    python Training/train_captioner.py kl --minutes 30               # the paper's self-supervised KL stage
+    python Training/train_captioner.py kl --minutes 10 --resume      # continue a stage from its checkpoint
+    python Training/train_captioner.py export                        # write the caption and selector directories
+
+What the caption model sees is what it sees in `accm ask`: the question's GPT-2 embeddings, then the mapper's
+prefix made from the PRUNED patches' projected CLIP embeddings (ascending patch order), where the kept patches
+are chosen by the ACCM pruner (most-similar ranking, cap by score; Scripts/accm_reference.py's `keep`) at a
+budget drawn from --budgets. The selector sees the CLIP text tower's embeddings of
+"Question: <q>  Supplemental information for questions: <caption>" for the 3 candidates.
+
+pretrain  Teacher-forced cross-entropy toward the question's own caption ("There is a large red cross at the
+          top."): the world's question-guided scene description. This pre-training is this project's choice
+          (the paper starts from a captioner trained on generic captions).
+kl        The paper's self-supervised stage: 3 candidates by beam search (ClipCap's length-normalised beam
+          search, stop at "."); for each, the frozen decoder's answer distribution (first answer token, full
+          vocabulary) with the kept patches + the candidate as "additional information"; the candidate whose
+          distribution is closest in KL(p_full || p_candidate) to the decoder's with ALL patches and no caption
+          is the pseudo-label: cross-entropy toward it for the caption model, and toward its index for the
+          selector (batches where all candidates' KL are within 1e-4 of each other teach the selector nothing
+          and are skipped for it).
+The selector's text tower is the family's CLIP text tower, frozen (the paper uses a frozen LongCLIP; this
+world's selector strings fit CLIP's 32-token context: at most 29 tokens).
+
+Outputs under artifacts/captioner/: pretrain.pt, kl.pt (checkpoints), eval_*.json, and with `export`:
+mapper/, gpt2/, selector_text/, selector/ (the accm.json sub-directories).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import family  # noqa: E402
+from tiny_llava import Prompts, Sample, TinyLlava  # noqa: E402
+from train_clip import Split, lr_at, pixels  # noqa: E402
+
+sys.path.insert(0, str(family.ROOT.parent / "Scripts"))
+from accm_modules import CaptionMapper, CaptionSelector  # noqa: E402
+from accm_reference import ACCMReference, Margins, Pruner  # noqa: E402
+
+from transformers import AutoTokenizer, CLIPModel, CLIPTextModelWithProjection, GPT2LMHeadModel  # noqa: E402
+
+OUT = family.ARTIFACTS / "captioner"
+CLIP_DIR = family.ARTIFACTS / "clip" / "hf"
+DECODER_CKPT = family.ARTIFACTS / "decoder" / "checkpoint.pt"
+PRUNER = Pruner("accm", ranking="most-similar", cap="score")
+SELECTOR_PREFIX = "Question: "
+SELECTOR_MIDDLE = "  Supplemental information for questions: "
+
+
+# ------------------------------------------------------------------------------------------------
+# What the vision stage computes, once per split
+# ------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def vision_outputs(clip: CLIPModel, images: torch.Tensor, batch: int = 500) -> dict:
+    """Per image: the single-head CLS attention row of the last layer (and its logits) and every patch's
+    projected embedding -- the inputs of the ACCM pruner and of the caption mapper."""
+    attn, logits_all, embeds = [], [], []
+    layer = clip.vision_model.encoder.layers[-1].self_attn
+    for s in range(0, len(images), batch):
+        captured = {}
+        hooks = [layer.q_proj.register_forward_hook(lambda m, i, o: captured.__setitem__("q", o)),
+                 layer.k_proj.register_forward_hook(lambda m, i, o: captured.__setitem__("k", o))]
+        try:
+            out = clip.vision_model(pixel_values=pixels(images[s:s + batch]))
+        finally:
+            for h in hooks:
+                h.remove()
+        q, k = captured["q"], captured["k"]
+        logits = q[:, :1] @ k.transpose(1, 2) * q.shape[-1] ** -0.5  # [B, 1, T]
+        attn.append(logits.softmax(-1)[:, 0, 1:])
+        logits_all.append(logits[:, 0, 1:])
+        embeds.append(clip.visual_projection(clip.vision_model.post_layernorm(out.last_hidden_state[:, 1:])))
+    return {"cls_attention": torch.cat(attn), "cls_logits": torch.cat(logits_all), "patch_embeds": torch.cat(embeds)}
+
+
+def cached_vision(clip: CLIPModel, split: Split, name: str) -> dict:
+    path = OUT / f"vision_{name}.pt"
+    stamp = (CLIP_DIR / "model.safetensors").stat().st_mtime
+    if path.exists():
+        saved = torch.load(path)
+        if saved["clip_mtime"] == stamp:
+            return saved["vision"]
+    t = time.time()
+    v = vision_outputs(clip, split.images)
+    torch.save({"vision": v, "clip_mtime": stamp}, path)
+    print(f"vision outputs of {name} in {time.time() - t:.0f} s", flush=True)
+    return v
+
+
+class Pruning:
+    """The ACCM pruner of Scripts/accm_reference.py over cached vision outputs, with cached question embeddings."""
+
+    def __init__(self, clip: CLIPModel, clip_tokenizer, vision: dict):
+        self.clip, self.tokenizer, self.vision = clip, clip_tokenizer, vision
+        self.cache: dict[str, torch.Tensor] = {}
+        self.reference = ACCMReference.__new__(ACCMReference)  # only `keep` is used, with our embedding function
+        self.reference.question_embedding = self.question_embedding
+
+    @torch.no_grad()
+    def question_embedding(self, text: str) -> torch.Tensor:
+        e = self.cache.get(text)
+        if e is None:
+            ids = self.tokenizer(text, padding="max_length", max_length=family.CLIP_TEXT_CONTEXT, truncation=True,
+                                 return_tensors="pt").input_ids
+            e = self.clip.text_projection(self.clip.text_model(input_ids=ids).pooler_output)[0]
+            self.cache[text] = e
+        return e
+
+    def kept(self, scene: int, question: str, budget: int) -> list[int]:
+        seen = {k: v[scene] for k, v in self.vision.items()}
+        kept, _ = self.reference.keep(PRUNER, budget, seen, question.split("\n")[0], Margins())
+        return kept
+
+
+# ------------------------------------------------------------------------------------------------
+# The caption model
+# ------------------------------------------------------------------------------------------------
+
+
+class Captioner(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        c = family.mapper_config()
+        self.mapper = CaptionMapper(c["input_size"], c["hidden_size"], c["prefix_length"], c["num_layers"],
+                                    c["num_heads"], c["mlp_ratio"], c["layer_norm_eps"])
+        self.gpt2 = GPT2LMHeadModel(family.caption_lm_config())
+
+    def inputs(self, question_ids: list[list[int]], pruned: list[torch.Tensor], continuation: list[list[int]]):
+        """[wte(question) ; mapper(pruned) ; wte(continuation)] per sample, right-padded; the index of the
+        position right after the prefix (minus one: the position that predicts continuation[0])."""
+        wte = self.gpt2.transformer.wte
+        rows, starts = [], []
+        for q, p, c in zip(question_ids, pruned, continuation):
+            prefix = self.mapper(p[None].float())[0]
+            parts = [wte(torch.tensor(q))] if q else []
+            parts.append(prefix)
+            if c:
+                parts.append(wte(torch.tensor(c)))
+            rows.append(torch.cat(parts))
+            starts.append(len(q) + prefix.shape[0] - 1)
+        length = max(r.shape[0] for r in rows)
+        x = torch.zeros(len(rows), length, rows[0].shape[1])
+        mask = torch.zeros(len(rows), length, dtype=torch.long)
+        for i, r in enumerate(rows):
+            x[i, :r.shape[0]] = r
+            mask[i, :r.shape[0]] = 1
+        return x, mask, starts
+
+    def loss(self, question_ids, pruned, targets: list[list[int]]) -> torch.Tensor:
+        x, mask, starts = self.inputs(question_ids, pruned, [t[:-1] for t in targets])
+        logits = self.gpt2(inputs_embeds=x, attention_mask=mask).logits
+        rows = torch.cat([logits[i, s:s + len(t)] for i, (s, t) in enumerate(zip(starts, targets))])
+        return F.cross_entropy(rows, torch.tensor([x for t in targets for x in t]))
+
+    @torch.no_grad()
+    def beam_search(self, question_ids, pruned, beams: int, stop: int, max_new: int) -> list[list[tuple[list[int], float]]]:
+        """ClipCap's generate_beam, batched over samples with a KV cache: length-normalised log-prob scores,
+        finished beams frozen (they append token 0 at no cost). Rows are LEFT-padded (positions from the mask) so
+        that every row's next token goes to the same slot. Returns per sample the beams (ids up to and incl. the
+        stop token, score), best first."""
+        B = len(question_ids)
+        wte = self.gpt2.transformer.wte
+        rows = []
+        for q, p in zip(question_ids, pruned):
+            parts = [wte(torch.tensor(q))] if q else []
+            rows.append(torch.cat(parts + [self.mapper(p[None].float())[0]]))
+        length = max(r.shape[0] for r in rows)
+        x = torch.zeros(B, length, rows[0].shape[1])
+        mask = torch.zeros(B, length, dtype=torch.long)
+        for i, r in enumerate(rows):
+            x[i, length - r.shape[0]:] = r
+            mask[i, length - r.shape[0]:] = 1
+        position = (mask.cumsum(1) - 1).clamp(min=0)
+        out = self.gpt2(inputs_embeds=x, attention_mask=mask, position_ids=position, use_cache=True)
+        cache = out.past_key_values
+        last = out.logits[:, -1].log_softmax(-1)
+        scores, new_tok = last.topk(beams, -1)  # [B, beams]
+        source = torch.zeros(B, beams, dtype=torch.long)
+        tokens = new_tok[..., None]
+        lengths = torch.ones(B, beams)
+        stopped = new_tok == stop
+        mask = mask.repeat_interleave(beams, 0)
+        next_position = position[:, -1].repeat_interleave(beams) + 1
+        cache.reorder_cache(torch.arange(B).repeat_interleave(beams))
+        for _ in range(max_new - 1):
+            if bool(stopped.all()):
+                break
+            mask = torch.cat([mask, torch.ones(B * beams, 1, dtype=torch.long)], 1)
+            out = self.gpt2(inputs_embeds=wte(new_tok.reshape(-1))[:, None], attention_mask=mask,
+                            position_ids=next_position[:, None], past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            next_position = next_position + 1
+            last = out.logits[:, -1].log_softmax(-1).view(B, beams, -1)
+            V = last.shape[-1]
+            last = last.masked_fill(stopped[..., None], -float("inf"))
+            last[..., 0] = torch.where(stopped, torch.zeros_like(last[..., 0]), last[..., 0])
+            total = scores[..., None] + last
+            lengths = lengths + (~stopped).float()
+            avg = (total / lengths[..., None]).view(B, -1)
+            best, flat = avg.topk(beams, -1)
+            source, new_tok = flat // V, flat % V
+            lengths = lengths.gather(1, source)
+            scores = best * lengths
+            stopped = stopped.gather(1, source)
+            tokens = torch.cat([tokens.gather(1, source[..., None].expand(-1, -1, tokens.shape[2])), new_tok[..., None]], 2)
+            rows_ = (torch.arange(B)[:, None] * beams + source).view(-1)
+            cache.reorder_cache(rows_)
+            mask, next_position = mask[rows_], next_position[rows_]
+            stopped = stopped | (new_tok == stop)
+        final = scores / lengths
+        result = []
+        for b in range(B):
+            order = final[b].argsort(descending=True).tolist()
+            result.append([(tokens[b, i, :int(lengths[b, i])].tolist(), float(final[b, i])) for i in order])
+        return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Training loop pieces
+# ------------------------------------------------------------------------------------------------
+
+
+class World:
+    """Everything both stages read: the train split, vision outputs, tokenizers, the pruner."""
+
+    def __init__(self, split_name: str = "train"):
+        self.clip = CLIPModel.from_pretrained(CLIP_DIR).eval()
+        for p in self.clip.parameters():
+            p.requires_grad_(False)
+        self.clip_tokenizer = AutoTokenizer.from_pretrained(CLIP_DIR)
+        self.gpt2_tokenizer = AutoTokenizer.from_pretrained(family.TOKENIZERS / "gpt2")
+        self.stop = self.gpt2_tokenizer.encode(".")[0]
+        self.split = Split(split_name)
+        self.vision = cached_vision(self.clip, self.split, split_name)
+        self.pruning = Pruning(self.clip, self.clip_tokenizer, self.vision)
+        self.picks = [(s, i) for s in range(len(self.split)) for i in range(len(self.split.questions[s]))]
+        self._q: dict[str, list[int]] = {}
+
+    def question_ids(self, question: str) -> list[int]:
+        ids = self._q.get(question)
+        if ids is None:
+            ids = self.gpt2_tokenizer.encode(question.split("\n")[0])
+            self._q[question] = ids
+        return ids
+
+    def pruned_embeds(self, scene: int, kept: list[int]) -> torch.Tensor:
+        taken = set(kept)
+        return self.vision["patch_embeds"][scene][[i for i in range(family.NUM_PATCHES) if i not in taken]]
+
+
+@torch.no_grad()
+def selector_embeddings(world: World, questions: list[str], captions: list[str]) -> torch.Tensor:
+    texts = [SELECTOR_PREFIX + q.strip() + SELECTOR_MIDDLE + c for q, c in zip(questions, captions)]
+    ids = world.clip_tokenizer(texts, padding="max_length", max_length=family.CLIP_TEXT_CONTEXT, truncation=True,
+                               return_tensors="pt").input_ids
+    return world.clip.text_projection(world.clip.text_model(input_ids=ids).pooler_output)
+
+
+def load_decoder() -> TinyLlava:
+    model = TinyLlava()
+    model.load_state_dict(torch.load(DECODER_CKPT, weights_only=False)["model"])
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def decoder_features(world: World) -> torch.Tensor:
+    saved = torch.load(family.ARTIFACTS / "decoder" / "features_train.pt")
+    stamp = (CLIP_DIR / "model.safetensors").stat().st_mtime
+    assert saved["clip_mtime"] == stamp, "decoder features are from another CLIP: rerun train_decoder.py"
+    return saved["features"]
+
+
+@torch.no_grad()
+def first_token_distributions(decoder: TinyLlava, prompts: Prompts, features, items) -> torch.Tensor:
+    """log-probabilities [n, vocab] of the first answer token for (question, caption or None, scene, patches)."""
+    samples = [Sample(prompts.prompt(q, c), s, p, [0]) for q, c, s, p in items]
+    return decoder.first_answer_logits(samples, features).log_softmax(-1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=["pretrain", "kl", "export"])
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--selector-lr", type=float, default=5e-4)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--budgets", default="4,8,16", help="keep budgets drawn uniformly per sample")
+    ap.add_argument("--beams", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--checkpoint-every", type=int, default=100)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.stage == "export":
+        export()
+        return
+    budgets = [int(b) for b in args.budgets.split(",")]
+    world = World()
+    captioner = Captioner()
+    selector = CaptionSelector(**{"d_model": family.CLIP_PROJECTION, "nhead": 4,
+                                  "dim_feedforward": family.selector_config()["intermediate_size"], "num_layers": 2})
+    kl = args.stage == "kl"
+    ckpt_path = OUT / f"{args.stage}.pt"
+    opt = torch.optim.AdamW(captioner.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    sel_opt = torch.optim.AdamW(selector.parameters(), lr=args.selector_lr, weight_decay=0.01)
+    step, trained_s, budget_s, history = 0, 0.0, max(60.0, args.minutes * 60 - 60), []
+    if args.resume:
+        ck = torch.load(ckpt_path, weights_only=False)
+        captioner.load_state_dict(ck["captioner"])
+        selector.load_state_dict(ck["selector"])
+        opt.load_state_dict(ck["optimizer"])
+        sel_opt.load_state_dict(ck["selector_optimizer"])
+        step, trained_s, budget_s, history = ck["step"], ck["trained_s"], ck["budget_s"], ck["history"]
+        print(f"resumed {args.stage} at step {step}", flush=True)
+    elif kl:
+        ck = torch.load(OUT / "pretrain.pt", weights_only=False)
+        captioner.load_state_dict(ck["captioner"])
+        print("KL stage starts from the pre-trained caption model", flush=True)
+    decoder = prompts = features = None
+    if kl:
+        decoder, prompts, features = load_decoder(), Prompts(), decoder_features(world)
+
+    def save():
+        torch.save({"captioner": captioner.state_dict(), "selector": selector.state_dict(),
+                    "optimizer": opt.state_dict(), "selector_optimizer": sel_opt.state_dict(), "step": step,
+                    "trained_s": trained_s, "budget_s": budget_s, "history": history}, ckpt_path)
+
+    start = time.time()
+    deadline = start + args.minutes * 60
+    window_t, window = time.time(), []
+    steps_per_epoch = len(world.picks) // args.batch
+    while trained_s < budget_s:
+        t_step = time.time()
+        epoch, pos = divmod(step, steps_per_epoch)
+        order = np.random.default_rng([args.seed, 7 + kl, epoch]).permutation(len(world.picks))
+        picks = [world.picks[j] for j in order[pos * args.batch:(pos + 1) * args.batch]]
+        rng = np.random.default_rng([args.seed, 3_000_017 + kl, step])
+        qs = [world.split.questions[s][i] for s, i in picks]
+        kept = [world.pruning.kept(s, q["question"], int(rng.choice(budgets))) for (s, _), q in zip(picks, qs)]
+        qids = [world.question_ids(q["question"]) for q in qs]
+        pruned = [world.pruned_embeds(s, k) for (s, _), k in zip(picks, kept)]
+        lr = lr_at(step, trained_s / budget_s, args.lr, args.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        record = {}
+        if not kl:
+            targets = [world.gpt2_tokenizer.encode(q["caption"]) for q in qs]
+            loss = captioner.loss(qids, pruned, targets)
+        else:
+            captioner.eval()
+            beams = captioner.beam_search(qids, pruned, args.beams, world.stop, 20)
+            captioner.train()
+            texts = [[world.gpt2_tokenizer.decode(ids, skip_special_tokens=True) for ids, _ in b] for b in beams]
+            items = [(q["question"], None, s, list(range(family.NUM_PATCHES))) for (s, _), q in zip(picks, qs)]
+            for (s, _), q, k, cands in zip(picks, qs, kept, texts):
+                items += [(q["question"], c, s, k) for c in cands]
+            logp = first_token_distributions(decoder, prompts, features, items)
+            full = logp[:len(picks)]
+            cand = logp[len(picks):].view(len(picks), args.beams, -1)
+            kls = (full.exp()[:, None] * (full[:, None] - cand)).sum(-1)  # [B, beams]
+            best = kls.argmin(1)
+            targets = [beams[b][int(best[b])][0] for b in range(len(picks))]
+            loss = captioner.loss(qids, pruned, targets)
+            # the selector: which candidate is the pseudo-label
+            informative = (kls.max(1).values - kls.min(1).values) > 1e-4
+            emb = selector_embeddings(world, [q["question"].split("\n")[0] for q in qs for _ in range(args.beams)],
+                                      [c for cands in texts for c in cands]).view(len(picks), args.beams, -1)
+            for g in sel_opt.param_groups:
+                g["lr"] = lr_at(step, trained_s / budget_s, args.selector_lr, args.warmup)
+            if informative.any():
+                sel_logits = selector(emb[informative])
+                sel_loss = F.cross_entropy(sel_logits, best[informative])
+                sel_opt.zero_grad(set_to_none=True)
+                sel_loss.backward()
+                sel_opt.step()
+                record["selector_loss"] = sel_loss.item()
+                record["selector_acc"] = float((sel_logits.argmax(1) == best[informative]).float().mean())
+            gold = [world.gpt2_tokenizer.encode(q["caption"]) for q in qs]
+            record["best_is_gold"] = float(np.mean([t == g for t, g in zip(targets, gold)]))
+            record["top_is_gold"] = float(np.mean([b[0][0] == g for b, g in zip(beams, gold)]))
+            record["kl_best"] = float(kls.min(1).values.mean())
+            record["kl_top"] = float(kls[:, 0].mean())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(captioner.parameters(), 1.0)
+        opt.step()
+        record["loss"] = loss.item()
+        window.append(record)
+        step += 1
+        trained_s += time.time() - t_step
+        if step % args.log_every == 0:
+            now = time.time()
+            mean = {k: float(np.mean([r[k] for r in window if k in r])) for k in window[-1]}
+            history.append({"step": step, **mean})
+            print(f"{args.stage} step {step:5d} {trained_s / budget_s:6.1%} " +
+                  " ".join(f"{k} {v:.4f}" for k, v in mean.items()) +
+                  f" lr {lr:.2e} {len(window) * args.batch / (now - window_t):5.0f} samples/s "
+                  f"ETA {(budget_s - trained_s) / 60:5.1f} min", flush=True)
+            window_t, window = now, []
+        if step % args.checkpoint_every == 0:
+            save()
+        if time.time() > deadline:
+            print(f"wall-clock budget of {args.minutes} min spent at step {step}; --resume continues", flush=True)
+            break
+    save()
+    print(f"{args.stage}: checkpoint {ckpt_path} at step {step}; {(time.time() - start) / 60:.1f} min", flush=True)
+
+
+def export() -> None:
+    """mapper/, gpt2/, selector_text/, selector/ from the newest checkpoint (kl.pt, else pretrain.pt)."""
+    ckpt = OUT / "kl.pt" if (OUT / "kl.pt").exists() else OUT / "pretrain.pt"
+    ck = torch.load(ckpt, weights_only=False)
+    captioner = Captioner()
+    captioner.load_state_dict(ck["captioner"])
+    sc = family.selector_config()
+    selector = CaptionSelector(sc["hidden_size"], sc["num_heads"], sc["intermediate_size"], sc["num_layers"],
+                               sc["layer_norm_eps"])
+    selector.load_state_dict(ck["selector"])
+
+    def save_module(module, to: Path) -> None:
+        from safetensors.torch import save_file
+        if to.exists():
+            shutil.rmtree(to)
+        to.mkdir(parents=True)
+        (to / "config.json").write_text(json.dumps(module.config(), indent=2) + "\n")
+        save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(to / "model.safetensors"))
+
+    save_module(captioner.mapper.eval(), OUT / "mapper")
+    save_module(selector.eval(), OUT / "selector")
+    for name, model, tok in (("gpt2", captioner.gpt2, "gpt2"),):
+        d = OUT / name
+        if d.exists():
+            shutil.rmtree(d)
+        model.save_pretrained(d, safe_serialization=True)
+        for f in (family.TOKENIZERS / tok).iterdir():
+            shutil.copy(f, d / f.name)
+    clip = CLIPModel.from_pretrained(CLIP_DIR)
+    text = CLIPTextModelWithProjection(clip.config.text_config)
+    text.text_model.load_state_dict(clip.text_model.state_dict(), strict=True)
+    text.text_projection.load_state_dict(clip.text_projection.state_dict(), strict=True)
+    d = OUT / "selector_text"
+    if d.exists():
+        shutil.rmtree(d)
+    text.save_pretrained(d, safe_serialization=True)
+    for f in (family.TOKENIZERS / "clip").iterdir():
+        shutil.copy(f, d / f.name)
+    print(f"exported {ckpt.name} -> {OUT}/mapper, gpt2, selector_text, selector", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Stage 2 of the family: the LLaVA-style decoder (projector + LLaMA) on the frozen CLIP's features.
+
+    python Training/train_decoder.py --minutes 45            # train, checkpoint, evaluate, export
+    python Training/train_decoder.py --minutes 10 --resume   # continue artifacts/decoder/checkpoint.pt
+    python Training/train_decoder.py --export                # evaluate + export the checkpoint only
+
+As LLaVA, the decoder is trained with ALL visual tokens; pruning is applied only at inference. Each batch mixes
+  - visual QA      (--visual, default 60%): the 64 patch features, the question, no caption;
+  - text QA        (--text, 25%): no visual tokens; "additional information:" carries the question's caption
+                   (60%) or the scene's whole description (40%) -- the decoder's "language pre-training": it
+                   must be able to read the facts a caption states (the tiny LLaMA starts from nothing);
+  - visual + text  (the rest): the 64 patch features and a caption that is the question's own (50%) or another
+                   question's of the same scene (50%, so the image still has to be read).
+The prompts are exactly those of `accm ask` (vicuna_v1 with the system line, the caption line after the image
+line); the loss is the answer word's tokens and </s>.
+
+CLIP features (hidden_states[-2] without the class token, as LLaVA's mm_vision_select_layer -2) are computed once
+per split from artifacts/clip/hf and cached under artifacts/decoder/.
+Outputs (artifacts/decoder/): checkpoint.pt, eval.json, hf/ (LlavaForConditionalGeneration + LLaMA tokenizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import family  # noqa: E402
+from tiny_llava import Prompts, Sample, TinyLlava, clip_features, export_llava  # noqa: E402
+from train_clip import Split, lr_at  # noqa: E402
+
+OUT = family.ARTIFACTS / "decoder"
+CLIP_DIR = family.ARTIFACTS / "clip" / "hf"
+
+
+def cached_features(split: Split, name: str, out_dir: Path) -> torch.Tensor:
+    path = out_dir / f"features_{name}.pt"
+    stamp = (CLIP_DIR / "model.safetensors").stat().st_mtime
+    if path.exists():
+        saved = torch.load(path)
+        if saved["clip_mtime"] == stamp:
+            return saved["features"]
+    t = time.time()
+    features = clip_features(CLIP_DIR, split.images)
+    torch.save({"features": features, "clip_mtime": stamp}, path)
+    print(f"CLIP features of {name}: {tuple(features.shape)} in {time.time() - t:.0f} s", flush=True)
+    return features
+
+
+ALL = list(range(family.NUM_PATCHES))
+
+
+def make_samples(split: Split, prompts: Prompts, picks: list[tuple[int, int]], rng: np.random.Generator,
+                 visual: float, text: float) -> list[Sample]:
+    out = []
+    for scene, qi in picks:
+        q = split.questions[scene][qi]
+        r = rng.random()
+        if r < visual:
+            caption, patches = None, ALL
+        elif r < visual + text:
+            caption = q["caption"] if rng.random() < 0.6 else split.scenes[scene]["description"]
+            patches = []
+        else:
+            others = [o for o in split.questions[scene] if o is not q]
+            caption = q["caption"] if rng.random() < 0.5 or not others else others[rng.integers(len(others))]["caption"]
+            patches = ALL
+        out.append(Sample(prompts.prompt(q["question"], caption), scene, patches, prompts.answer(q["answer"])))
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Prompts, limit: int = 1000) -> dict:
+    """Teacher-forced first-answer-token accuracy on the first `limit` questions: all tokens; none + the
+    question's caption; 4 random patches without caption; per kind for all tokens."""
+    model.eval()
+    qs = [(s, i) for s in range(len(split)) for i in range(len(split.questions[s]))][:limit]
+    rng = np.random.default_rng(7)
+    settings = {
+        "all_tokens": lambda q, s: (None, ALL),
+        "caption_only": lambda q, s: (q["caption"], []),
+        "random4": lambda q, s: (None, sorted(rng.choice(64, 4, replace=False).tolist())),
+    }
+    result: dict = {}
+    for name, make in settings.items():
+        correct, kinds = 0, {}
+        for start in range(0, len(qs), 100):
+            chunk = qs[start:start + 100]
+            samples = []
+            for s, i in chunk:
+                q = split.questions[s][i]
+                caption, patches = make(q, s)
+                samples.append(Sample(prompts.prompt(q["question"], caption), s, patches, prompts.answer(q["answer"])))
+            logits = model.answer_logits(samples, features)
+            for (s, i), sample, lg in zip(chunk, samples, logits):
+                ok = int(lg[0].argmax()) == sample.answer[0]
+                correct += ok
+                kind = split.questions[s][i]["kind"]
+                a, n = kinds.get(kind, (0, 0))
+                kinds[kind] = (a + ok, n + 1)
+        result[name] = correct / len(qs)
+        if name == "all_tokens":
+            result["all_tokens_by_kind"] = {k: a / n for k, (a, n) in sorted(kinds.items())}
+    model.train()
+    return result
+
+
+def print_eval(r: dict) -> None:
+    kinds = ", ".join(f"{k} {v:.1%}" for k, v in r["all_tokens_by_kind"].items())
+    print(f"  validation: all tokens {r['all_tokens']:.1%} ({kinds}); caption only {r['caption_only']:.1%}; "
+          f"4 random patches {r['random4']:.1%}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=45.0)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--weight-decay", type=float, default=0.05)
+    ap.add_argument("--visual", type=float, default=0.6)
+    ap.add_argument("--text", type=float, default=0.25)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--log-every", type=int, default=25)
+    ap.add_argument("--checkpoint-every", type=int, default=200)
+    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--extend-minutes", type=float, default=0.0, help="with --resume: lengthen the schedule")
+    ap.add_argument("--export", action="store_true")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out_dir = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    prompts = Prompts()
+    model = TinyLlava()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    step, history = 0, []
+    trained_s, budget_s = 0.0, max(60.0, args.minutes * 60 - 90)
+    if args.resume or args.export:
+        ck = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, history, trained_s, budget_s = ck["step"], ck["history"], ck["trained_s"], ck["budget_s"]
+        budget_s += args.extend_minutes * 60
+        torch.set_rng_state(ck["torch_rng"])
+        print(f"resumed at step {step}, {trained_s / 60:.1f} of {budget_s / 60:.1f} min trained", flush=True)
+    val = Split("validation")
+    val_features = cached_features(val, "validation", out_dir)
+    if args.export:
+        r = evaluate(model, val, val_features, prompts)
+        print_eval(r)
+        export_llava(model, CLIP_DIR, family.TOKENIZERS / "llama", out_dir / "hf")
+        return
+    train = Split("train")
+    features = cached_features(train, "train", out_dir)
+    picks_all = [(s, i) for s in range(len(train)) for i in range(len(train.questions[s]))]
+    print(f"decoder {sum(p.numel() for p in model.parameters()):,} parameters; {len(picks_all)} train questions; "
+          f"batch {args.batch}; {args.threads} threads", flush=True)
+
+    def save():
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
+                    "trained_s": trained_s, "budget_s": budget_s, "torch_rng": torch.get_rng_state(),
+                    "args": {k: str(v) for k, v in vars(args).items()}}, ckpt_path)
+
+    steps_per_epoch = len(picks_all) // args.batch
+    start = time.time()
+    deadline = start + args.minutes * 60
+    window_t, window_n, window_loss = time.time(), 0, []
+    model.train()
+    while trained_s < budget_s:
+        t_step = time.time()
+        epoch, pos = divmod(step, steps_per_epoch)
+        order = np.random.default_rng([args.seed, epoch]).permutation(len(picks_all))
+        picks = [picks_all[j] for j in order[pos * args.batch:(pos + 1) * args.batch]]
+        rng = np.random.default_rng([args.seed, 2_000_003, step])
+        samples = make_samples(train, prompts, picks, rng, args.visual, args.text)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, trained_s / budget_s, args.lr, args.warmup)
+        loss = model.loss(samples, features)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        window_n += 1
+        window_loss.append(loss.item())
+        trained_s += time.time() - t_step
+        if step % args.log_every == 0:
+            now = time.time()
+            rate = window_n / (now - window_t)
+            history.append({"step": step, "loss": float(np.mean(window_loss)), "steps_per_s": rate})
+            print(f"step {step:5d} {trained_s / budget_s:6.1%} epoch {step / steps_per_epoch:5.2f} loss "
+                  f"{np.mean(window_loss):.4f} lr {opt.param_groups[0]['lr']:.2e} {rate * args.batch:5.0f} samples/s "
+                  f"ETA {(budget_s - trained_s) / 60:5.1f} min", flush=True)
+            window_t, window_n, window_loss = now, 0, []
+        if step % args.checkpoint_every == 0:
+            save()
+        if step % args.eval_every == 0:
+            print_eval(evaluate(model, val, val_features, prompts, limit=500))
+            window_t = time.time()
+        if time.time() > deadline:
+            print(f"wall-clock budget of {args.minutes} min spent at step {step}; --resume continues", flush=True)
+            break
+    save()
+    print(f"checkpoint {ckpt_path} at step {step}; {(time.time() - start) / 60:.1f} min", flush=True)
+    r = evaluate(model, val, val_features, prompts)
+    print_eval(r)
+    (out_dir / "eval.json").write_text(json.dumps({"step": step, **r}, indent=1) + "\n")
+    export_llava(model, CLIP_DIR, family.TOKENIZERS / "llama", out_dir / "hf")
+    print(f"exported {out_dir / 'hf'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole training of the shipped family, from nothing, on this machine's CPU (2 cores: ~2 h 20 min):
+# data, tokenizers, CLIP, decoder, caption pre-training, the KL stage, export, Models/accm-world, evaluation.
+#
+#   bash Training/train_family.sh            # everything (each stage checkpoints under Training/artifacts/)
+#   STAGES="kl export" bash Training/train_family.sh   # only some stages, e.g. after an interruption
+#
+# A stage interrupted by a crash or Ctrl-C continues from its checkpoint with the stage's own --resume
+# (see Training/README.md); minutes per stage can be changed through the variables below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-.venv-training/bin/python}
+CLIP_MINUTES=${CLIP_MINUTES:-35}
+DECODER_MINUTES=${DECODER_MINUTES:-45}
+PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-12}
+KL_MINUTES=${KL_MINUTES:-30}
+STAGES=${STAGES:-"venv data tokenizers clip decoder pretrain kl export"}
+
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+stage() { echo; echo "=== $1 ($(date +%H:%M:%S))"; }
+
+if has venv; then
+    stage "Python environment ($PYTHON)"
+    if [ ! -x "$PYTHON" ]; then python3 -m venv "$(dirname "$(dirname "$PYTHON")")"; fi
+    # torch's CPU-only build (Training/requirements.txt pins torch==2.13.0+cpu)
+    "$PYTHON" -m pip install --quiet -r Training/requirements.txt
+fi
+if has data; then stage "world: train / validation splits"; "$PYTHON" Training/make_dataset.py --splits train validation; fi
+if has tokenizers; then stage "tokenizers"; "$PYTHON" Training/make_tokenizers.py; fi
+if has clip; then stage "CLIP"; "$PYTHON" Training/train_clip.py --minutes "$CLIP_MINUTES"; fi
+if has decoder; then stage "decoder (LLaVA)"; "$PYTHON" Training/train_decoder.py --minutes "$DECODER_MINUTES"; fi
+if has pretrain; then stage "caption pre-training"; "$PYTHON" Training/train_captioner.py pretrain --minutes "$PRETRAIN_MINUTES"; fi
+if has kl; then stage "KL stage (caption model + selector)"; "$PYTHON" Training/train_captioner.py kl --minutes "$KL_MINUTES"; fi
+if has export; then
+    stage "export + Models/accm-world"
+    "$PYTHON" Training/train_captioner.py export
+    "$PYTHON" Training/assemble.py
+fi
+stage "done: evaluate with  swift build -c release && .build/release/accm eval"
