@@ -325,31 +325,28 @@ class ACCMReference:
             # the order of torch.topk(..., sorted=True) when there are no ties
             return sorted(range(len(values)), key=lambda i: (-values[i] if descending else values[i], i))
 
+        # Ties (exactly equal scores) go to the lower index, as in Sources/ACCM/TokenPruner.swift; torch.topk
+        # leaves their order open, so the rankings below are explicit sorts (equal to topk without ties).
         if pruner.method == "cls-attention":
-            _, idx = attention.topk(budget)
             order = ranked(log_attention, True)
-            assert set(idx.tolist()) == set(order[:budget])
             margins.add("attention_log", log_attention[order[budget - 1]] - log_attention[order[budget]])
-            return sorted(idx.tolist()), info
+            return sorted(order[:budget]), info
         if pruner.method == "text-guided":
-            _, idx = distances.topk(budget, largest=largest)
             d = distances.tolist()
             order = ranked(d, largest)
-            assert set(idx.tolist()) == set(order[:budget])
             margins.add("text_distance", abs(d[order[budget - 1]] - d[order[budget]]))
-            return sorted(idx.tolist()), info
+            return sorted(order[:budget]), info
 
         # ACCM: CLS-attention outliers (IQR) ∪ question-guided picks, capped at the budget, filled to it.
         ratio, upper = outlier_ratio(attention)
         cls_count = int(n * ratio)
-        _, cls_idx = attention.topk(cls_count)
         values = attention.tolist()
+        cls_idx = torch.tensor(ranked(values, True)[:cls_count], dtype=torch.long)
         margins.add("iqr_relative", min(abs(a - upper) / upper for a in values))
         picks = min(pruner.text_picks if pruner.text_picks is not None else default_text_picks(budget), n)
-        _, text_idx = distances.topk(picks, largest=largest)
         d = distances.tolist()
         text_order = ranked(d, largest)
-        assert text_idx.tolist() == text_order[:picks]
+        text_idx = torch.tensor(text_order[:picks], dtype=torch.long)
         if picks < n:
             margins.add("text_distance", abs(d[text_order[picks - 1]] - d[text_order[picks]]))
         union = torch.unique(torch.cat([text_idx, cls_idx]))  # sorted
