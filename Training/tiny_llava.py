@@ -38,6 +38,8 @@ class Prompts:
         self._prompt: dict[str, list[int]] = {}
         self._caption: dict[str, list[int]] = {}
         self._answer: dict[str, list[int]] = {}
+        # tokens of "additional information:" before every caption (the pre-tokenizer splits at spaces)
+        self.caption_offset = len(self.tokenizer("additional information:").input_ids) - 1
 
     def prompt(self, question: str, caption: str | None) -> list[int]:
         """vicuna_v1 ids with one IMAGE_TOKEN_INDEX; the caption line after the image line (accm_reference)."""
@@ -47,12 +49,18 @@ class Prompts:
             self._prompt[question] = ids
         if caption is None:
             return ids
+        at = ids.index(IMAGE_TOKEN_INDEX) + 3
+        return ids[:at] + self.caption_ids(caption) + ids[at:]
+
+    def caption_ids(self, caption: str) -> list[int]:
+        """The ids of "additional information: <caption>" without BOS (its first caption_offset are the label)."""
         extra = self._caption.get(caption)
         if extra is None:
             extra = self.tokenizer("additional information: " + caption).input_ids[1:]
+            label = self.tokenizer("additional information:").input_ids[1:]
+            assert extra[:len(label)] == label, caption
             self._caption[caption] = extra
-        at = ids.index(IMAGE_TOKEN_INDEX) + 3
-        return ids[:at] + extra + ids[at:]
+        return extra
 
     def answer(self, answer: str) -> list[int]:
         """The ids after "ASSISTANT:" for ' answer', then </s> (checked to be context-free once per answer)."""
@@ -74,6 +82,9 @@ class Sample:
     scene: int
     patches: list[int]  # ascending patch indices (empty: no visual tokens)
     answer: list[int]
+    # prompt[dense[0]:dense[1]] (after the image) are targets too: the caption line predicted from the image,
+    # LLaVA's captioning-style supervision (decoder training only)
+    dense: tuple[int, int] | None = None
 
 
 class Projector(nn.Module):
@@ -110,7 +121,11 @@ class TinyLlava(nn.Module):
             x = torch.cat(parts)
             prompt_len = len(s.prompt) - 1 + len(s.patches)
             n_predict = len(s.answer) if with_answer else 1
-            predict.append(list(range(prompt_len - 1, prompt_len - 1 + n_predict)))
+            positions = list(range(prompt_len - 1, prompt_len - 1 + n_predict))
+            if with_answer and s.dense is not None:
+                # prompt index j > at sits at j - 1 + len(patches) and is predicted one position earlier
+                positions += [j - 2 + len(s.patches) for j in range(*s.dense)]
+            predict.append(positions)
             pieces.append(x)
         length = max(p.shape[0] for p in pieces)
         batch = torch.zeros(len(pieces), length, pieces[0].shape[1])
@@ -131,7 +146,8 @@ class TinyLlava(nn.Module):
         assert all(s.prompt[:at] == prefix and s.prompt[at] == IMAGE_TOKEN_INDEX for s in samples)
         cache = self.lm.model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
         cache.batch_repeat_interleave(len(samples))
-        rest = [Sample(s.prompt[at:], s.scene, s.patches, s.answer) for s in samples]
+        rest = [Sample(s.prompt[at:], s.scene, s.patches, s.answer,
+                       None if s.dense is None else (s.dense[0] - at, s.dense[1] - at)) for s in samples]
         x, mask, predict = self.embed_batch(rest, features, with_answer)
         mask = torch.cat([torch.ones(len(samples), at, dtype=torch.long), mask], 1)
         position = torch.arange(at, at + x.shape[1])[None].expand(len(samples), -1)
@@ -162,10 +178,17 @@ class TinyLlava(nn.Module):
         """Logits [B, vocab] of each sample's first answer token (inference only)."""
         return torch.cat(self.answer_logits(samples, features, with_answer=False))
 
-    def loss(self, samples: list[Sample], features: torch.Tensor) -> torch.Tensor:
-        logits = torch.cat(self.answer_logits(samples, features))
-        targets = torch.tensor([t for s in samples for t in s.answer])
-        return F.cross_entropy(logits, targets)
+    def loss(self, samples: list[Sample], features: torch.Tensor, dense_weight: float = 0.5):
+        """Cross-entropy of the answers (+ dense_weight x that of the samples' dense caption targets); returns
+        (loss, answer loss, dense loss or None)."""
+        logits = self.answer_logits(samples, features)
+        answer = torch.cat([lg[:len(s.answer)] for lg, s in zip(logits, samples)])
+        answer_loss = F.cross_entropy(answer, torch.tensor([t for s in samples for t in s.answer]))
+        dense = [(lg[len(s.answer):], s.prompt[s.dense[0]:s.dense[1]]) for lg, s in zip(logits, samples) if s.dense]
+        if not dense:
+            return answer_loss, answer_loss, None
+        dense_loss = F.cross_entropy(torch.cat([d[0] for d in dense]), torch.tensor([t for d in dense for t in d[1]]))
+        return answer_loss + dense_weight * dense_loss, answer_loss, dense_loss
 
 
 def clip_features(clip_dir: Path, images_uint8: torch.Tensor, layer: int = -2, batch: int = 500) -> torch.Tensor:

@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
-from tiny_llava import Prompts, Sample, TinyLlava, clip_features, export_llava  # noqa: E402
+from tiny_llava import IMAGE_TOKEN_INDEX, Prompts, Sample, TinyLlava, clip_features, export_llava  # noqa: E402
 from train_clip import Split, lr_at  # noqa: E402
 
 OUT = family.ARTIFACTS / "decoder"
@@ -66,16 +66,29 @@ def make_samples(split: Split, prompts: Prompts, picks: list[tuple[int, int]], r
     for scene, qi in picks:
         q = split.questions[scene][qi]
         r = rng.random()
+        dense = None
         if r < visual:
             caption, patches = None, ALL
         elif r < visual + text:
             caption = q["caption"] if rng.random() < 0.6 else split.scenes[scene]["description"]
             patches = []
         else:
+            # the image and a text about it: the scene's description (50%), the question's own caption (25%) or
+            # another question's (25%); the text's tokens are targets too (predicted from the image)
             others = [o for o in split.questions[scene] if o is not q]
-            caption = q["caption"] if rng.random() < 0.5 or not others else others[rng.integers(len(others))]["caption"]
+            u = rng.random()
+            if u < 0.5:
+                caption = split.scenes[scene]["description"]
+            elif u < 0.75 or not others:
+                caption = q["caption"]
+            else:
+                caption = others[rng.integers(len(others))]["caption"]
             patches = ALL
-        out.append(Sample(prompts.prompt(q["question"], caption), scene, patches, prompts.answer(q["answer"])))
+        prompt = prompts.prompt(q["question"], caption)
+        if caption is not None and patches:
+            start = prompt.index(IMAGE_TOKEN_INDEX) + 3 + prompts.caption_offset
+            dense = (start, start + len(prompts.caption_ids(caption)) - prompts.caption_offset)
+        out.append(Sample(prompt, scene, patches, prompts.answer(q["answer"]), dense))
     return out
 
 
@@ -128,8 +141,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--weight-decay", type=float, default=0.05)
-    ap.add_argument("--visual", type=float, default=0.6)
-    ap.add_argument("--text", type=float, default=0.25)
+    ap.add_argument("--visual", type=float, default=0.45)
+    ap.add_argument("--text", type=float, default=0.2)
+    ap.add_argument("--dense-weight", type=float, default=0.5, help="weight of the caption tokens' loss")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=25)
@@ -138,6 +152,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--extend-minutes", type=float, default=0.0, help="with --resume: lengthen the schedule")
+    ap.add_argument("--restart-schedule", action="store_true", help="with --resume: keep the weights and the data "
+                    "position, start a new warm-up + cosine over --minutes (a fresh optimizer state)")
     ap.add_argument("--export", action="store_true")
     args = ap.parse_args()
 
@@ -152,7 +168,7 @@ def main() -> None:
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
-    step, history = 0, []
+    step, history, schedule_start = 0, [], 0
     trained_s, budget_s = 0.0, max(60.0, args.minutes * 60 - 90)
     if args.resume or args.export:
         ck = torch.load(ckpt_path, weights_only=False)
@@ -161,6 +177,10 @@ def main() -> None:
         step, history, trained_s, budget_s = ck["step"], ck["history"], ck["trained_s"], ck["budget_s"]
         budget_s += args.extend_minutes * 60
         torch.set_rng_state(ck["torch_rng"])
+        if args.restart_schedule:
+            opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                     {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+            trained_s, budget_s, schedule_start = 0.0, max(60.0, args.minutes * 60 - 90), step
         print(f"resumed at step {step}, {trained_s / 60:.1f} of {budget_s / 60:.1f} min trained", flush=True)
     val = Split("validation")
     val_features = cached_features(val, "validation", out_dir)
@@ -193,22 +213,23 @@ def main() -> None:
         rng = np.random.default_rng([args.seed, 2_000_003, step])
         samples = make_samples(train, prompts, picks, rng, args.visual, args.text)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, trained_s / budget_s, args.lr, args.warmup)
-        loss = model.loss(samples, features)
+            g["lr"] = lr_at(step - schedule_start, trained_s / budget_s, args.lr, args.warmup)
+        loss, answer_loss, dense_loss = model.loss(samples, features, args.dense_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         window_n += 1
-        window_loss.append(loss.item())
+        window_loss.append((answer_loss.item(), dense_loss.item() if dense_loss is not None else float("nan")))
         trained_s += time.time() - t_step
         if step % args.log_every == 0:
             now = time.time()
             rate = window_n / (now - window_t)
-            history.append({"step": step, "loss": float(np.mean(window_loss)), "steps_per_s": rate})
-            print(f"step {step:5d} {trained_s / budget_s:6.1%} epoch {step / steps_per_epoch:5.2f} loss "
-                  f"{np.mean(window_loss):.4f} lr {opt.param_groups[0]['lr']:.2e} {rate * args.batch:5.0f} samples/s "
+            a, d = np.nanmean(window_loss, axis=0)
+            history.append({"step": step, "answer_loss": float(a), "caption_loss": float(d), "steps_per_s": rate})
+            print(f"step {step:5d} {trained_s / budget_s:6.1%} epoch {step / steps_per_epoch:5.2f} answer loss "
+                  f"{a:.4f} caption loss {d:.4f} lr {opt.param_groups[0]['lr']:.2e} {rate * args.batch:5.0f} samples/s "
                   f"ETA {(budget_s - trained_s) / 60:5.1f} min", flush=True)
             window_t, window_n, window_loss = now, 0, []
         if step % args.checkpoint_every == 0:
