@@ -52,6 +52,14 @@ class Prompts:
         at = ids.index(IMAGE_TOKEN_INDEX) + 3
         return ids[:at] + self.caption_ids(caption) + ids[at:]
 
+    def turn(self, question: str) -> list[int]:
+        """A later turn of a vicuna_v1 conversation, after the previous answer's </s>: "USER: q ASSISTANT:"."""
+        ids = self._prompt.get("\0turn" + question)
+        if ids is None:
+            ids = self.tokenizer("USER: " + question + " ASSISTANT:").input_ids[1:]
+            self._prompt["\0turn" + question] = ids
+        return ids
+
     def caption_ids(self, caption: str) -> list[int]:
         """The ids of "additional information: <caption>" without BOS (its first caption_offset are the label)."""
         extra = self._caption.get(caption)
@@ -82,9 +90,16 @@ class Sample:
     scene: int
     patches: list[int]  # ascending patch indices (empty: no visual tokens)
     answer: list[int]
-    # prompt[dense[0]:dense[1]] (after the image) are targets too: the caption line predicted from the image,
-    # LLaVA's captioning-style supervision (decoder training only)
-    dense: tuple[int, int] | None = None
+    # Spans of prompt[start:end] (after the image) that are targets too (decoder training only): `turns`, the
+    # answers of earlier turns of a multi-turn conversation (weighted as answers); `dense`, the caption line
+    # predicted from the image (LLaVA's captioning-style supervision).
+    turns: tuple[tuple[int, int], ...] = ()
+    dense: tuple[tuple[int, int], ...] = ()
+
+    def shifted(self, by: int) -> "Sample":
+        """The sample with its prompt cut `by` tokens from the front (spans shifted alike)."""
+        move = lambda spans: tuple((a - by, b - by) for a, b in spans)  # noqa: E731
+        return Sample(self.prompt[by:], self.scene, self.patches, self.answer, move(self.turns), move(self.dense))
 
 
 class Projector(nn.Module):
@@ -122,9 +137,9 @@ class TinyLlava(nn.Module):
             prompt_len = len(s.prompt) - 1 + len(s.patches)
             n_predict = len(s.answer) if with_answer else 1
             positions = list(range(prompt_len - 1, prompt_len - 1 + n_predict))
-            if with_answer and s.dense is not None:
+            if with_answer:
                 # prompt index j > at sits at j - 1 + len(patches) and is predicted one position earlier
-                positions += [j - 2 + len(s.patches) for j in range(*s.dense)]
+                positions += [j - 2 + len(s.patches) for span in s.turns + s.dense for j in range(*span)]
             predict.append(positions)
             pieces.append(x)
         length = max(p.shape[0] for p in pieces)
@@ -146,8 +161,7 @@ class TinyLlava(nn.Module):
         assert all(s.prompt[:at] == prefix and s.prompt[at] == IMAGE_TOKEN_INDEX for s in samples)
         cache = self.lm.model(input_ids=torch.tensor([prefix]), use_cache=True).past_key_values
         cache.batch_repeat_interleave(len(samples))
-        rest = [Sample(s.prompt[at:], s.scene, s.patches, s.answer,
-                       None if s.dense is None else (s.dense[0] - at, s.dense[1] - at)) for s in samples]
+        rest = [s.shifted(at) for s in samples]
         x, mask, predict = self.embed_batch(rest, features, with_answer)
         mask = torch.cat([torch.ones(len(samples), at, dtype=torch.long), mask], 1)
         position = torch.arange(at, at + x.shape[1])[None].expand(len(samples), -1)
@@ -179,15 +193,20 @@ class TinyLlava(nn.Module):
         return torch.cat(self.answer_logits(samples, features, with_answer=False))
 
     def loss(self, samples: list[Sample], features: torch.Tensor, dense_weight: float = 0.5):
-        """Cross-entropy of the answers (+ dense_weight x that of the samples' dense caption targets); returns
-        (loss, answer loss, dense loss or None)."""
+        """Cross-entropy of the answers (final and earlier turns) + dense_weight x that of the caption targets;
+        returns (loss, answer loss, dense loss or None)."""
         logits = self.answer_logits(samples, features)
-        answer = torch.cat([lg[:len(s.answer)] for lg, s in zip(logits, samples)])
-        answer_loss = F.cross_entropy(answer, torch.tensor([t for s in samples for t in s.answer]))
-        dense = [(lg[len(s.answer):], s.prompt[s.dense[0]:s.dense[1]]) for lg, s in zip(logits, samples) if s.dense]
-        if not dense:
+        answer_rows, answer_targets, dense_rows, dense_targets = [], [], [], []
+        for lg, s in zip(logits, samples):
+            n_turns = sum(b - a for a, b in s.turns)
+            answer_rows.append(lg[:len(s.answer) + n_turns])
+            answer_targets += s.answer + [t for a, b in s.turns for t in s.prompt[a:b]]
+            dense_rows.append(lg[len(s.answer) + n_turns:])
+            dense_targets += [t for a, b in s.dense for t in s.prompt[a:b]]
+        answer_loss = F.cross_entropy(torch.cat(answer_rows), torch.tensor(answer_targets))
+        if not dense_targets:
             return answer_loss, answer_loss, None
-        dense_loss = F.cross_entropy(torch.cat([d[0] for d in dense]), torch.tensor([t for d in dense for t in d[1]]))
+        dense_loss = F.cross_entropy(torch.cat(dense_rows), torch.tensor(dense_targets))
         return answer_loss + dense_weight * dense_loss, answer_loss, dense_loss
 
 

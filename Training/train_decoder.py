@@ -60,35 +60,47 @@ def cached_features(split: Split, name: str, out_dir: Path) -> torch.Tensor:
 ALL = list(range(family.NUM_PATCHES))
 
 
-def make_samples(split: Split, prompts: Prompts, picks: list[tuple[int, int]], rng: np.random.Generator,
-                 visual: float, text: float) -> list[Sample]:
+def make_samples(split: Split, prompts: Prompts, scenes: list[int], rng: np.random.Generator,
+                 visual: float, text: float, question_caption: float = 0.5) -> list[Sample]:
+    """One multi-turn conversation per scene (LLaVA's training conversations are multi-turn too): the first
+    turn has exactly `accm ask`'s prompt; every turn's answer is a target."""
     out = []
-    for scene, qi in picks:
-        q = split.questions[scene][qi]
+    for scene in scenes:
+        questions = [split.questions[scene][j] for j in rng.permutation(len(split.questions[scene]))]
+        first = questions[0]
         r = rng.random()
-        dense = None
+        dense_caption = False
         if r < visual:
             caption, patches = None, ALL
         elif r < visual + text:
-            caption = q["caption"] if rng.random() < 0.6 else split.scenes[scene]["description"]
             patches = []
+            if rng.random() >= question_caption:
+                caption = split.scenes[scene]["description"]
+            else:  # a question-guided caption answers its own question only: one turn
+                caption, questions = first["caption"], [first]
         else:
-            # the image and a text about it: the scene's description (50%), the question's own caption (25%) or
-            # another question's (25%); the text's tokens are targets too (predicted from the image)
-            others = [o for o in split.questions[scene] if o is not q]
+            # the image and a text about it: the scene's description (50%), the first question's own caption
+            # (25%) or another question's (25%); the text's tokens are targets too (predicted from the image)
             u = rng.random()
             if u < 0.5:
                 caption = split.scenes[scene]["description"]
-            elif u < 0.75 or not others:
-                caption = q["caption"]
+            elif u < 0.75 or len(questions) == 1:
+                caption = first["caption"]
             else:
-                caption = others[rng.integers(len(others))]["caption"]
-            patches = ALL
-        prompt = prompts.prompt(q["question"], caption)
-        if caption is not None and patches:
+                caption = questions[1 + rng.integers(len(questions) - 1)]["caption"]
+            patches, dense_caption = ALL, True
+        prompt = prompts.prompt(first["question"], caption)
+        dense = ()
+        if dense_caption:
             start = prompt.index(IMAGE_TOKEN_INDEX) + 3 + prompts.caption_offset
-            dense = (start, start + len(prompts.caption_ids(caption)) - prompts.caption_offset)
-        out.append(Sample(prompt, scene, patches, prompts.answer(q["answer"]), dense))
+            dense = ((start, start + len(prompts.caption_ids(caption)) - prompts.caption_offset),)
+        turns = []
+        answer = prompts.answer(first["answer"])
+        for q in questions[1:]:
+            turns.append((len(prompt), len(prompt) + len(answer)))
+            prompt = prompt + answer + prompts.turn(q["question"])
+            answer = prompts.answer(q["answer"])
+        out.append(Sample(prompt, scene, patches, answer, tuple(turns), dense))
     return out
 
 
@@ -143,6 +155,8 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--visual", type=float, default=0.45)
     ap.add_argument("--text", type=float, default=0.2)
+    ap.add_argument("--question-caption", type=float, default=0.5, help="share of text samples whose text is the "
+                    "first question's own caption (one turn) rather than the scene's description (all turns)")
     ap.add_argument("--dense-weight", type=float, default=0.5, help="weight of the caption tokens' loss")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -191,8 +205,8 @@ def main() -> None:
         return
     train = Split("train")
     features = cached_features(train, "train", out_dir)
-    picks_all = [(s, i) for s in range(len(train)) for i in range(len(train.questions[s]))]
-    print(f"decoder {sum(p.numel() for p in model.parameters()):,} parameters; {len(picks_all)} train questions; "
+    picks_all = list(range(len(train)))
+    print(f"decoder {sum(p.numel() for p in model.parameters()):,} parameters; {len(picks_all)} train scenes; "
           f"batch {args.batch}; {args.threads} threads", flush=True)
 
     def save():
@@ -211,7 +225,7 @@ def main() -> None:
         order = np.random.default_rng([args.seed, epoch]).permutation(len(picks_all))
         picks = [picks_all[j] for j in order[pos * args.batch:(pos + 1) * args.batch]]
         rng = np.random.default_rng([args.seed, 2_000_003, step])
-        samples = make_samples(train, prompts, picks, rng, args.visual, args.text)
+        samples = make_samples(train, prompts, picks, rng, args.visual, args.text, args.question_caption)
         for g in opt.param_groups:
             g["lr"] = lr_at(step - schedule_start, trained_s / budget_s, args.lr, args.warmup)
         loss, answer_loss, dense_loss = model.loss(samples, features, args.dense_weight)
