@@ -24,6 +24,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Scripts"))
 import family  # noqa: E402
+from training_utils import pad_right  # noqa: E402
 from accm_reference import IMAGE_TOKEN_INDEX, tokenizer_image_token, vicuna_v1_prompt  # noqa: E402
 
 from transformers import AutoTokenizer, CLIPModel, LlamaForCausalLM  # noqa: E402
@@ -38,6 +39,7 @@ class Prompts:
         self._prompt: dict[str, list[int]] = {}
         self._caption: dict[str, list[int]] = {}
         self._answer: dict[str, list[int]] = {}
+        self._turn: dict[str, list[int]] = {}
         # tokens of "additional information:" before every caption (the pre-tokenizer splits at spaces)
         self.caption_offset = len(self.tokenizer("additional information:").input_ids) - 1
 
@@ -54,10 +56,10 @@ class Prompts:
 
     def turn(self, question: str) -> list[int]:
         """A later turn of a vicuna_v1 conversation, after the previous answer's </s>: "USER: q ASSISTANT:"."""
-        ids = self._prompt.get("\0turn" + question)
+        ids = self._turn.get(question)
         if ids is None:
             ids = self.tokenizer("USER: " + question + " ASSISTANT:").input_ids[1:]
-            self._prompt["\0turn" + question] = ids
+            self._turn[question] = ids
         return ids
 
     def caption_ids(self, caption: str) -> list[int]:
@@ -142,12 +144,7 @@ class TinyLlava(nn.Module):
                 positions += [j - 2 + len(s.patches) for span in s.turns + s.dense for j in range(*span)]
             predict.append(positions)
             pieces.append(x)
-        length = max(p.shape[0] for p in pieces)
-        batch = torch.zeros(len(pieces), length, pieces[0].shape[1])
-        mask = torch.zeros(len(pieces), length, dtype=torch.long)
-        for i, p in enumerate(pieces):
-            batch[i, :p.shape[0]] = p
-            mask[i, :p.shape[0]] = 1
+        batch, mask = pad_right(pieces)
         return batch, mask, predict
 
     def answer_logits(self, samples: list[Sample], features: torch.Tensor, with_answer: bool = True) -> list[torch.Tensor]:
@@ -167,25 +164,18 @@ class TinyLlava(nn.Module):
         position = torch.arange(at, at + x.shape[1])[None].expand(len(samples), -1)
         hidden = self.lm.model(inputs_embeds=x, attention_mask=mask, position_ids=position, past_key_values=cache,
                                use_cache=True).last_hidden_state
-        rows = torch.cat([hidden[i, p] for i, p in enumerate(predict)])
-        logits = self.lm.lm_head(rows)
-        out, start = [], 0
-        for p in predict:
-            out.append(logits[start:start + len(p)])
-            start += len(p)
-        return out
+        return self._logits_at(hidden, predict)
 
     def answer_logits_unshared(self, samples: list[Sample], features: torch.Tensor, with_answer: bool = True) -> list[torch.Tensor]:
         """`answer_logits` without the shared prefix: every sample runs whole (the check of the fast path)."""
         x, mask, predict = self.embed_batch(samples, features, with_answer)
         hidden = self.lm.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
-        rows = torch.cat([hidden[i, p] for i, p in enumerate(predict)])
-        logits = self.lm.lm_head(rows)
-        out, start = [], 0
-        for p in predict:
-            out.append(logits[start:start + len(p)])
-            start += len(p)
-        return out
+        return self._logits_at(hidden, predict)
+
+    def _logits_at(self, hidden: torch.Tensor, predict: list[list[int]]) -> list[torch.Tensor]:
+        """The LM head on row i's positions predict[i] only (one matrix product for the batch), split per row."""
+        logits = self.lm.lm_head(torch.cat([hidden[i, p] for i, p in enumerate(predict)]))
+        return list(logits.split([len(p) for p in predict]))
 
     @torch.no_grad()
     def first_answer_logits(self, samples: list[Sample], features: torch.Tensor) -> torch.Tensor:

@@ -48,9 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
 from tiny_llava import Prompts, Sample, TinyLlava  # noqa: E402
 from train_clip import Split, lr_at, pixels  # noqa: E402
+from training_utils import cached_for_clip, load_cached_for_clip, pad_right  # noqa: E402
 
 sys.path.insert(0, str(family.ROOT.parent / "Scripts"))
 from accm_modules import CaptionMapper, CaptionSelector  # noqa: E402
+import make_accm_fixtures  # noqa: E402  (save_module: config.json + model.safetensors of an ACCM module)
 from accm_reference import ACCMReference, Margins, Pruner  # noqa: E402
 
 from transformers import AutoTokenizer, CLIPModel, CLIPTextModelWithProjection, GPT2LMHeadModel  # noqa: E402
@@ -92,17 +94,8 @@ def vision_outputs(clip: CLIPModel, images: torch.Tensor, batch: int = 500) -> d
 
 
 def cached_vision(clip: CLIPModel, split: Split, name: str) -> dict:
-    path = OUT / f"vision_{name}.pt"
-    stamp = (CLIP_DIR / "model.safetensors").stat().st_mtime
-    if path.exists():
-        saved = torch.load(path)
-        if saved["clip_mtime"] == stamp:
-            return saved["vision"]
-    t = time.time()
-    v = vision_outputs(clip, split.images)
-    torch.save({"vision": v, "clip_mtime": stamp}, path)
-    print(f"vision outputs of {name} in {time.time() - t:.0f} s", flush=True)
-    return v
+    return cached_for_clip(OUT / f"vision_{name}.pt", CLIP_DIR, lambda: vision_outputs(clip, split.images),
+                           f"vision outputs of {name}")
 
 
 class Pruning:
@@ -156,12 +149,7 @@ class Captioner(torch.nn.Module):
                 parts.append(wte(torch.tensor(c)))
             rows.append(torch.cat(parts))
             starts.append(len(q) + prefix.shape[0] - 1)
-        length = max(r.shape[0] for r in rows)
-        x = torch.zeros(len(rows), length, rows[0].shape[1])
-        mask = torch.zeros(len(rows), length, dtype=torch.long)
-        for i, r in enumerate(rows):
-            x[i, :r.shape[0]] = r
-            mask[i, :r.shape[0]] = 1
+        x, mask = pad_right(rows)
         return x, mask, starts
 
     def loss(self, question_ids, pruned, targets: list[list[int]]) -> torch.Tensor:
@@ -238,6 +226,12 @@ class Captioner(torch.nn.Module):
 # ------------------------------------------------------------------------------------------------
 
 
+def build_selector() -> CaptionSelector:
+    """The selector at family.py's shapes."""
+    c = family.selector_config()
+    return CaptionSelector(c["hidden_size"], c["num_heads"], c["intermediate_size"], c["num_layers"], c["layer_norm_eps"])
+
+
 class World:
     """Everything both stages read: the train split, vision outputs, tokenizers, the pruner."""
 
@@ -283,11 +277,8 @@ def load_decoder() -> TinyLlava:
     return model
 
 
-def decoder_features(world: World) -> torch.Tensor:
-    saved = torch.load(family.ARTIFACTS / "decoder" / "features_train.pt")
-    stamp = (CLIP_DIR / "model.safetensors").stat().st_mtime
-    assert saved["clip_mtime"] == stamp, "decoder features are from another CLIP: rerun train_decoder.py"
-    return saved["features"]
+def decoder_features() -> torch.Tensor:
+    return load_cached_for_clip(family.ARTIFACTS / "decoder" / "features_train.pt", CLIP_DIR, "train_decoder.py")
 
 
 @torch.no_grad()
@@ -322,8 +313,7 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     world = World()
     captioner = Captioner()
-    selector = CaptionSelector(**{"d_model": family.CLIP_PROJECTION, "nhead": 4,
-                                  "dim_feedforward": family.selector_config()["intermediate_size"], "num_layers": 2})
+    selector = build_selector()
     kl = args.stage == "kl"
     ckpt_path = OUT / f"{args.stage}.pt"
     opt = torch.optim.AdamW(captioner.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -343,7 +333,7 @@ def main() -> None:
         print("KL stage starts from the pre-trained caption model", flush=True)
     decoder = prompts = features = None
     if kl:
-        decoder, prompts, features = load_decoder(), Prompts(), decoder_features(world)
+        decoder, prompts, features = load_decoder(), Prompts(), decoder_features()
 
     def save():
         torch.save({"captioner": captioner.state_dict(), "selector": selector.state_dict(),
@@ -437,18 +427,13 @@ def export() -> None:
     ck = torch.load(ckpt, weights_only=False)
     captioner = Captioner()
     captioner.load_state_dict(ck["captioner"])
-    sc = family.selector_config()
-    selector = CaptionSelector(sc["hidden_size"], sc["num_heads"], sc["intermediate_size"], sc["num_layers"],
-                               sc["layer_norm_eps"])
+    selector = build_selector()
     selector.load_state_dict(ck["selector"])
 
     def save_module(module, to: Path) -> None:
-        from safetensors.torch import save_file
         if to.exists():
             shutil.rmtree(to)
-        to.mkdir(parents=True)
-        (to / "config.json").write_text(json.dumps(module.config(), indent=2) + "\n")
-        save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(to / "model.safetensors"))
+        make_accm_fixtures.save_module(module, to)
 
     save_module(captioner.mapper.eval(), OUT / "mapper")
     save_module(selector.eval(), OUT / "selector")

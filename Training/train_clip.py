@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
+from training_utils import adamw  # noqa: E402
 
 from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer  # noqa: E402
 
@@ -351,10 +352,7 @@ def main() -> None:
     config = family.clip_config()
     assert tokenizer.eos_token_id == config.text_config.eos_token_id, (tokenizer.eos_token_id, config.text_config)
     model = CLIPModel(config)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = adamw(model, args.lr, args.weight_decay)
     step, total, history = 0, args.steps, []
     trained_s, budget_s = 0.0, max(60.0, args.minutes * 60 - 60)  # 60 s kept for the final eval + export
     if args.resume or args.export:

@@ -38,23 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
 from tiny_llava import IMAGE_TOKEN_INDEX, Prompts, Sample, TinyLlava, clip_features, export_llava  # noqa: E402
 from train_clip import Split, lr_at  # noqa: E402
+from training_utils import adamw, cached_for_clip  # noqa: E402
 
 OUT = family.ARTIFACTS / "decoder"
 CLIP_DIR = family.ARTIFACTS / "clip" / "hf"
 
 
 def cached_features(split: Split, name: str, out_dir: Path) -> torch.Tensor:
-    path = out_dir / f"features_{name}.pt"
-    stamp = (CLIP_DIR / "model.safetensors").stat().st_mtime
-    if path.exists():
-        saved = torch.load(path)
-        if saved["clip_mtime"] == stamp:
-            return saved["features"]
-    t = time.time()
-    features = clip_features(CLIP_DIR, split.images)
-    torch.save({"features": features, "clip_mtime": stamp}, path)
-    print(f"CLIP features of {name}: {tuple(features.shape)} in {time.time() - t:.0f} s", flush=True)
-    return features
+    return cached_for_clip(out_dir / f"features_{name}.pt", CLIP_DIR, lambda: clip_features(CLIP_DIR, split.images),
+                           f"CLIP features of {name}")
 
 
 ALL = list(range(family.NUM_PATCHES))
@@ -178,10 +170,7 @@ def main() -> None:
     ckpt_path = out_dir / "checkpoint.pt"
     prompts = Prompts()
     model = TinyLlava()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = adamw(model, args.lr, args.weight_decay)
     step, history, schedule_start = 0, [], 0
     trained_s, budget_s = 0.0, max(60.0, args.minutes * 60 - 90)
     if args.resume or args.export:
@@ -192,8 +181,7 @@ def main() -> None:
         budget_s += args.extend_minutes * 60
         torch.set_rng_state(ck["torch_rng"])
         if args.restart_schedule:
-            opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                     {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+            opt = adamw(model, args.lr, args.weight_decay)
             trained_s, budget_s, schedule_start = 0.0, max(60.0, args.minutes * 60 - 90), step
         print(f"resumed at step {step}, {trained_s / 60:.1f} of {budget_s / 60:.1f} min trained", flush=True)
     val = Split("validation")
