@@ -9,4 +9,4 @@ bash Scripts/setup-system.sh
 swift build -c release --product accm
 .build/release/accm ask --image Training/test/images/00000.png --keep 4 "What color is the cross?"
 echo
-exec .build/release/accm eval --keep 64,32,16,8,4 "$@"
+exec .build/release/accm eval --keep 64,16,8,4 "$@"
