@@ -15,7 +15,13 @@ Losses:
   - grounding: ACCM's text-guided pruner compares the question's text embedding with every patch's
     `visual_projection(post_layernorm(h))`; a softmax over the 64 patches is pulled toward the patches of the
     objects the text is about (the split records them). Without it nothing trains the patch projections.
-    This is a design choice of this project (the original CLIP has no such loss).
+  - patch tagging: linear heads on hidden_states[-2] (the layer LLaVA's projector reads) name, for every patch,
+    the shape and color of the object on it (or none) and whether the object's center lies in it. The heads are
+    thrown away after training. Measured before it existed: after 40 min of contrastive + grounding training,
+    a linear probe on an object's patches told its shape right 63% of the time (color 100%), and the decoder
+    trained on those features never learnt to find objects by shape (validation flat at 42-45%); a real CLIP
+    knows shapes from 400M pairs, this one gets the shortcut.
+  Grounding and tagging are design choices of this project (the original CLIP has neither).
 No augmentation: positions and colors are what the texts name, so flips / crops / color jitter would make texts false.
 
 Outputs under Training/artifacts/clip/: checkpoint.pt (every --checkpoint-every steps, exact resume: the data
@@ -41,6 +47,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
@@ -130,6 +137,48 @@ def pixels(images_uint8: torch.Tensor) -> torch.Tensor:
     return (x - MEAN) / STD
 
 
+NO_OBJECT = -100  # cross_entropy's ignore_index: a patch without an object has no shape / color target
+
+
+def patch_tags(objects: list[dict]) -> tuple[list[int], list[int], list[int]]:
+    """Per patch: the shape index and color index of the object on it (NO_OBJECT where none; where two
+    touch a patch, the one whose center is nearer the patch's), and 1 where an object's center lies in it."""
+    shape, color, center = [NO_OBJECT] * family.NUM_PATCHES, [NO_OBJECT] * family.NUM_PATCHES, [0] * family.NUM_PATCHES
+    grid, side = family.IMAGE_SIZE // family.PATCH_SIZE, family.PATCH_SIZE
+    nearest = [math.inf] * family.NUM_PATCHES
+    for o in objects:
+        for p in o["patches"]:
+            py, px = divmod(p, grid)
+            d = (o["cx"] - (px + 0.5) * side) ** 2 + (o["cy"] - (py + 0.5) * side) ** 2
+            if d < nearest[p]:
+                nearest[p], shape[p], color[p] = d, SHAPES.index(o["shape"]), COLORS.index(o["color"])
+        cx, cy = min(grid - 1, int(o["cx"] // side)), min(grid - 1, int(o["cy"] // side))
+        center[cy * grid + cx] = 1
+    return shape, color, center
+
+
+class PatchTagger(nn.Module):
+    """Training-only linear heads: shape / color / object-center of every patch from the vision tower's
+    hidden_states[-2]."""
+
+    def __init__(self, width: int = family.CLIP_HIDDEN):
+        super().__init__()
+        self.shape = nn.Linear(width, len(SHAPES))
+        self.color = nn.Linear(width, len(COLORS))
+        self.center = nn.Linear(width, 2)
+
+    def loss(self, hidden: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+        """hidden [B, 64, width] (no class token), tags [B, 3, 64] (shape, color, center)."""
+        return (F.cross_entropy(self.shape(hidden).flatten(0, 1), tags[:, 0].flatten(), ignore_index=NO_OBJECT)
+                + F.cross_entropy(self.color(hidden).flatten(0, 1), tags[:, 1].flatten(), ignore_index=NO_OBJECT)
+                + F.cross_entropy(self.center(hidden).flatten(0, 1), tags[:, 2].flatten()))
+
+
+def scene_tags(split: Split, indices) -> torch.Tensor:
+    """[len(indices), 3, 64] long: `patch_tags` of each scene."""
+    return torch.tensor([patch_tags(split.scenes[i]["objects"]) for i in indices], dtype=torch.long)
+
+
 def sample_batch(split: Split, indices: np.ndarray, rng: np.random.Generator):
     """Texts, predicates and patch targets for the scenes `indices`."""
     texts, preds, ground_texts, ground_patches = [], [], [], []
@@ -189,16 +238,20 @@ def text_embeddings(model: CLIPModel, tokenizer, texts: list[str]) -> torch.Tens
     return F.normalize(model.text_projection(out.pooler_output), dim=-1)
 
 
-def image_embeddings(model: CLIPModel, pixel_values: torch.Tensor):
-    """(pooled image embedding [B, P], every patch's projected embedding [B, 64, P]), both normalised."""
-    out = model.vision_model(pixel_values=pixel_values)
+def image_embeddings(model: CLIPModel, pixel_values: torch.Tensor, with_features: bool = False):
+    """(pooled image embedding [B, P], every patch's projected embedding [B, 64, P]), both normalised; with
+    `with_features` also hidden_states[-2] of the patches [B, 64, width] (what LLaVA's projector reads)."""
+    out = model.vision_model(pixel_values=pixel_values, output_hidden_states=with_features)
     pooled = F.normalize(model.visual_projection(out.pooler_output), dim=-1)
     tokens = model.visual_projection(model.vision_model.post_layernorm(out.last_hidden_state[:, 1:]))
+    if with_features:
+        return pooled, F.normalize(tokens, dim=-1), out.hidden_states[-2][:, 1:]
     return pooled, F.normalize(tokens, dim=-1)
 
 
-def losses(model, tokenizer, batch_pixels, texts, positives, ground_texts, patch_target):
-    pooled, patches = image_embeddings(model, batch_pixels)
+def losses(model, tagger, tokenizer, batch_pixels, texts, positives, ground_texts, patch_target, tags):
+    """(contrastive, grounding, tagging) losses of one batch."""
+    pooled, patches, features = image_embeddings(model, batch_pixels, with_features=True)
     n = len(texts)
     all_text = text_embeddings(model, tokenizer, texts + ground_texts)
     text, ground = all_text[:n], all_text[n:]
@@ -211,7 +264,7 @@ def losses(model, tokenizer, batch_pixels, texts, positives, ground_texts, patch
     has = patch_target.sum(1) > 0
     patch_logits = scale * torch.einsum("bp,btp->bt", ground, patches)
     grounding = -(patch_target[has] * F.log_softmax(patch_logits[has], 1)).sum(1).mean()
-    return contrastive, grounding
+    return contrastive, grounding, tagger.loss(features, tags)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -220,15 +273,16 @@ def losses(model, tokenizer, batch_pixels, texts, positives, ground_texts, patch
 
 
 @torch.no_grad()
-def evaluate(model: CLIPModel, tokenizer, split: Split, limit: int = 1000) -> dict:
+def evaluate(model: CLIPModel, tokenizer, split: Split, limit: int = 1000, tagger: PatchTagger | None = None) -> dict:
     model.eval()
     n = min(limit, len(split))
-    pooled, patches = [], []
+    pooled, patches, features = [], [], []
     for s in range(0, n, 250):
-        a, b = image_embeddings(model, pixels(split.images[s:min(n, s + 250)]))
+        a, b, f = image_embeddings(model, pixels(split.images[s:min(n, s + 250)]), with_features=True)
         pooled.append(a)
         patches.append(b)
-    pooled, patches = torch.cat(pooled), torch.cat(patches)
+        features.append(f)
+    pooled, patches, features = torch.cat(pooled), torch.cat(patches), torch.cat(features)
     prompts = [f"a {c} {s}" for c in COLORS for s in SHAPES]
     emb = dict(zip(prompts, text_embeddings(model, tokenizer, prompts)))
     shape_ok = shape_n = color_ok = color_n = 0
@@ -273,6 +327,13 @@ def evaluate(model: CLIPModel, tokenizer, split: Split, limit: int = 1000) -> di
         result[f"hit@{k}_least_similar"] = hit_low / len(qs)
         result[f"hit@{k}_random"] = chance / len(qs)
         result[f"hit@{k}_random_object_patches"] = objectness / len(qs)
+    if tagger is not None:  # the tagging heads on the patches that have an object
+        tags = scene_tags(split, range(n))
+        on_object = tags[:, 0] != NO_OBJECT
+        for name, head, row in (("shape", tagger.shape, 0), ("color", tagger.color, 1)):
+            guess = head(features).argmax(-1)
+            result[f"tag_{name}_acc"] = (guess[on_object] == tags[:, row][on_object]).float().mean().item()
+        result["tag_center_acc"] = (tagger.center(features).argmax(-1) == tags[:, 2]).float().mean().item()
     model.train()
     return result
 
@@ -283,6 +344,9 @@ def print_eval(r: dict) -> None:
           f"least-similar {r['hit@4_least_similar']:.1%}, random {r['hit@4_random']:.1%}, random object patches "
           f"{r['hit@4_random_object_patches']:.1%}; hit@8 most-similar {r['hit@8_most_similar']:.1%} (random "
           f"{r['hit@8_random']:.1%}, random object patches {r['hit@8_random_object_patches']:.1%}) over {r['questions']} questions", flush=True)
+    if "tag_shape_acc" in r:
+        print(f"  patch tags: shape {r['tag_shape_acc']:.1%}, color {r['tag_color_acc']:.1%} (patches with an object), "
+              f"object center {r['tag_center_acc']:.1%} (all patches)", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -331,6 +395,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--grounding-weight", type=float, default=0.5)
+    ap.add_argument("--tag-weight", type=float, default=1.0, help="weight of the patch-tagging loss")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=20)
@@ -340,6 +405,9 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="continue from artifacts/clip/checkpoint.pt")
     ap.add_argument("--extend-minutes", type=float, default=0.0, help="with --resume and the time schedule: add this "
                     "many minutes to the schedule's budget (a warm restart: the cosine continues over the longer budget)")
+    ap.add_argument("--restart-schedule", action="store_true", help="with --resume: keep the weights and the data "
+                    "position, start a new warm-up + cosine over --minutes with a fresh optimizer (and fresh tagging "
+                    "heads if the checkpoint has none)")
     ap.add_argument("--export", action="store_true", help="only evaluate and export the checkpoint")
     args = ap.parse_args()
 
@@ -352,24 +420,34 @@ def main() -> None:
     config = family.clip_config()
     assert tokenizer.eos_token_id == config.text_config.eos_token_id, (tokenizer.eos_token_id, config.text_config)
     model = CLIPModel(config)
-    opt = adamw(model, args.lr, args.weight_decay)
-    step, total, history = 0, args.steps, []
+    tagger = PatchTagger()
+    trainable = nn.ModuleDict({"clip": model, "tagger": tagger})
+    opt = adamw(trainable, args.lr, args.weight_decay)
+    step, total, history, schedule_start = 0, args.steps, [], 0
     trained_s, budget_s = 0.0, max(60.0, args.minutes * 60 - 60)  # 60 s kept for the final eval + export
     if args.resume or args.export:
         if not ckpt_path.exists():
             sys.exit(f"no checkpoint at {ckpt_path}")
         ck = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        if "tagger" in ck:
+            tagger.load_state_dict(ck["tagger"])
+            opt.load_state_dict(ck["optimizer"])
+        elif not (args.restart_schedule or args.export):
+            sys.exit(f"{ckpt_path} has no patch-tagging heads (an older recipe): continue it with --restart-schedule")
         step, total, history = ck["step"], ck["total_steps"], ck["history"]
         trained_s, budget_s = ck["trained_s"], ck["budget_s"]
+        schedule_start = ck.get("schedule_start", 0)
         torch.set_rng_state(ck["torch_rng"])
         budget_s += args.extend_minutes * 60
+        if args.restart_schedule:
+            opt = adamw(trainable, args.lr, args.weight_decay)
+            total, trained_s, budget_s, schedule_start = 0, 0.0, max(60.0, args.minutes * 60 - 60), step
         print(f"resumed at step {step}, {trained_s / 60:.1f} of {budget_s / 60:.1f} min trained" if not total
               else f"resumed at step {step} of {total}", flush=True)
     val = Split("validation")
     if args.export:
-        print_eval(evaluate(model, tokenizer, val))
+        print_eval(evaluate(model, tokenizer, val, tagger=tagger if "tagger" in ck else None))
         export(model, out_dir / "hf")
         return
     train = Split("train")
@@ -377,8 +455,9 @@ def main() -> None:
     print(f"CLIP {n_params:,} parameters; train {len(train)} scenes; batch {args.batch}; {args.threads} threads", flush=True)
 
     def save():
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "total_steps": total,
-                    "history": history, "trained_s": trained_s, "budget_s": budget_s, "torch_rng": torch.get_rng_state(), "args": vars(args)}, ckpt_path)
+        torch.save({"model": model.state_dict(), "tagger": tagger.state_dict(), "optimizer": opt.state_dict(),
+                    "step": step, "total_steps": total, "history": history, "trained_s": trained_s, "budget_s": budget_s,
+                    "schedule_start": schedule_start, "torch_rng": torch.get_rng_state(), "args": vars(args)}, ckpt_path)
 
     steps_per_epoch = len(train) // args.batch
     start = time.time()
@@ -387,7 +466,7 @@ def main() -> None:
     run_steps = 0
     model.train()
     def progress() -> float:
-        return step / total if total else trained_s / budget_s
+        return (step - schedule_start) / total if total else trained_s / budget_s
 
     while progress() < 1.0:
         t_step = time.time()
@@ -397,37 +476,38 @@ def main() -> None:
         rng = np.random.default_rng([args.seed, 1_000_003, step])
         texts, positives, ground_texts, patch_target = sample_batch(train, idx, rng)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, progress(), args.lr, args.warmup)
-        contrastive, grounding = losses(model, tokenizer, pixels(train.images[idx]), texts, positives,
-                                        ground_texts, patch_target)
-        loss = contrastive + args.grounding_weight * grounding
+            g["lr"] = lr_at(step - schedule_start, progress(), args.lr, args.warmup)
+        contrastive, grounding, tagging = losses(model, tagger, tokenizer, pixels(train.images[idx]), texts, positives,
+                                                 ground_texts, patch_target, scene_tags(train, idx))
+        loss = contrastive + args.grounding_weight * grounding + args.tag_weight * tagging
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         step += 1
         run_steps += 1
         window_n += 1
-        window_loss.append((contrastive.item(), grounding.item()))
+        window_loss.append((contrastive.item(), grounding.item(), tagging.item()))
         trained_s += time.time() - t_step
         if step % args.log_every == 0 or progress() >= 1.0:
             now = time.time()
-            c, g = np.mean(window_loss, axis=0)
+            c, g, tg = np.mean(window_loss, axis=0)
             rate = window_n / (now - window_t)
             eta = (total - step) / rate if total else budget_s - trained_s
-            history.append({"step": step, "contrastive": float(c), "grounding": float(g), "steps_per_s": rate,
-                            "elapsed_s": now - start})
-            print(f"step {step:5d} {progress():6.1%} epoch {step / steps_per_epoch:5.2f} loss {c + args.grounding_weight * g:.3f} "
-                  f"(contrastive {c:.3f}, grounding {g:.3f}) scale {model.logit_scale.exp().item():5.1f} "
+            history.append({"step": step, "contrastive": float(c), "grounding": float(g), "tagging": float(tg),
+                            "steps_per_s": rate, "elapsed_s": now - start})
+            print(f"step {step:5d} {progress():6.1%} epoch {step / steps_per_epoch:5.2f} loss "
+                  f"{c + args.grounding_weight * g + args.tag_weight * tg:.3f} "
+                  f"(contrastive {c:.3f}, grounding {g:.3f}, tagging {tg:.3f}) scale {model.logit_scale.exp().item():5.1f} "
                   f"lr {opt.param_groups[0]['lr']:.2e} {rate:.2f} steps/s {rate * args.batch:6.0f} img/s "
                   f"ETA {eta / 60:5.1f} min", flush=True)
             window_t, window_n, window_loss = now, 0, []
         if step % args.checkpoint_every == 0:
             save()
         if step % args.eval_every == 0:
-            r = evaluate(model, tokenizer, val, limit=300)
+            r = evaluate(model, tokenizer, val, limit=300, tagger=tagger)
             print_eval(r)
             window_t = time.time()
         if time.time() > deadline:
@@ -436,7 +516,7 @@ def main() -> None:
             break
     save()
     print(f"checkpoint {ckpt_path} at step {step}; {run_steps} steps in {(time.time() - start) / 60:.1f} min", flush=True)
-    r = evaluate(model, tokenizer, val)
+    r = evaluate(model, tokenizer, val, tagger=tagger)
     print_eval(r)
     (out_dir / "eval.json").write_text(json.dumps({"step": step, **r}, indent=1) + "\n")
     export(model, out_dir / "hf")

@@ -82,3 +82,28 @@ class BeamSearchTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PatchTagTests(unittest.TestCase):
+    def test_tags_name_each_patch_object_and_mark_centers(self):
+        from train_clip import COLORS, NO_OBJECT, SHAPES, patch_tags
+
+        # a red cross over patches 0, 1, 8, 9 centred in patch 9; a blue ring sharing patch 9's neighbour 10,
+        # centred in patch 11 (patch 10 is nearer the ring's center than the cross's)
+        cross = {"shape": "cross", "color": "red", "cx": 9.0, "cy": 9.0, "patches": [0, 1, 8, 9]}
+        ring = {"shape": "ring", "color": "blue", "cx": 27.0, "cy": 10.0, "patches": [10, 11, 2, 3]}
+        shape, color, center = patch_tags([cross, ring])
+        self.assertEqual([shape[p] for p in (0, 1, 8, 9)], [SHAPES.index("cross")] * 4)
+        self.assertEqual([color[p] for p in (2, 3, 10, 11)], [COLORS.index("blue")] * 4)
+        self.assertEqual(shape[63], NO_OBJECT)
+        self.assertEqual(color[63], NO_OBJECT)
+        self.assertEqual([p for p in range(64) if center[p]], [9, 11])
+
+    def test_shared_patch_goes_to_the_nearer_object(self):
+        from train_clip import SHAPES, patch_tags
+
+        a = {"shape": "square", "color": "red", "cx": 4.0, "cy": 4.0, "patches": [0, 1]}
+        b = {"shape": "circle", "color": "red", "cx": 14.0, "cy": 4.0, "patches": [1, 2]}
+        shape, _, _ = patch_tags([a, b])
+        self.assertEqual(shape[1], SHAPES.index("circle"))  # patch 1's center x=12 is 2 px from b, 8 from a
+        self.assertEqual(shape[0], SHAPES.index("square"))
