@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
 from tiny_llava import Prompts, Sample, TinyLlava  # noqa: E402
 from train_clip import Split, lr_at, pixels  # noqa: E402
-from training_utils import cached_for_clip, load_cached_for_clip, pad_right  # noqa: E402
+from training_utils import cached_for_clip, load_cached_for_clip, pad_right, save_atomically  # noqa: E402
 
 sys.path.insert(0, str(family.ROOT.parent / "Scripts"))
 from accm_modules import CaptionMapper, CaptionSelector  # noqa: E402
@@ -336,7 +336,7 @@ def main() -> None:
         decoder, prompts, features = load_decoder(), Prompts(), decoder_features()
 
     def save():
-        torch.save({"captioner": captioner.state_dict(), "selector": selector.state_dict(),
+        save_atomically({"captioner": captioner.state_dict(), "selector": selector.state_dict(),
                     "optimizer": opt.state_dict(), "selector_optimizer": sel_opt.state_dict(), "step": step,
                     "trained_s": trained_s, "budget_s": budget_s, "history": history}, ckpt_path)
 

@@ -51,7 +51,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
-from training_utils import adamw  # noqa: E402
+from training_utils import adamw, save_atomically  # noqa: E402
 
 from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer  # noqa: E402
 
@@ -455,7 +455,7 @@ def main() -> None:
     print(f"CLIP {n_params:,} parameters; train {len(train)} scenes; batch {args.batch}; {args.threads} threads", flush=True)
 
     def save():
-        torch.save({"model": model.state_dict(), "tagger": tagger.state_dict(), "optimizer": opt.state_dict(),
+        save_atomically({"model": model.state_dict(), "tagger": tagger.state_dict(), "optimizer": opt.state_dict(),
                     "step": step, "total_steps": total, "history": history, "trained_s": trained_s, "budget_s": budget_s,
                     "schedule_start": schedule_start, "torch_rng": torch.get_rng_state(), "args": vars(args)}, ckpt_path)
 

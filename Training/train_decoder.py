@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
 from tiny_llava import IMAGE_TOKEN_INDEX, Prompts, Sample, TinyLlava, clip_features, export_llava  # noqa: E402
 from train_clip import Split, lr_at  # noqa: E402
-from training_utils import adamw, cached_for_clip  # noqa: E402
+from training_utils import adamw, cached_for_clip, save_atomically  # noqa: E402
 
 OUT = family.ARTIFACTS / "decoder"
 CLIP_DIR = family.ARTIFACTS / "clip" / "hf"
@@ -198,7 +198,7 @@ def main() -> None:
           f"batch {args.batch}; {args.threads} threads", flush=True)
 
     def save():
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
+        save_atomically({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
                     "trained_s": trained_s, "budget_s": budget_s, "torch_rng": torch.get_rng_state(),
                     "args": {k: str(v) for k, v in vars(args).items()}}, ckpt_path)
 

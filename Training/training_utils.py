@@ -1,8 +1,9 @@
-"""Small pieces every training stage uses: the AdamW set-up, caches keyed to the CLIP export they came from,
+"""Small pieces every training stage uses: the AdamW set-up, checkpoints saved atomically, caches keyed to the CLIP export they came from,
 right-padding of variable-length rows."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,15 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def save_atomically(obj, path: Path) -> None:
+    """torch.save to a temporary file beside `path`, then rename it over `path`: a run killed mid-save leaves
+    the previous checkpoint whole (a plain torch.save killed midway leaves a truncated zip)."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(obj, partial)
+    os.replace(partial, path)
 
 
 def clip_stamp(clip_dir: Path) -> float:
@@ -32,7 +42,7 @@ def cached_for_clip(path: Path, clip_dir: Path, compute: Callable[[], object], w
             return saved["value"]
     t = time.time()
     value = compute()
-    torch.save({"value": value, "clip_mtime": stamp}, path)
+    save_atomically({"value": value, "clip_mtime": stamp}, path)
     print(f"{what} in {time.time() - t:.0f} s", flush=True)
     return value
 
