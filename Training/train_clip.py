@@ -51,6 +51,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
+import world  # noqa: E402
 from training_utils import adamw, save_atomically  # noqa: E402
 
 from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer  # noqa: E402
@@ -58,8 +59,8 @@ from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer  # noqa: E
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "data"
 OUT = family.ARTIFACTS / "clip"
-SHAPES = ("square", "circle", "triangle", "cross", "ring")
-COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "white")
+SHAPES = world.SHAPES
+COLORS = world.COLOR_NAMES
 PLURAL = {"squares": "square", "circles": "circle", "triangles": "triangle", "crosses": "cross", "rings": "ring"}
 NUMBER = {"no": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 MEAN = torch.tensor(family.OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
@@ -144,7 +145,7 @@ def patch_tags(objects: list[dict]) -> tuple[list[int], list[int], list[int]]:
     """Per patch: the shape index and color index of the object on it (NO_OBJECT where none; where two
     touch a patch, the one whose center is nearer the patch's), and 1 where an object's center lies in it."""
     shape, color, center = [NO_OBJECT] * family.NUM_PATCHES, [NO_OBJECT] * family.NUM_PATCHES, [0] * family.NUM_PATCHES
-    grid, side = family.IMAGE_SIZE // family.PATCH_SIZE, family.PATCH_SIZE
+    grid, side = world.GRID, world.PATCH_SIZE
     nearest = [math.inf] * family.NUM_PATCHES
     for o in objects:
         for p in o["patches"]:
