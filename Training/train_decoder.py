@@ -178,6 +178,7 @@ def main() -> None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, history, trained_s, budget_s = ck["step"], ck["history"], ck["trained_s"], ck["budget_s"]
+        schedule_start = ck.get("schedule_start", 0)
         budget_s += args.extend_minutes * 60
         torch.set_rng_state(ck["torch_rng"])
         if args.restart_schedule:
@@ -199,7 +200,8 @@ def main() -> None:
 
     def save():
         save_atomically({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
-                    "trained_s": trained_s, "budget_s": budget_s, "torch_rng": torch.get_rng_state(),
+                    "trained_s": trained_s, "budget_s": budget_s, "schedule_start": schedule_start,
+                    "torch_rng": torch.get_rng_state(),
                     "args": {k: str(v) for k, v in vars(args).items()}}, ckpt_path)
 
     steps_per_epoch = len(picks_all) // args.batch
