@@ -76,3 +76,30 @@ def vocabulary() -> list[str]:
     for name in REGION_NAMES:
         words.update(name.split())
     return sorted(words)
+
+
+# Words a misleading caption may swap, each group with the words that can stand in its place.
+_SWAPS = (
+    COLOR_NAMES,
+    SHAPES,
+    tuple(plural(s) for s in SHAPES),
+    NUMBERS[2:],
+    ("above", "below"),
+    ("left", "right"),
+    SIZES,
+)
+
+
+def altered(sentence: str, rng) -> str | None:
+    """The sentence with one color, shape, number, size or direction word replaced by another of its kind (a
+    fluent, relevant and wrong caption, like those a caption model gets wrong); None if it has no such word."""
+    words = sentence[:-1].split(" ")
+    places = [(i, group) for i, w in enumerate(words) for group in _SWAPS if w in group]
+    if "no" in words and words.index("no") > 0 and words[words.index("no") - 1] == "are":
+        places.append((words.index("no"), ("no",) + NUMBERS[2:]))  # "There are no crosses." <-> "... three ..."
+    if not places:
+        return None
+    i, group = places[rng.integers(len(places))]
+    others = [w for w in group if w != words[i]]
+    words[i] = others[rng.integers(len(others))]
+    return " ".join(words) + "."

@@ -160,6 +160,25 @@ class Text(unittest.TestCase):
                 self.assertRegex(t, r"^[A-Za-z .?]+$")
 
 
+    def test_an_altered_caption_changes_one_word_within_its_kind(self):
+        rng = np.random.default_rng(0)
+        kinds = [set(world.COLOR_NAMES), set(world.SHAPES), {lang.plural(s) for s in world.SHAPES}, {"no", *lang.NUMBERS[2:]},
+                 {"above", "below"}, {"left", "right"}, set(world.SIZES)]
+        vocabulary = set(lang.vocabulary())
+        for _, _, _, asked in _sample():
+            for q in asked:
+                changed = lang.altered(q.caption, rng)
+                self.assertIsNotNone(changed, q.caption)  # every caption names a color, shape or number
+                self.assertTrue(changed.endswith(".") and changed.count(".") == 1, changed)
+                old, new = q.caption[:-1].split(" "), changed[:-1].split(" ")
+                diff = [(a, b) for a, b in zip(old, new) if a != b]
+                self.assertEqual(len(old), len(new))
+                self.assertEqual(len(diff), 1, (q.caption, changed))
+                self.assertTrue(any(set(diff[0]) <= k for k in kinds), diff)
+                self.assertLessEqual(set(re.findall(r"[a-z]+", changed.lower())), vocabulary, changed)
+        self.assertIsNone(lang.altered("There is.", rng))
+
+
 class CommittedTestSplit(unittest.TestCase):
     """The files under Training/test are what the generator writes for the default seed."""
 
