@@ -3,7 +3,9 @@
     python Training/train_captioner.py pretrain --minutes 12         # caption pre-training
     python Training/train_captioner.py kl --minutes 30               # the paper's self-supervised KL stage
     python Training/train_captioner.py kl --minutes 10 --resume      # continue a stage from its checkpoint
+    python Training/train_captioner.py pretrain --minutes 20 --resume --extend-minutes 20   # train a stage longer
     python Training/train_captioner.py export                        # write the caption and selector directories
+    python Training/train_captioner.py eval --budgets 4,16           # caption quality on the validation split
 
 What the caption model sees is what it sees in `accm ask`: the question's GPT-2 embeddings, then the mapper's
 prefix made from the PRUNED patches' projected CLIP embeddings (ascending patch order), where the kept patches
@@ -18,9 +20,12 @@ kl        The paper's self-supervised stage: 3 candidates by beam search (ClipCa
           search, stop at "."); for each, the frozen decoder's answer distribution (first answer token, full
           vocabulary) with the kept patches + the candidate as "additional information"; the candidate whose
           distribution is closest in KL(p_full || p_candidate) to the decoder's with ALL patches and no caption
-          is the pseudo-label: cross-entropy toward it for the caption model, and toward its index for the
-          selector (batches where all candidates' KL are within 1e-4 of each other teach the selector nothing
-          and are skipped for it).
+          is the pseudo-label: cross-entropy toward it for the caption model, scaled as in the authors' code by
+          4 x the batch's mean (mean KL - min KL), and toward its index for the selector (samples whose
+          candidates' KL are within 1e-4 of each other teach the selector nothing and are skipped for it).
+          A candidate that reached the length limit without its "." cannot be the pseudo-label: learning such
+          cut-off beams taught the caption model not to stop (its captions degenerated into "is is is ...").
+          The default learning rate is 10x below pre-training's (the paper's is far below its pre-training's).
 The selector's text tower is the family's CLIP text tower, frozen (the paper uses a frozen LongCLIP; this
 world's selector strings fit CLIP's 32-token context: at most 29 tokens).
 
@@ -48,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
 from tiny_llava import Prompts, Sample, TinyLlava  # noqa: E402
 from train_clip import Split, lr_at, pixels  # noqa: E402
+from world import SIZES  # noqa: E402
 from training_utils import cached_for_clip, load_cached_for_clip, pad_right, save_atomically  # noqa: E402
 
 sys.path.insert(0, str(family.ROOT.parent / "Scripts"))
@@ -290,10 +296,11 @@ def first_token_distributions(decoder: TinyLlava, prompts: Prompts, features, it
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["pretrain", "kl", "export"])
+    ap.add_argument("stage", choices=["pretrain", "kl", "export", "eval"])
     ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=None, help="caption model peak learning rate (default: 1e-3 "
+                    "for pretrain; 1e-4 for kl, which starts from the pre-trained model)")
     ap.add_argument("--selector-lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--budgets", default="4,8,16", help="keep budgets drawn uniformly per sample")
@@ -303,6 +310,9 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--checkpoint", type=Path, help="eval: the checkpoint to evaluate (default: kl.pt, else "
+                    "pretrain.pt)")
+    ap.add_argument("--extend-minutes", type=float, default=0.0, help="with --resume: lengthen the stage's schedule")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -310,6 +320,15 @@ def main() -> None:
     if args.stage == "export":
         export()
         return
+    if args.stage == "eval":
+        captioner = Captioner()
+        captioner.load_state_dict(torch.load(args.checkpoint or newest_checkpoint(), weights_only=False)["captioner"])
+        validation = World("validation")
+        for budget in (int(b) for b in args.budgets.split(",")):
+            print_quality(caption_quality(captioner, validation, budget))
+        return
+    if args.lr is None:
+        args.lr = 1e-4 if args.stage == "kl" else 1e-3
     budgets = [int(b) for b in args.budgets.split(",")]
     world = World()
     captioner = Captioner()
@@ -326,7 +345,8 @@ def main() -> None:
         opt.load_state_dict(ck["optimizer"])
         sel_opt.load_state_dict(ck["selector_optimizer"])
         step, trained_s, budget_s, history = ck["step"], ck["trained_s"], ck["budget_s"], ck["history"]
-        print(f"resumed {args.stage} at step {step}", flush=True)
+        budget_s += args.extend_minutes * 60
+        print(f"resumed {args.stage} at step {step}, {trained_s / 60:.1f} of {budget_s / 60:.1f} min trained", flush=True)
     elif kl:
         ck = torch.load(OUT / "pretrain.pt", weights_only=False)
         captioner.load_state_dict(ck["captioner"])
@@ -373,11 +393,23 @@ def main() -> None:
             full = logp[:len(picks)]
             cand = logp[len(picks):].view(len(picks), args.beams, -1)
             kls = (full.exp()[:, None] * (full[:, None] - cand)).sum(-1)  # [B, beams]
+            # a candidate cut off at the length limit (no "." reached) is no caption: it cannot be the label
+            # (learning it teaches the caption model not to stop)
+            finished = torch.tensor([[bool(ids) and ids[-1] == world.stop for ids, _ in b] for b in beams])
+            kls = kls.masked_fill(~finished, float("inf"))
+            usable = finished.any(1)
             best = kls.argmin(1)
+            spread = torch.where(finished, kls, 0.0).sum(1) / finished.sum(1).clamp(min=1) - kls.min(1).values
+            # the paper's scale: 4 x the batch's mean (mean KL - min KL), so batches whose candidates hardly
+            # differ for the decoder move the caption model little
+            scale = 4 * spread[usable].mean() if usable.any() else torch.tensor(0.0)
             targets = [beams[b][int(best[b])][0] for b in range(len(picks))]
-            loss = captioner.loss(qids, pruned, targets)
+            keep = [b for b in range(len(picks)) if usable[b]]
+            loss = scale * captioner.loss([qids[b] for b in keep], [pruned[b] for b in keep], [targets[b] for b in keep]) \
+                if keep else torch.zeros((), requires_grad=True)
+            record["finished"] = float(finished.float().mean())
             # the selector: which candidate is the pseudo-label
-            informative = (kls.max(1).values - kls.min(1).values) > 1e-4
+            informative = usable & ((torch.where(finished, kls, -float("inf")).max(1).values - kls.min(1).values) > 1e-4)
             emb = selector_embeddings(world, [q["question"].split("\n")[0] for q in qs for _ in range(args.beams)],
                                       [c for cands in texts for c in cands]).view(len(picks), args.beams, -1)
             for g in sel_opt.param_groups:
@@ -391,7 +423,7 @@ def main() -> None:
                 record["selector_loss"] = sel_loss.item()
                 record["selector_acc"] = float((sel_logits.argmax(1) == best[informative]).float().mean())
             gold = [world.gpt2_tokenizer.encode(q["caption"]) for q in qs]
-            record["best_is_gold"] = float(np.mean([t == g for t, g in zip(targets, gold)]))
+            record["best_is_gold"] = float(np.mean([targets[b] == gold[b] for b in keep])) if keep else 0.0
             record["top_is_gold"] = float(np.mean([b[0][0] == g for b, g in zip(beams, gold)]))
             record["kl_best"] = float(kls.min(1).values.mean())
             record["kl_top"] = float(kls[:, 0].mean())
@@ -419,11 +451,56 @@ def main() -> None:
             break
     save()
     print(f"{args.stage}: checkpoint {ckpt_path} at step {step}; {(time.time() - start) / 60:.1f} min", flush=True)
+    print_quality(caption_quality(captioner, World("validation"), 4))
+
+
+def caption_facts(caption: str) -> str:
+    """The caption without its size word and its "at the <region>" ending: what a question's answer rests on."""
+    words = caption.strip().rstrip(".").split(" ")
+    if "at" in words:
+        words = words[:words.index("at")]
+    return " ".join(w for w in words if w not in SIZES)
+
+
+@torch.no_grad()
+def caption_quality(captioner: Captioner, world: "World", budget: int = 4, limit: int = 500, beams: int = 3) -> dict:
+    """On the first `limit` questions of `world`'s split, with the ACCM pruner's kept set at `budget`: the share
+    whose top beam states the gold caption's facts (sizes and regions aside), per kind, and the share that ends
+    with its "." (a finished sentence)."""
+    captioner.eval()
+    picks = world.picks[:limit]
+    right, finished, kinds = 0, 0, {}
+    for start in range(0, len(picks), 50):
+        chunk = picks[start:start + 50]
+        qs = [world.split.questions[s][i] for s, i in chunk]
+        pruned = [world.pruned_embeds(s, world.pruning.kept(s, q["question"], budget)) for (s, _), q in zip(chunk, qs)]
+        found = captioner.beam_search([world.question_ids(q["question"]) for q in qs], pruned, beams, world.stop, 20)
+        for q, b in zip(qs, found):
+            ids = b[0][0]
+            text = world.gpt2_tokenizer.decode(ids, skip_special_tokens=True).strip()
+            ok = caption_facts(text) == caption_facts(q["caption"])
+            right += ok
+            finished += bool(ids) and ids[-1] == world.stop
+            a, n = kinds.get(q["kind"], (0, 0))
+            kinds[q["kind"]] = (a + ok, n + 1)
+    captioner.train()
+    return {"budget": budget, "facts_right": right / len(picks), "finished": finished / len(picks),
+            "by_kind": {k: a / n for k, (a, n) in sorted(kinds.items())}}
+
+
+def print_quality(r: dict) -> None:
+    kinds = ", ".join(f"{k} {v:.1%}" for k, v in r["by_kind"].items())
+    print(f"  validation captions at {r['budget']} kept tokens: facts right {r['facts_right']:.1%} ({kinds}); "
+          f"finished {r['finished']:.1%}", flush=True)
+
+
+def newest_checkpoint() -> Path:
+    return OUT / "kl.pt" if (OUT / "kl.pt").exists() else OUT / "pretrain.pt"
 
 
 def export() -> None:
     """mapper/, gpt2/, selector_text/, selector/ from the newest checkpoint (kl.pt, else pretrain.pt)."""
-    ckpt = OUT / "kl.pt" if (OUT / "kl.pt").exists() else OUT / "pretrain.pt"
+    ckpt = newest_checkpoint()
     ck = torch.load(ckpt, weights_only=False)
     captioner = Captioner()
     captioner.load_state_dict(ck["captioner"])
