@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
+import language  # noqa: E402
 from tiny_llava import IMAGE_TOKEN_INDEX, Prompts, Sample, TinyLlava, clip_features, export_llava  # noqa: E402
 from train_clip import Split, lr_at  # noqa: E402
 from training_utils import adamw, cached_for_clip, save_atomically  # noqa: E402
@@ -52,12 +53,54 @@ def cached_features(split: Split, name: str, out_dir: Path) -> torch.Tensor:
 ALL = list(range(family.NUM_PATCHES))
 
 
+KIND_WEIGHTS = {"color": 2.0, "position": 2.0, "count": 1.5, "exists": 1.0, "shape": 0.5}
+
+
+def pruned_sample(split: Split, prompts: Prompts, scene: int, rng: np.random.Generator,
+                  caption_share: float = 0.0) -> Sample:
+    """One question over a subset of the patches, as the decoder meets it behind a pruner. Without a caption
+    (1 - caption_share of them) the subset keeps all of the answer's evidence: the patches of the objects the
+    answer rests on, those of a few other objects (1 with probability 1/2, 2 with 1/4, ...: distractors the
+    decoder must tell apart, e.g. by shape) and a few background patches, so the answer stays true of what is
+    shown. Among all 64 tokens the decoder did not learn to find an object by its shape (given the object and
+    one other, it named the colour of either: 57%); with one distractor the signal is clean, and it learns to
+    tell them apart in minutes (57% -> 99%), and then does among all tokens too. With a caption, as in
+    ACCM: half of them show 4-16 random patches and the question's own caption (what the image lost, the caption
+    says); the other half keep the evidence and get a caption with one word changed (`language.altered`: where
+    the image shows the answer, it outweighs a wrong caption)."""
+    questions = split.questions[scene]
+    weights = np.array([KIND_WEIGHTS.get(q["kind"], 1.0) for q in questions])
+    q = questions[rng.choice(len(questions), p=weights / weights.sum())]
+    caption = None
+    r = rng.random()
+    if r < caption_share / 2:
+        shown = set(rng.permutation(family.NUM_PATCHES)[:rng.integers(4, 17)].tolist())
+        caption = q["caption"]
+    else:
+        if r < caption_share:
+            caption = language.altered(q["caption"], rng) or q["caption"]
+        objects = split.scenes[scene]["objects"]
+        others = [i for i in range(len(objects)) if i not in q["objects"]]
+        shown = set(q["patches"])
+        for i in rng.permutation(others)[:rng.geometric(0.5)]:  # 1 distractor object (1/2), 2 (1/4), ...
+            shown.update(objects[i]["patches"])
+        on_objects = {p for o in objects for p in o["patches"]}
+        background = [p for p in ALL if p not in on_objects]
+        shown.update(rng.permutation(background)[:rng.integers(9)].tolist())
+    return Sample(prompts.prompt(q["question"], caption), scene, sorted(shown), prompts.answer(q["answer"]))
+
+
 def make_samples(split: Split, prompts: Prompts, scenes: list[int], rng: np.random.Generator,
-                 visual: float, text: float, question_caption: float = 0.5) -> list[Sample]:
+                 visual: float, text: float, question_caption: float = 0.5, pruned: float = 0.0,
+                 pruned_caption: float = 0.0) -> list[Sample]:
     """One multi-turn conversation per scene (LLaVA's training conversations are multi-turn too): the first
-    turn has exactly `accm ask`'s prompt; every turn's answer is a target."""
+    turn has exactly `accm ask`'s prompt; every turn's answer is a target. A share `pruned` of the scenes give
+    a single question over a pruned patch set instead (`pruned_sample`)."""
     out = []
     for scene in scenes:
+        if pruned and rng.random() < pruned:
+            out.append(pruned_sample(split, prompts, scene, rng, pruned_caption))
+            continue
         questions = [split.questions[scene][j] for j in rng.permutation(len(split.questions[scene]))]
         first = questions[0]
         r = rng.random()
@@ -99,7 +142,8 @@ def make_samples(split: Split, prompts: Prompts, scenes: list[int], rng: np.rand
 @torch.no_grad()
 def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Prompts, limit: int = 1000) -> dict:
     """Teacher-forced first-answer-token accuracy on the first `limit` questions: all tokens; none + the
-    question's caption; 4 random patches without caption; per kind for all tokens."""
+    question's caption; 4 random patches without caption; all tokens + the caption with one word changed;
+    per kind for all tokens."""
     model.eval()
     qs = [(s, i) for s in range(len(split)) for i in range(len(split.questions[s]))][:limit]
     rng = np.random.default_rng(7)
@@ -107,6 +151,8 @@ def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Pr
         "all_tokens": lambda q, s: (None, ALL),
         "caption_only": lambda q, s: (q["caption"], []),
         "random4": lambda q, s: (None, sorted(rng.choice(64, 4, replace=False).tolist())),
+        # all tokens and the caption with one word changed: how often the image outweighs a wrong caption
+        "misled": lambda q, s: (language.altered(q["caption"], rng) or q["caption"], ALL),
     }
     result: dict = {}
     for name, make in settings.items():
@@ -135,7 +181,20 @@ def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Pr
 def print_eval(r: dict) -> None:
     kinds = ", ".join(f"{k} {v:.1%}" for k, v in r["all_tokens_by_kind"].items())
     print(f"  validation: all tokens {r['all_tokens']:.1%} ({kinds}); caption only {r['caption_only']:.1%}; "
-          f"4 random patches {r['random4']:.1%}", flush=True)
+          f"4 random patches {r['random4']:.1%}; all tokens + a wrong caption {r['misled']:.1%}", flush=True)
+
+
+def batch_loss(model: TinyLlava, samples: list[Sample], features: torch.Tensor, dense_weight: float):
+    """`TinyLlava.loss` over the batch, run as two padded batches (whole conversations; single questions over
+    pruned patch sets) so that the short ones are not padded to the long ones' length; the parts are weighted
+    by their number of samples. Returns (loss, answer loss, dense loss or None)."""
+    long = [s for s in samples if len(s.patches) == family.NUM_PATCHES or s.turns or s.dense]
+    short = [s for s in samples if not (len(s.patches) == family.NUM_PATCHES or s.turns or s.dense)]
+    parts = [(len(g) / len(samples), model.loss(g, features, dense_weight)) for g in (long, short) if g]
+    loss = sum(w * part[0] for w, part in parts)
+    answer = sum(w * part[1] for w, part in parts)
+    dense = [part[2] for _, part in parts if part[2] is not None]
+    return loss, answer, dense[0] if dense else None
 
 
 def main() -> None:
@@ -149,6 +208,10 @@ def main() -> None:
     ap.add_argument("--text", type=float, default=0.2)
     ap.add_argument("--question-caption", type=float, default=0.5, help="share of text samples whose text is the "
                     "first question's own caption (one turn) rather than the scene's description (all turns)")
+    ap.add_argument("--pruned", type=float, default=0.0, help="share of scenes that give one question over a "
+                    "pruned patch set that keeps the answer's evidence (the rest follow --visual / --text)")
+    ap.add_argument("--pruned-caption", type=float, default=0.0, help="share of the pruned samples that carry a "
+                    "caption (half true over random patches, half with one word changed over the evidence)")
     ap.add_argument("--dense-weight", type=float, default=0.5, help="weight of the caption tokens' loss")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -215,10 +278,11 @@ def main() -> None:
         order = np.random.default_rng([args.seed, epoch]).permutation(len(picks_all))
         picks = [picks_all[j] for j in order[pos * args.batch:(pos + 1) * args.batch]]
         rng = np.random.default_rng([args.seed, 2_000_003, step])
-        samples = make_samples(train, prompts, picks, rng, args.visual, args.text, args.question_caption)
+        samples = make_samples(train, prompts, picks, rng, args.visual, args.text, args.question_caption,
+                               args.pruned, args.pruned_caption)
         for g in opt.param_groups:
             g["lr"] = lr_at(step - schedule_start, trained_s / budget_s, args.lr, args.warmup)
-        loss, answer_loss, dense_loss = model.loss(samples, features, args.dense_weight)
+        loss, answer_loss, dense_loss = batch_loss(model, samples, features, args.dense_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
