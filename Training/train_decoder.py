@@ -39,6 +39,7 @@ import family  # noqa: E402
 import language  # noqa: E402
 from tiny_llava import IMAGE_TOKEN_INDEX, Prompts, Sample, TinyLlava, clip_features, export_llava  # noqa: E402
 from train_clip import Split, lr_at  # noqa: E402
+from world import COLOR_NAMES, SHAPES  # noqa: E402
 from training_utils import adamw, cached_for_clip, save_atomically  # noqa: E402
 
 OUT = family.ARTIFACTS / "decoder"
@@ -142,8 +143,8 @@ def make_samples(split: Split, prompts: Prompts, scenes: list[int], rng: np.rand
 @torch.no_grad()
 def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Prompts, limit: int = 1000) -> dict:
     """Teacher-forced first-answer-token accuracy on the first `limit` questions: all tokens; none + the
-    question's caption; 4 random patches without caption; all tokens + the caption with one word changed;
-    per kind for all tokens."""
+    question's caption; 4 random patches without caption; per kind for all tokens; and, for the color and shape
+    questions among them, all tokens + the caption with the answer word replaced by another color / shape."""
     model.eval()
     qs = [(s, i) for s in range(len(split)) for i in range(len(split.questions[s]))][:limit]
     rng = np.random.default_rng(7)
@@ -151,9 +152,10 @@ def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Pr
         "all_tokens": lambda q, s: (None, ALL),
         "caption_only": lambda q, s: (q["caption"], []),
         "random4": lambda q, s: (None, sorted(rng.choice(64, 4, replace=False).tolist())),
-        # all tokens and the caption with one word changed: how often the image outweighs a wrong caption
-        "misled": lambda q, s: (language.altered(q["caption"], rng) or q["caption"], ALL),
     }
+    # color and shape questions with all tokens and their caption naming another color / shape than the answer:
+    # how often the image outweighs a caption that contradicts it
+    contradicted = [(s, i) for s, i in qs if split.questions[s][i]["kind"] in ("color", "shape")]
     result: dict = {}
     for name, make in settings.items():
         correct, kinds = 0, {}
@@ -174,6 +176,19 @@ def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Pr
         result[name] = correct / len(qs)
         if name == "all_tokens":
             result["all_tokens_by_kind"] = {k: a / n for k, (a, n) in sorted(kinds.items())}
+    samples = []
+    for s, i in contradicted:
+        q = split.questions[s][i]
+        words = q["caption"].split(" ")
+        group = COLOR_NAMES if q["kind"] == "color" else SHAPES
+        others = [w for w in group if w != q["answer"]]
+        wrong = " ".join(others[rng.integers(len(others))] if w == q["answer"] else w for w in words)
+        samples.append(Sample(prompts.prompt(q["question"], wrong), s, ALL, prompts.answer(q["answer"])))
+    correct = 0
+    for start in range(0, len(samples), 100):
+        chunk = samples[start:start + 100]
+        correct += sum(int(lg[0].argmax()) == x.answer[0] for lg, x in zip(model.answer_logits(chunk, features), chunk))
+    result["contradicted"] = correct / max(1, len(samples))
     model.train()
     return result
 
@@ -181,7 +196,8 @@ def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Pr
 def print_eval(r: dict) -> None:
     kinds = ", ".join(f"{k} {v:.1%}" for k, v in r["all_tokens_by_kind"].items())
     print(f"  validation: all tokens {r['all_tokens']:.1%} ({kinds}); caption only {r['caption_only']:.1%}; "
-          f"4 random patches {r['random4']:.1%}; all tokens + a wrong caption {r['misled']:.1%}", flush=True)
+          f"4 random patches {r['random4']:.1%}; color / shape, all tokens + a caption contradicting the answer "
+          f"{r['contradicted']:.1%}", flush=True)
 
 
 def batch_loss(model: TinyLlava, samples: list[Sample], features: torch.Tensor, dense_weight: float):

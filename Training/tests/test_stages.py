@@ -50,6 +50,20 @@ class SharedPrefixTests(unittest.TestCase):
                         .abs().max().item(), 1e-5)
 
 
+class CaptionFactsTests(unittest.TestCase):
+    def test_facts_ignore_size_and_region_only(self):
+        from train_captioner import caption_facts
+
+        self.assertEqual(caption_facts("There is a small green cross at the top right."), "There is a green cross")
+        self.assertEqual(caption_facts("There is a large green cross at the bottom."),
+                         caption_facts("There is a small green cross at the top right."))
+        self.assertNotEqual(caption_facts("There is a small red cross at the top."),
+                            caption_facts("There is a small green cross at the top."))
+        self.assertEqual(caption_facts("The blue triangle is left of the red ring."),
+                         "The blue triangle is left of the red ring")
+        self.assertNotEqual(caption_facts("There are two triangles."), caption_facts("There are three triangles."))
+
+
 @unittest.skipUnless(READY, "needs Training/artifacts/tokenizers and Training/data/validation")
 class BeamSearchTests(unittest.TestCase):
     def test_batched_cached_beam_search_is_clipcaps_generate_beam(self):
