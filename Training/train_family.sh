@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole training of the shipped family, from nothing, on this machine's CPU (2 cores: ~2 h 40 min):
+# The whole training of the shipped family, from nothing, on this machine's CPU (2 cores: ~2 h 55 min):
 # data, tokenizers, CLIP, decoder, caption pre-training, the KL stage, export, Models/accm-world, evaluation.
 #
 #   bash Training/train_family.sh            # everything (each stage checkpoints under Training/artifacts/)
@@ -12,10 +12,11 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv-training/bin/python}
 CLIP_MINUTES=${CLIP_MINUTES:-35}
-DECODER_MINUTES=${DECODER_MINUTES:-45}
-DECODER_VISUAL_MINUTES=${DECODER_VISUAL_MINUTES:-45}
-PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-12}
-KL_MINUTES=${KL_MINUTES:-15}
+DECODER_MINUTES=${DECODER_MINUTES:-40}
+DECODER_VISUAL_MINUTES=${DECODER_VISUAL_MINUTES:-30}
+DECODER_PRUNED_MINUTES=${DECODER_PRUNED_MINUTES:-15}
+PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-40}
+KL_MINUTES=${KL_MINUTES:-12}
 STAGES=${STAGES:-"venv data tokenizers clip decoder pretrain kl export"}
 
 has() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -37,6 +38,11 @@ if has decoder; then
     stage "decoder (LLaVA): visual"
     "$PYTHON" Training/train_decoder.py --resume --restart-schedule --minutes "$DECODER_VISUAL_MINUTES" \
         --batch 32 --visual 0.7 --text 0.1
+    # then 40% single questions over pruned patch sets (the answer's evidence among 1-2 other objects, or the
+    # question's caption over random patches, or the evidence and a misleading caption), as behind a pruner
+    stage "decoder (LLaVA): pruned"
+    "$PYTHON" Training/train_decoder.py --resume --restart-schedule --minutes "$DECODER_PRUNED_MINUTES" \
+        --batch 32 --lr 3e-4 --warmup 50 --pruned 0.4 --pruned-caption 0.6 --visual 0.7 --text 0.1
 fi
 if has pretrain; then stage "caption pre-training"; "$PYTHON" Training/train_captioner.py pretrain --minutes "$PRETRAIN_MINUTES"; fi
 if has kl; then stage "KL stage (caption model + selector)"; "$PYTHON" Training/train_captioner.py kl --minutes "$KL_MINUTES"; fi
