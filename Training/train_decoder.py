@@ -57,18 +57,26 @@ ALL = list(range(family.NUM_PATCHES))
 KIND_WEIGHTS = {"color": 2.0, "position": 2.0, "count": 1.5, "exists": 1.0, "shape": 0.5}
 
 
+def with_distractors(objects: list[dict], question: dict, rng: np.random.Generator, count: int | None = None) -> set[int]:
+    """The patches of the objects the question's answer rests on and of `count` other objects of the scene
+    (None: 1 with probability 1/2, 2 with 1/4, ...), chosen at random."""
+    order = rng.permutation([i for i in range(len(objects)) if i not in question["objects"]])
+    shown = set(question["patches"])
+    for i in order[:rng.geometric(0.5) if count is None else count]:
+        shown.update(objects[i]["patches"])
+    return shown
+
+
 def pruned_sample(split: Split, prompts: Prompts, scene: int, rng: np.random.Generator,
                   caption_share: float = 0.0) -> Sample:
-    """One question over a subset of the patches, as the decoder meets it behind a pruner. Without a caption
-    (1 - caption_share of them) the subset keeps all of the answer's evidence: the patches of the objects the
-    answer rests on, those of a few other objects (1 with probability 1/2, 2 with 1/4, ...: distractors the
-    decoder must tell apart, e.g. by shape) and a few background patches, so the answer stays true of what is
-    shown. Among all 64 tokens the decoder did not learn to find an object by its shape (given the object and
-    one other, it named the colour of either: 57%); with one distractor the signal is clean, and it learns to
-    tell them apart in minutes (57% -> 99%), and then does among all tokens too. With a caption, as in
-    ACCM: half of them show 4-16 random patches and the question's own caption (what the image lost, the caption
-    says); the other half keep the evidence and get a caption with one word changed (`language.altered`: where
-    the image shows the answer, it outweighs a wrong caption)."""
+    """One question over a subset of the patches, as the decoder meets it behind a pruner (LLaVA is trained on
+    all tokens only; this decoder had never seen a pruned input). Without a caption (1 - caption_share of them)
+    the subset keeps all of the answer's evidence, a few other objects (`with_distractors`) and up to 8
+    background patches, so the answer stays true of what is shown. With a caption, as in ACCM: half of them
+    show 4-16 random patches and the question's own caption (what the image lost, the caption says); the other
+    half keep the evidence and get a caption with one word changed (`language.altered`: where the image shows
+    the answer, it should outweigh a wrong caption). These samples alone did not teach the decoder to find an
+    object by its shape (Training/README.md); `train_pairs.py` did."""
     questions = split.questions[scene]
     weights = np.array([KIND_WEIGHTS.get(q["kind"], 1.0) for q in questions])
     q = questions[rng.choice(len(questions), p=weights / weights.sum())]
@@ -81,10 +89,7 @@ def pruned_sample(split: Split, prompts: Prompts, scene: int, rng: np.random.Gen
         if r < caption_share:
             caption = language.altered(q["caption"], rng) or q["caption"]
         objects = split.scenes[scene]["objects"]
-        others = [i for i in range(len(objects)) if i not in q["objects"]]
-        shown = set(q["patches"])
-        for i in rng.permutation(others)[:rng.geometric(0.5)]:  # 1 distractor object (1/2), 2 (1/4), ...
-            shown.update(objects[i]["patches"])
+        shown = with_distractors(objects, q, rng)
         on_objects = {p for o in objects for p in o["patches"]}
         background = [p for p in ALL if p not in on_objects]
         shown.update(rng.permutation(background)[:rng.integers(9)].tolist())

@@ -42,11 +42,7 @@ KINDS = ("color", "shape")
 
 def pair_sample(split: Split, prompts: Prompts, scene: int, question: dict, rng: np.random.Generator) -> Sample:
     """The question over its object's patches and those of one other object of the scene."""
-    objects = split.scenes[scene]["objects"]
-    others = [i for i in range(len(objects)) if i not in question["objects"]]
-    shown = set(question["patches"])
-    for i in rng.permutation(others)[:1]:
-        shown.update(objects[i]["patches"])
+    shown = train_decoder.with_distractors(split.scenes[scene]["objects"], question, rng, count=1)
     return Sample(prompts.prompt(question["question"], None), scene, sorted(shown), prompts.answer(question["answer"]))
 
 
