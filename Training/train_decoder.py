@@ -146,6 +146,16 @@ def make_samples(split: Split, prompts: Prompts, scenes: list[int], rng: np.rand
 
 
 @torch.no_grad()
+def first_token_right(model: TinyLlava, samples: list[Sample], features: torch.Tensor, chunk: int = 100) -> list[bool]:
+    """Per sample, whether the teacher-forced first answer token is the argmax (run in batches of `chunk`)."""
+    right = []
+    for start in range(0, len(samples), chunk):
+        part = samples[start:start + chunk]
+        right += [int(lg[0].argmax()) == x.answer[0] for lg, x in zip(model.answer_logits(part, features), part)]
+    return right
+
+
+@torch.no_grad()
 def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Prompts, limit: int = 1000) -> dict:
     """Teacher-forced first-answer-token accuracy on the first `limit` questions: all tokens; none + the
     question's caption; 4 random patches without caption; per kind for all tokens; and, for the color and shape
@@ -158,42 +168,31 @@ def evaluate(model: TinyLlava, split: Split, features: torch.Tensor, prompts: Pr
         "caption_only": lambda q, s: (q["caption"], []),
         "random4": lambda q, s: (None, sorted(rng.choice(64, 4, replace=False).tolist())),
     }
-    # color and shape questions with all tokens and their caption naming another color / shape than the answer:
-    # how often the image outweighs a caption that contradicts it
-    contradicted = [(s, i) for s, i in qs if split.questions[s][i]["kind"] in ("color", "shape")]
     result: dict = {}
     for name, make in settings.items():
-        correct, kinds = 0, {}
-        for start in range(0, len(qs), 100):
-            chunk = qs[start:start + 100]
-            samples = []
-            for s, i in chunk:
-                q = split.questions[s][i]
-                caption, patches = make(q, s)
-                samples.append(Sample(prompts.prompt(q["question"], caption), s, patches, prompts.answer(q["answer"])))
-            logits = model.answer_logits(samples, features)
-            for (s, i), sample, lg in zip(chunk, samples, logits):
-                ok = int(lg[0].argmax()) == sample.answer[0]
-                correct += ok
-                kind = split.questions[s][i]["kind"]
-                a, n = kinds.get(kind, (0, 0))
-                kinds[kind] = (a + ok, n + 1)
-        result[name] = correct / len(qs)
+        samples = []
+        for s, i in qs:
+            q = split.questions[s][i]
+            caption, patches = make(q, s)
+            samples.append(Sample(prompts.prompt(q["question"], caption), s, patches, prompts.answer(q["answer"])))
+        right = first_token_right(model, samples, features)
+        result[name] = sum(right) / len(qs)
         if name == "all_tokens":
-            result["all_tokens_by_kind"] = {k: a / n for k, (a, n) in sorted(kinds.items())}
+            kinds: dict[str, list[bool]] = {}
+            for (s, i), ok in zip(qs, right):
+                kinds.setdefault(split.questions[s][i]["kind"], []).append(ok)
+            result["all_tokens_by_kind"] = {k: sum(v) / len(v) for k, v in sorted(kinds.items())}
+    # color and shape questions with all tokens and their caption naming another color / shape than the answer:
+    # how often the image outweighs a caption that contradicts it
     samples = []
-    for s, i in contradicted:
+    for s, i in qs:
         q = split.questions[s][i]
-        words = q["caption"].split(" ")
-        group = COLOR_NAMES if q["kind"] == "color" else SHAPES
-        others = [w for w in group if w != q["answer"]]
-        wrong = " ".join(others[rng.integers(len(others))] if w == q["answer"] else w for w in words)
+        if q["kind"] not in ("color", "shape"):
+            continue
+        others = [w for w in (COLOR_NAMES if q["kind"] == "color" else SHAPES) if w != q["answer"]]
+        wrong = " ".join(others[rng.integers(len(others))] if w == q["answer"] else w for w in q["caption"].split(" "))
         samples.append(Sample(prompts.prompt(q["question"], wrong), s, ALL, prompts.answer(q["answer"])))
-    correct = 0
-    for start in range(0, len(samples), 100):
-        chunk = samples[start:start + 100]
-        correct += sum(int(lg[0].argmax()) == x.answer[0] for lg, x in zip(model.answer_logits(chunk, features), chunk))
-    result["contradicted"] = correct / max(1, len(samples))
+    result["contradicted"] = sum(first_token_right(model, samples, features)) / max(1, len(samples))
     model.train()
     return result
 
@@ -209,8 +208,9 @@ def batch_loss(model: TinyLlava, samples: list[Sample], features: torch.Tensor, 
     """`TinyLlava.loss` over the batch, run as two padded batches (whole conversations; single questions over
     pruned patch sets) so that the short ones are not padded to the long ones' length; the parts are weighted
     by their number of samples. Returns (loss, answer loss, dense loss or None)."""
-    long = [s for s in samples if len(s.patches) == family.NUM_PATCHES or s.turns or s.dense]
-    short = [s for s in samples if not (len(s.patches) == family.NUM_PATCHES or s.turns or s.dense)]
+    is_long = [len(s.patches) == family.NUM_PATCHES or bool(s.turns or s.dense) for s in samples]
+    long = [s for s, x in zip(samples, is_long) if x]
+    short = [s for s, x in zip(samples, is_long) if not x]
     parts = [(len(g) / len(samples), model.loss(g, features, dense_weight)) for g in (long, short) if g]
     loss = sum(w * part[0] for w, part in parts)
     answer = sum(w * part[1] for w, part in parts)
