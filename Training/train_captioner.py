@@ -396,10 +396,10 @@ def main() -> None:
             # a candidate cut off at the length limit (no "." reached) is no caption: it cannot be the label
             # (learning it teaches the caption model not to stop)
             finished = torch.tensor([[bool(ids) and ids[-1] == world.stop for ids, _ in b] for b in beams])
-            kls = kls.masked_fill(~finished, float("inf"))
+            label_kls = kls.masked_fill(~finished, float("inf"))
             usable = finished.any(1)
-            best = kls.argmin(1)
-            spread = torch.where(finished, kls, 0.0).sum(1) / finished.sum(1).clamp(min=1) - kls.min(1).values
+            best = label_kls.argmin(1)
+            spread = torch.where(finished, kls, 0.0).sum(1) / finished.sum(1).clamp(min=1) - label_kls.min(1).values
             # the paper's scale: 4 x the batch's mean (mean KL - min KL), so batches whose candidates hardly
             # differ for the decoder move the caption model little
             scale = 4 * spread[usable].mean() if usable.any() else torch.tensor(0.0)
@@ -409,7 +409,7 @@ def main() -> None:
                 if keep else torch.zeros((), requires_grad=True)
             record["finished"] = float(finished.float().mean())
             # the selector: which candidate is the pseudo-label
-            informative = usable & ((torch.where(finished, kls, -float("inf")).max(1).values - kls.min(1).values) > 1e-4)
+            informative = usable & ((torch.where(finished, kls, -float("inf")).max(1).values - label_kls.min(1).values) > 1e-4)
             emb = selector_embeddings(world, [q["question"].split("\n")[0] for q in qs for _ in range(args.beams)],
                                       [c for cands in texts for c in cands]).view(len(picks), args.beams, -1)
             for g in sel_opt.param_groups:
@@ -425,8 +425,8 @@ def main() -> None:
             gold = [world.gpt2_tokenizer.encode(q["caption"]) for q in qs]
             record["best_is_gold"] = float(np.mean([targets[b] == gold[b] for b in keep])) if keep else 0.0
             record["top_is_gold"] = float(np.mean([b[0][0] == g for b, g in zip(beams, gold)]))
-            record["kl_best"] = float(kls.min(1).values.mean())
-            record["kl_top"] = float(kls[:, 0].mean())
+            record["kl_best"] = float(label_kls.min(1).values[usable].mean()) if keep else float("nan")
+            record["kl_top"] = float(kls[:, 0].mean())  # the top beam's, finished or not
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(captioner.parameters(), 1.0)
