@@ -6,6 +6,7 @@
     python Training/train_captioner.py pretrain --minutes 20 --resume --extend-minutes 20   # train a stage longer
     python Training/train_captioner.py export                        # write the caption and selector directories
     python Training/train_captioner.py eval --budgets 4,16           # caption quality on the validation split
+    python Training/train_captioner.py captions --limit 20000        # the pipeline's captions of train questions
 
 What the caption model sees is what it sees in `accm ask`: the question's GPT-2 embeddings, then the mapper's
 prefix made from the PRUNED patches' projected CLIP embeddings (ascending patch order), where the kept patches
@@ -29,8 +30,13 @@ kl        The paper's self-supervised stage: 3 candidates by beam search (ClipCa
 The selector's text tower is the family's CLIP text tower, frozen (the paper uses a frozen LongCLIP; this
 world's selector strings fit CLIP's 32-token context: at most 29 tokens).
 
-Outputs under artifacts/captioner/: pretrain.pt, kl.pt (checkpoints), eval_*.json, and with `export`:
-mapper/, gpt2/, selector_text/, selector/ (the accm.json sub-directories).
+captions  What `accm ask` would put in the prompt for --limit train questions (a random order, a budget drawn
+          from --budgets each): the ACCM pruner's kept patches, the 3 beams and the selector's pick, as JSON lines
+          in captions_train.jsonl. train_decoder.py's --pipeline-captions reads them, so that the decoder learns
+          how far this caption model can be trusted, kind by kind (see there).
+
+Outputs under artifacts/captioner/: pretrain.pt, kl.pt (checkpoints), eval_*.json, captions_train.jsonl, and
+with `export`: mapper/, gpt2/, selector_text/, selector/ (the accm.json sub-directories).
 """
 
 from __future__ import annotations
@@ -296,7 +302,7 @@ def first_token_distributions(decoder: TinyLlava, prompts: Prompts, features, it
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["pretrain", "kl", "export", "eval"])
+    ap.add_argument("stage", choices=["pretrain", "kl", "export", "eval", "captions"])
     ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=None, help="caption model peak learning rate (default: 1e-3 "
@@ -312,6 +318,7 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--checkpoint", type=Path, help="eval: the checkpoint to evaluate (default: kl.pt, else "
                     "pretrain.pt)")
+    ap.add_argument("--limit", type=int, default=20000, help="captions: how many train questions")
     ap.add_argument("--extend-minutes", type=float, default=0.0, help="with --resume: lengthen the stage's schedule")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -326,6 +333,9 @@ def main() -> None:
         validation = World("validation")
         for budget in (int(b) for b in args.budgets.split(",")):
             print_quality(caption_quality(captioner, validation, budget))
+        return
+    if args.stage == "captions":
+        pipeline_captions(args.limit, [int(b) for b in args.budgets.split(",")], args.beams, args.seed)
         return
     if args.lr is None:
         args.lr = 1e-5 if args.stage == "kl" else 1e-3
@@ -492,6 +502,40 @@ def print_quality(r: dict) -> None:
     kinds = ", ".join(f"{k} {v:.1%}" for k, v in r["by_kind"].items())
     print(f"  validation captions at {r['budget']} kept tokens: facts right {r['facts_right']:.1%} ({kinds}); "
           f"finished {r['finished']:.1%}", flush=True)
+
+
+@torch.no_grad()
+def pipeline_captions(limit: int, budgets: list[int], beams: int, seed: int, chunk: int = 50) -> Path:
+    """The `captions` stage (see the module's doc): writes OUT/captions_train.jsonl and returns its path."""
+    ck = torch.load(newest_checkpoint(), weights_only=False)
+    captioner, selector = Captioner(), build_selector()
+    captioner.load_state_dict(ck["captioner"])
+    selector.load_state_dict(ck["selector"])
+    captioner.eval(), selector.eval()
+    world = World("train")
+    rng = np.random.default_rng([seed, 11])
+    picks = [world.picks[j] for j in rng.permutation(len(world.picks))[:limit]]
+    path, start = OUT / "captions_train.jsonl", time.time()
+    rows = []
+    for at in range(0, len(picks), chunk):
+        part = picks[at:at + chunk]
+        qs = [world.split.questions[s][i] for s, i in part]
+        kept = [world.pruning.kept(s, q["question"], int(rng.choice(budgets))) for (s, _), q in zip(part, qs)]
+        found = captioner.beam_search([world.question_ids(q["question"]) for q in qs],
+                                      [world.pruned_embeds(s, k) for (s, _), k in zip(part, kept)], beams, world.stop, 20)
+        texts = [[world.gpt2_tokenizer.decode(ids, skip_special_tokens=True).strip() for ids, _ in b] for b in found]
+        emb = selector_embeddings(world, [q["question"].split("\n")[0] for q in qs for _ in range(beams)],
+                                  [c for cands in texts for c in cands]).view(len(part), beams, -1)
+        picked = selector(emb).argmax(1).tolist()
+        for (s, i), k, cands, j in zip(part, kept, texts, picked):
+            rows.append({"scene": s, "question": i, "budget": len(k), "kept": k, "candidates": cands, "caption": cands[j]})
+        if (at // chunk) % 40 == 0:
+            print(f"captions {len(rows)}/{len(picks)} {time.time() - start:5.0f} s", flush=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
+    print(f"captions: {len(rows)} rows -> {path} ({(time.time() - start) / 60:.1f} min)", flush=True)
+    return path
 
 
 def newest_checkpoint() -> Path:

@@ -96,14 +96,31 @@ def pruned_sample(split: Split, prompts: Prompts, scene: int, rng: np.random.Gen
     return Sample(prompts.prompt(q["question"], caption), scene, sorted(shown), prompts.answer(q["answer"]))
 
 
+def pipeline_sample(split: Split, prompts: Prompts, row: dict, rng: np.random.Generator,
+                    caption_share: float = 0.75) -> Sample:
+    """One question as `accm ask` puts it to the decoder (a row of train_captioner.py's `captions` stage): the
+    ACCM pruner's kept patches and, for `caption_share` of them, the caption the caption model and selector
+    chose (else none, as the text-guided pruner alone). The answer is the true one, so the decoder learns how
+    far this caption model's captions hold, kind by kind: a caption model that reads only the pruned patches
+    cannot see an object the pruner kept, and its captions about such objects are guesses."""
+    q = split.questions[row["scene"]][row["question"]]
+    caption = row["caption"] if rng.random() < caption_share else None
+    return Sample(prompts.prompt(q["question"], caption), row["scene"], sorted(row["kept"]), prompts.answer(q["answer"]))
+
+
 def make_samples(split: Split, prompts: Prompts, scenes: list[int], rng: np.random.Generator,
                  visual: float, text: float, question_caption: float = 0.5, pruned: float = 0.0,
-                 pruned_caption: float = 0.0) -> list[Sample]:
+                 pruned_caption: float = 0.0, pipeline: float = 0.0,
+                 pipeline_rows: list[dict] | None = None) -> list[Sample]:
     """One multi-turn conversation per scene (LLaVA's training conversations are multi-turn too): the first
     turn has exactly `accm ask`'s prompt; every turn's answer is a target. A share `pruned` of the scenes give
-    a single question over a pruned patch set instead (`pruned_sample`)."""
+    a single question over a pruned patch set instead (`pruned_sample`), a share `pipeline` one of
+    `pipeline_rows` as the ACCM pipeline puts it (`pipeline_sample`; the row is drawn at random, not the scene)."""
     out = []
     for scene in scenes:
+        if pipeline and rng.random() < pipeline:
+            out.append(pipeline_sample(split, prompts, pipeline_rows[rng.integers(len(pipeline_rows))], rng))
+            continue
         if pruned and rng.random() < pruned:
             out.append(pruned_sample(split, prompts, scene, rng, pruned_caption))
             continue
@@ -233,6 +250,10 @@ def main() -> None:
                     "pruned patch set that keeps the answer's evidence (the rest follow --visual / --text)")
     ap.add_argument("--pruned-caption", type=float, default=0.0, help="share of the pruned samples that carry a "
                     "caption (half true over random patches, half with one word changed over the evidence)")
+    ap.add_argument("--pipeline", type=float, default=0.0, help="share of scenes replaced by a question as the "
+                    "ACCM pipeline puts it (kept patches + the caption model's caption, from --pipeline-captions)")
+    ap.add_argument("--pipeline-captions", type=Path, default=family.ARTIFACTS / "captioner" / "captions_train.jsonl",
+                    help="train_captioner.py captions' output")
     ap.add_argument("--dense-weight", type=float, default=0.5, help="weight of the caption tokens' loss")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -278,6 +299,11 @@ def main() -> None:
         return
     train = Split("train")
     features = cached_features(train, "train", out_dir)
+    pipeline_rows = None
+    if args.pipeline:
+        with open(args.pipeline_captions, encoding="utf-8") as f:
+            pipeline_rows = [json.loads(line) for line in f]
+        print(f"{len(pipeline_rows)} pipeline questions from {args.pipeline_captions}", flush=True)
     picks_all = list(range(len(train)))
     print(f"decoder {sum(p.numel() for p in model.parameters()):,} parameters; {len(picks_all)} train scenes; "
           f"batch {args.batch}; {args.threads} threads", flush=True)
@@ -300,7 +326,7 @@ def main() -> None:
         picks = [picks_all[j] for j in order[pos * args.batch:(pos + 1) * args.batch]]
         rng = np.random.default_rng([args.seed, 2_000_003, step])
         samples = make_samples(train, prompts, picks, rng, args.visual, args.text, args.question_caption,
-                               args.pruned, args.pruned_caption)
+                               args.pruned, args.pruned_caption, args.pipeline, pipeline_rows)
         for g in opt.param_groups:
             g["lr"] = lr_at(step - schedule_start, trained_s / budget_s, args.lr, args.warmup)
         loss, answer_loss, dense_loss = batch_loss(model, samples, features, args.dense_weight)

@@ -38,11 +38,14 @@ from train_clip import Split  # noqa: E402
 from training_utils import adamw, save_atomically  # noqa: E402
 
 KINDS = ("color", "shape")
+PAIR_KINDS = ("color", "shape", "position")
 
 
 def pair_sample(split: Split, prompts: Prompts, scene: int, question: dict, rng: np.random.Generator) -> Sample:
-    """The question over its object's patches and those of one other object of the scene."""
-    shown = train_decoder.with_distractors(split.scenes[scene]["objects"], question, rng, count=1)
+    """The question over the patches of exactly two objects: a colour or shape question's object and one other
+    object of the scene; a relation question's two objects."""
+    others = 0 if question["kind"] == "position" else 1
+    shown = train_decoder.with_distractors(split.scenes[scene]["objects"], question, rng, count=others)
     return Sample(prompts.prompt(question["question"], None), scene, sorted(shown), prompts.answer(question["answer"]))
 
 
@@ -55,7 +58,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=train_decoder.OUT)
+    ap.add_argument("--kinds", default=",".join(KINDS), help=f"question kinds to train, from {PAIR_KINDS}")
     args = ap.parse_args()
+    kinds = tuple(args.kinds.split(","))
+    if not set(kinds) <= set(PAIR_KINDS):
+        ap.error(f"--kinds: {args.kinds!r}; choose from {PAIR_KINDS}")
     torch.set_num_threads(args.threads)
     ckpt_path = args.out / "checkpoint.pt"
     checkpoint = torch.load(ckpt_path, weights_only=False)
@@ -64,10 +71,10 @@ def main() -> None:
     prompts = Prompts()
     train = Split("train")
     features = train_decoder.cached_features(train, "train", args.out)
-    pool = [(s, q) for s in range(len(train)) for q in train.questions[s] if q["kind"] in KINDS]
+    pool = [(s, q) for s in range(len(train)) for q in train.questions[s] if q["kind"] in kinds]
     opt = adamw(model, args.lr, args.weight_decay)
     rng = np.random.default_rng(args.seed)
-    start, step, right = time.time(), 0, {k: [] for k in KINDS}
+    start, step, right = time.time(), 0, {k: [] for k in kinds}
     model.train()
     while time.time() - start < args.minutes * 60:
         picked = [pool[j] for j in rng.integers(len(pool), size=args.batch)]

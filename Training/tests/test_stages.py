@@ -65,6 +65,27 @@ class CaptionFactsTests(unittest.TestCase):
 
 
 @unittest.skipUnless(READY, "needs Training/artifacts/tokenizers and Training/data/validation")
+class PipelineSampleTests(unittest.TestCase):
+    def test_the_pipelines_kept_patches_and_caption_with_the_true_answer(self):
+        import numpy as np
+        from tiny_llava import Prompts
+        from train_clip import Split
+        from train_decoder import pipeline_sample
+
+        split, prompts = Split("validation"), Prompts()
+        q = split.questions[3][1]
+        row = {"scene": 3, "question": 1, "kept": [40, 2, 17, 9], "caption": "There are two red objects."}
+        with_caption = pipeline_sample(split, prompts, row, np.random.default_rng(0), caption_share=1.0)
+        self.assertEqual(with_caption.scene, 3)
+        self.assertEqual(with_caption.patches, [2, 9, 17, 40])  # the kept patches, in image order
+        self.assertEqual(with_caption.prompt, prompts.prompt(q["question"], row["caption"]))
+        self.assertEqual(with_caption.answer, prompts.answer(q["answer"]))  # the truth, not the caption's claim
+        without = pipeline_sample(split, prompts, row, np.random.default_rng(0), caption_share=0.0)
+        self.assertEqual(without.prompt, prompts.prompt(q["question"], None))
+        self.assertEqual(without.patches, [2, 9, 17, 40])
+
+
+@unittest.skipUnless(READY, "needs Training/artifacts/tokenizers and Training/data/validation")
 class BeamSearchTests(unittest.TestCase):
     def test_batched_cached_beam_search_is_clipcaps_generate_beam(self):
         from accm_reference import ACCMReference, Margins
