@@ -4,7 +4,9 @@
     python Training/train_decoder.py --minutes 10 --resume   # continue artifacts/decoder/checkpoint.pt
     python Training/train_decoder.py --export                # evaluate + export the checkpoint only
 
-As LLaVA, the decoder is trained with ALL visual tokens; pruning is applied only at inference. Each batch mixes
+The first schedules train, as LLaVA, with ALL visual tokens; later ones (train_family.sh) add single questions
+over pruned patch sets (--pruned, `pruned_sample`) and questions as the ACCM pipeline puts them, with the
+caption model's own captions (--pipeline, `pipeline_sample`; Training/README.md, stage 5). Each batch mixes
   - visual QA      (--visual, default 60%): the 64 patch features, the question, no caption;
   - text QA        (--text, 25%): no visual tokens; "additional information:" carries the question's caption
                    (60%) or the scene's whole description (40%) -- the decoder's "language pre-training": it
@@ -100,7 +102,7 @@ def pipeline_sample(split: Split, prompts: Prompts, row: dict, rng: np.random.Ge
                     caption_share: float = 0.75) -> Sample:
     """One question as `accm ask` puts it to the decoder (a row of train_captioner.py's `captions` stage): the
     ACCM pruner's kept patches and, for `caption_share` of them, the caption the caption model and selector
-    chose (else none, as the text-guided pruner alone). The answer is the true one, so the decoder learns how
+    chose (else none: the ACCM pruner without its caption). The answer is the true one, so the decoder learns how
     far this caption model's captions hold, kind by kind: a caption model that reads only the pruned patches
     cannot see an object the pruner kept, and its captions about such objects are guesses."""
     q = split.questions[row["scene"]][row["question"]]

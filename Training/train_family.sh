@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole training of the shipped family, from nothing, on this machine's CPU (2 cores: ~3 h):
-# data, tokenizers, CLIP, decoder, caption pre-training, the KL stage, export, Models/accm-world, evaluation.
+# data, tokenizers, CLIP, decoder, caption pre-training, the KL stage, the decoder on the pipeline's own
+# captions, export, Models/accm-world.
 #
 #   bash Training/train_family.sh            # everything (each stage checkpoints under Training/artifacts/)
 #   STAGES="kl export" bash Training/train_family.sh   # only some stages, e.g. after an interruption
@@ -12,14 +13,15 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv-training/bin/python}
 CLIP_MINUTES=${CLIP_MINUTES:-35}
-DECODER_MINUTES=${DECODER_MINUTES:-40}
-DECODER_VISUAL_MINUTES=${DECODER_VISUAL_MINUTES:-25}
+DECODER_MINUTES=${DECODER_MINUTES:-30}
+DECODER_VISUAL_MINUTES=${DECODER_VISUAL_MINUTES:-20}
 DECODER_PRUNED_MINUTES=${DECODER_PRUNED_MINUTES:-15}
 DECODER_PAIRS_MINUTES=${DECODER_PAIRS_MINUTES:-8}
 DECODER_CONSOLIDATE_MINUTES=${DECODER_CONSOLIDATE_MINUTES:-11}
-PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-35}
+PRETRAIN_MINUTES=${PRETRAIN_MINUTES:-22}
 KL_MINUTES=${KL_MINUTES:-11}
-STAGES=${STAGES:-"venv data tokenizers clip decoder pretrain kl export"}
+DECODER_PIPELINE_MINUTES=${DECODER_PIPELINE_MINUTES:-25}
+STAGES=${STAGES:-"venv data tokenizers clip decoder pretrain kl pipeline export"}
 
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 stage() { echo; echo "=== $1 ($(date +%H:%M:%S))"; }
@@ -54,6 +56,14 @@ if has decoder; then
 fi
 if has pretrain; then stage "caption pre-training"; "$PYTHON" Training/train_captioner.py pretrain --minutes "$PRETRAIN_MINUTES"; fi
 if has kl; then stage "KL stage (caption model + selector)"; "$PYTHON" Training/train_captioner.py kl --minutes "$KL_MINUTES"; fi
+if has pipeline; then
+    # the decoder meets the questions as `accm ask` puts them: the ACCM pruner's kept patches and the caption
+    # model's (selected) caption, with the true answer; it learns how far those captions hold, kind by kind
+    stage "the pipeline's captions of train questions"; "$PYTHON" Training/train_captioner.py captions
+    stage "decoder (LLaVA): the pipeline's inputs"
+    "$PYTHON" Training/train_decoder.py --resume --restart-schedule --minutes "$DECODER_PIPELINE_MINUTES" \
+        --batch 32 --lr 3e-4 --warmup 50 --pipeline 0.6 --pruned 0.2 --pruned-caption 0.6 --visual 0.7 --text 0.1
+fi
 if has export; then
     stage "export + Models/accm-world"
     "$PYTHON" Training/train_captioner.py export
