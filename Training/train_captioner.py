@@ -316,7 +316,7 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--checkpoint", type=Path, help="eval: the checkpoint to evaluate (default: kl.pt, else "
+    ap.add_argument("--checkpoint", type=Path, help="eval, captions: the checkpoint to use (default: kl.pt, else "
                     "pretrain.pt)")
     ap.add_argument("--limit", type=int, default=20000, help="captions: how many train questions")
     ap.add_argument("--extend-minutes", type=float, default=0.0, help="with --resume: lengthen the stage's schedule")
@@ -335,7 +335,8 @@ def main() -> None:
             print_quality(caption_quality(captioner, validation, budget))
         return
     if args.stage == "captions":
-        pipeline_captions(args.limit, [int(b) for b in args.budgets.split(",")], args.beams, args.seed)
+        pipeline_captions(args.checkpoint or newest_checkpoint(), args.limit, [int(b) for b in args.budgets.split(",")],
+                          args.beams, args.seed)
         return
     if args.lr is None:
         args.lr = 1e-5 if args.stage == "kl" else 1e-3
@@ -505,13 +506,16 @@ def print_quality(r: dict) -> None:
 
 
 @torch.no_grad()
-def pipeline_captions(limit: int, budgets: list[int], beams: int, seed: int, chunk: int = 50) -> Path:
-    """The `captions` stage (see the module's doc): writes OUT/captions_train.jsonl and returns its path."""
-    ck = torch.load(newest_checkpoint(), weights_only=False)
+def pipeline_captions(checkpoint: Path, limit: int, budgets: list[int], beams: int, seed: int,
+                      chunk: int = 50) -> Path:
+    """The `captions` stage (see the module's doc) with the caption model and selector of `checkpoint`: writes
+    OUT/captions_train.jsonl and returns its path."""
+    ck = torch.load(checkpoint, weights_only=False)
     captioner, selector = Captioner(), build_selector()
     captioner.load_state_dict(ck["captioner"])
     selector.load_state_dict(ck["selector"])
-    captioner.eval(), selector.eval()
+    captioner.eval()
+    selector.eval()
     world = World("train")
     rng = np.random.default_rng([seed, 11])
     picks = [world.picks[j] for j in rng.permutation(len(world.picks))[:limit]]
