@@ -6,7 +6,8 @@ behind train_clip.py's patch-tagging loss).
 
 For each object of the first --train train scenes, its patches' hidden states (mean over them, and its first
 patch alone) are the input of a linear classifier of its shape (and color) trained with Adam; printed is the
-accuracy on every validation object. Measured on the CLIP before the tagging loss (40 min of contrastive +
+accuracy on every validation object. Likewise for every patch of the first --place-scenes train scenes: its
+column and its row in the 8 x 8 grid (on every validation patch). Measured on the CLIP before the tagging loss (40 min of contrastive +
 grounding training): shape 63% (layer -2, mean), color 100%; after 16 more minutes with the tags: see
 Training/README.md.
 """
@@ -46,6 +47,13 @@ def objects(split: Split, features: torch.Tensor, n: int, attribute: str, names:
     return torch.stack(x).float(), torch.tensor(y)
 
 
+def patch_places(features: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every patch of the first n images: its features, its column and its row in the 8 x 8 grid."""
+    side = family.IMAGE_SIZE // family.PATCH_SIZE
+    index = torch.arange(family.NUM_PATCHES).repeat(n)
+    return features[:n].reshape(-1, features.shape[-1]).float(), index % side, index // side
+
+
 def linear_probe(x_train, y_train, x_val, y_val, classes: int, epochs: int = 40) -> float:
     mean, std = x_train.mean(0), x_train.std(0) + 1e-5
     x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
@@ -68,6 +76,7 @@ def main() -> None:
     ap.add_argument("--clip", type=Path, default=family.ARTIFACTS / "clip" / "hf")
     ap.add_argument("--train", type=int, default=8000, help="train scenes whose objects train the probe")
     ap.add_argument("--layers", default="-3,-2,-1")
+    ap.add_argument("--place-scenes", type=int, default=2000, help="train scenes whose patches train the place probe")
     args = ap.parse_args()
     torch.manual_seed(0)
     layers = [int(v) for v in args.layers.split(",")]
@@ -84,6 +93,12 @@ def main() -> None:
                 row.append(f"{attribute} {linear_probe(xt, yt, xv, yv, len(names)):.1%}")
             print(f"hidden_states[{layer}], {'first patch' if single else 'mean of its patches'}: {', '.join(row)}",
                   flush=True)
+        # where a patch is: what a relation question needs (the first --place-scenes scenes' patches)
+        xt, col_t, row_t = patch_places(h_train[layer], min(args.place_scenes, n_train))
+        xv, col_v, row_v = patch_places(h_val[layer], len(val))
+        side = family.IMAGE_SIZE // family.PATCH_SIZE
+        print(f"hidden_states[{layer}], a patch's place: column {linear_probe(xt, col_t, xv, col_v, side, 5):.1%}, "
+              f"row {linear_probe(xt, row_t, xv, row_v, side, 5):.1%}", flush=True)
 
 
 if __name__ == "__main__":
