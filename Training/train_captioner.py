@@ -6,7 +6,7 @@
     python Training/train_captioner.py pretrain --minutes 20 --resume --extend-minutes 20   # train a stage longer
     python Training/train_captioner.py export                        # write the caption and selector directories
     python Training/train_captioner.py eval --budgets 4,16           # caption quality on the validation split
-    python Training/train_captioner.py captions --limit 20000        # the pipeline's captions of train questions
+    python Training/train_captioner.py captions                      # the pipeline's captions of 24,000 train questions
 
 What the caption model sees is what it sees in `accm ask`: the question's GPT-2 embeddings, then the mapper's
 prefix made from the PRUNED patches' projected CLIP embeddings (ascending patch order), where the kept patches
@@ -272,12 +272,21 @@ class World:
         return self.vision["patch_embeds"][scene][[i for i in range(family.NUM_PATCHES) if i not in taken]]
 
 
+def candidate_texts(world: World, found: list[list[tuple[list[int], float]]]) -> list[list[str]]:
+    """Each sample's beams (`Captioner.beam_search`) as the caption strings the pipeline puts in the prompt."""
+    return [[world.gpt2_tokenizer.decode(ids, skip_special_tokens=True) for ids, _ in beams] for beams in found]
+
+
 @torch.no_grad()
-def selector_embeddings(world: World, questions: list[str], captions: list[str]) -> torch.Tensor:
-    texts = [SELECTOR_PREFIX + q.strip() + SELECTOR_MIDDLE + c for q, c in zip(questions, captions)]
-    ids = world.clip_tokenizer(texts, padding="max_length", max_length=family.CLIP_TEXT_CONTEXT, truncation=True,
+def candidate_embeddings(world: World, questions: list[dict], texts: list[list[str]]) -> torch.Tensor:
+    """[samples, candidates, dim]: the frozen text tower's embeddings of "Question: <q>  Supplemental information
+    for questions: <candidate>" for each sample's candidate captions (the selector's input)."""
+    strings = [SELECTOR_PREFIX + q["question"].split("\n")[0].strip() + SELECTOR_MIDDLE + c
+               for q, cands in zip(questions, texts) for c in cands]
+    ids = world.clip_tokenizer(strings, padding="max_length", max_length=family.CLIP_TEXT_CONTEXT, truncation=True,
                                return_tensors="pt").input_ids
-    return world.clip.text_projection(world.clip.text_model(input_ids=ids).pooler_output)
+    flat = world.clip.text_projection(world.clip.text_model(input_ids=ids).pooler_output)
+    return flat.view(len(texts), len(texts[0]), -1)
 
 
 def load_decoder() -> TinyLlava:
@@ -318,7 +327,7 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--checkpoint", type=Path, help="eval, captions: the checkpoint to use (default: kl.pt, else "
                     "pretrain.pt)")
-    ap.add_argument("--limit", type=int, default=20000, help="captions: how many train questions")
+    ap.add_argument("--limit", type=int, default=24000, help="captions: how many train questions")
     ap.add_argument("--extend-minutes", type=float, default=0.0, help="with --resume: lengthen the stage's schedule")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -396,7 +405,7 @@ def main() -> None:
             captioner.eval()
             beams = captioner.beam_search(qids, pruned, args.beams, world.stop, 20)
             captioner.train()
-            texts = [[world.gpt2_tokenizer.decode(ids, skip_special_tokens=True) for ids, _ in b] for b in beams]
+            texts = candidate_texts(world, beams)
             items = [(q["question"], None, s, list(range(family.NUM_PATCHES))) for (s, _), q in zip(picks, qs)]
             for (s, _), q, k, cands in zip(picks, qs, kept, texts):
                 items += [(q["question"], c, s, k) for c in cands]
@@ -421,8 +430,7 @@ def main() -> None:
             record["finished"] = float(finished.float().mean())
             # the selector: which candidate is the pseudo-label
             informative = usable & ((torch.where(finished, kls, -float("inf")).max(1).values - label_kls.min(1).values) > 1e-4)
-            emb = selector_embeddings(world, [q["question"].split("\n")[0] for q in qs for _ in range(args.beams)],
-                                      [c for cands in texts for c in cands]).view(len(picks), args.beams, -1)
+            emb = candidate_embeddings(world, qs, texts)
             for g in sel_opt.param_groups:
                 g["lr"] = lr_at(step, trained_s / budget_s, args.selector_lr, args.warmup)
             if informative.any():
@@ -527,19 +535,36 @@ def pipeline_captions(checkpoint: Path, limit: int, budgets: list[int], beams: i
         kept = [world.pruning.kept(s, q["question"], int(rng.choice(budgets))) for (s, _), q in zip(part, qs)]
         found = captioner.beam_search([world.question_ids(q["question"]) for q in qs],
                                       [world.pruned_embeds(s, k) for (s, _), k in zip(part, kept)], beams, world.stop, 20)
-        texts = [[world.gpt2_tokenizer.decode(ids, skip_special_tokens=True).strip() for ids, _ in b] for b in found]
-        emb = selector_embeddings(world, [q["question"].split("\n")[0] for q in qs for _ in range(beams)],
-                                  [c for cands in texts for c in cands]).view(len(part), beams, -1)
-        picked = selector(emb).argmax(1).tolist()
+        texts = candidate_texts(world, found)
+        picked = selector(candidate_embeddings(world, qs, texts)).argmax(1).tolist()
         for (s, i), k, cands, j in zip(part, kept, texts, picked):
             rows.append({"scene": s, "question": i, "budget": len(k), "kept": k, "candidates": cands, "caption": cands[j]})
         if (at // chunk) % 40 == 0:
             print(f"captions {len(rows)}/{len(picks)} {time.time() - start:5.0f} s", flush=True)
+    for kind, (selected, top, any_beam) in candidates_quality(world, rows).items():
+        print(f"  {kind}: the question's facts in the selected caption {selected:.1%}, the top beam {top:.1%}, "
+              f"any of the {beams} beams {any_beam:.1%}", flush=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     tmp.replace(path)
     print(f"captions: {len(rows)} rows -> {path} ({(time.time() - start) / 60:.1f} min)", flush=True)
     return path
+
+
+def candidates_quality(world: World, rows: list[dict]) -> dict[str, tuple[float, float, float]]:
+    """Per question kind over `captions` rows: the share whose selected caption, whose top beam, and whose best
+    beam state the gold caption's facts (`caption_facts`)."""
+    counts: dict[str, list[int]] = {}
+    for r in rows:
+        q = world.split.questions[r["scene"]][r["question"]]
+        gold = caption_facts(q["caption"])
+        right = [caption_facts(c) == gold for c in r["candidates"]]
+        c = counts.setdefault(q["kind"], [0, 0, 0, 0])
+        c[0] += right[r["candidates"].index(r["caption"])]
+        c[1] += right[0]
+        c[2] += any(right)
+        c[3] += 1
+    return {k: (a / n, b / n, c / n) for k, (a, b, c, n) in sorted(counts.items())}
 
 
 def newest_checkpoint() -> Path:
