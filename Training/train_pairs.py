@@ -1,10 +1,13 @@
 """Decoder stage 2c: find the asked object among two (the curriculum step that taught the decoder to find by shape).
 
     python Training/train_pairs.py --minutes 8      # continues artifacts/decoder/checkpoint.pt in place
+    python Training/train_pairs.py --kinds position --out DIR   # relation questions over their two objects
 
 Every sample is one colour or shape question over exactly the patches of the asked object and of one other
 object of the scene ("What color is the cross?" over a cross and, say, a square), no background, no caption;
 the loss is the first answer token's cross-entropy; AdamW at a constant learning rate (no warm-up, no decay).
+With `--kinds position`, relation questions over the patches of their two objects: tried for 7 min, they stayed
+at chance (Training/README.md), so train_family.sh does not use them.
 
 Why: among all 64 tokens the decoder found objects by colour but not by shape (given the asked object and one
 other, it named the colour of either: 57%), and neither more of the usual mixture nor pruned samples with
