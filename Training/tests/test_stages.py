@@ -115,6 +115,33 @@ class BeamSearchTests(unittest.TestCase):
                     self.assertAlmostEqual(score, w["beam_score"], places=4)
 
 
+SHIPPED = ROOT.parent / "Models" / "accm-world"
+
+
+@unittest.skipUnless(READY, "needs Training/artifacts/tokenizers and Training/data/validation")
+class SeedFromModelTests(unittest.TestCase):
+    def test_the_shipped_weights_come_back_unchanged_through_the_training_modules(self):
+        import tempfile
+
+        from safetensors.torch import load_file
+        from seed_from_model import load_captioner, load_decoder
+        from tiny_llava import export_llava
+
+        with tempfile.TemporaryDirectory() as tmp:
+            export_llava(load_decoder(SHIPPED), SHIPPED / "vision", SHIPPED / "llava", Path(tmp) / "llava")
+            exported, shipped = load_file(f"{tmp}/llava/model.safetensors"), load_file(str(SHIPPED / "llava" / "model.safetensors"))
+        self.assertEqual(exported.keys(), shipped.keys())
+        for name, t in shipped.items():
+            self.assertTrue(torch.equal(exported[name], t), name)
+        captioner, selector = load_captioner(SHIPPED)
+        for module, file in ((captioner.mapper, "caption/mapper"), (captioner.gpt2, "caption/gpt2"),
+                             (selector, "selector/scorer")):
+            state = module.state_dict()
+            for name, t in load_file(str(SHIPPED / file / "model.safetensors")).items():
+                self.assertTrue(torch.equal(state[name], t), f"{file}: {name}")
+        self.assertTrue(torch.equal(captioner.gpt2.lm_head.weight, captioner.gpt2.transformer.wte.weight))
+
+
 if __name__ == "__main__":
     unittest.main()
 
