@@ -14,10 +14,11 @@ back into what the stages read and write, so that, for example,
 fine-tunes the shipped decoder. It writes
   - artifacts/tokenizers/{clip,gpt2,llama}: the tokenizer files of vision/, caption/gpt2/ and llava/;
   - artifacts/clip/hf: vision/ (the CLIPModel, both towers);
-  - artifacts/decoder/checkpoint.pt: train_decoder.py's format (projector + LLaMA from llava/, a fresh AdamW
-    state, step 0), so `--resume --restart-schedule` continues from it;
-  - artifacts/captioner/kl.pt: train_captioner.py's format (mapper + GPT-2 from caption/, the selector from
-    selector/scorer/, fresh optimizer states): what `captions`, `eval`, `export` and `kl --resume` read.
+  - artifacts/decoder/checkpoint.pt: train_decoder.py's checkpoint (projector + LLaMA from llava/, a fresh
+    AdamW state, step 0, a one-minute time budget), so `--resume --restart-schedule --minutes N` continues from it;
+  - artifacts/captioner/kl.pt: train_captioner.py's checkpoint (mapper + GPT-2 from caption/, the selector from
+    selector/scorer/, fresh optimizer states, a one-minute time budget): what `captions`, `eval` and `export` read,
+    and `kl --resume --extend-minutes N` continues.
 The selector's text tower is the CLIP's own text tower (as train_captioner.py exports it); a model directory
 whose selector/text differs from it is refused. `export` + `assemble.py` after seeding give back the same
 tensors (Training/tests/test_stages.py).
@@ -36,6 +37,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import family  # noqa: E402
+from assemble import MANIFEST, PARTS  # noqa: E402
 from training_utils import adamw, save_atomically  # noqa: E402
 
 DEFAULT_MODEL = family.ROOT.parent / "Models" / "accm-world"
@@ -55,11 +57,11 @@ def renamed(tensors: dict[str, torch.Tensor], prefixes: dict[str, str]) -> dict[
 
 
 def decoder_state(llava_dir: Path) -> dict[str, torch.Tensor]:
-    """TinyLlava's state_dict from a LlavaForConditionalGeneration export (its vision tower is not read)."""
+    """TinyLlava's state_dict from a LlavaForConditionalGeneration export (tiny_llava.export_llava's tensor names;
+    its vision tower is not read)."""
     return renamed(load_file(str(llava_dir / "model.safetensors")),
                    {"multi_modal_projector.": "projector.", "language_model.model.": "lm.model.",
-                    "language_model.lm_head.": "lm.lm_head.", "model.multi_modal_projector.": "projector.",
-                    "model.language_model.": "lm.model.", "lm_head.": "lm.lm_head."})
+                    "language_model.lm_head.": "lm.lm_head."})
 
 
 def load_decoder(model: Path):
@@ -101,11 +103,8 @@ def main() -> None:
     args = ap.parse_args()
     model: Path = args.model
     manifest = json.loads((model / "accm.json").read_text())
-    expected = {"vision": "vision", "llava": "llava", "caption_mapper": "caption/mapper",
-                "caption_language_model": "caption/gpt2", "selector": "selector/scorer",
-                "selector_text_encoder": "selector/text"}
-    for key, sub in expected.items():
-        if manifest.get(key) != sub:
+    for key, sub in MANIFEST.items():
+        if sub in PARTS and manifest.get(key) != sub:  # the six components' sub-directories
             sys.exit(f"{model}/accm.json: {key} is {manifest.get(key)!r}, expected {sub!r} (assemble.py's layout)")
     targets = [family.TOKENIZERS, family.ARTIFACTS / "clip" / "hf", family.ARTIFACTS / "decoder" / "checkpoint.pt",
                family.ARTIFACTS / "captioner" / "kl.pt"]
@@ -126,18 +125,19 @@ def main() -> None:
         shutil.rmtree(clip_dir)
     shutil.copytree(model / "vision", clip_dir)
 
+    # a one-minute time budget (the stages' least): a continuation sets its own with --minutes / --extend-minutes
+    from train_captioner import checkpoint as caption_checkpoint, optimizers as caption_optimizers
+    from train_decoder import checkpoint as decoder_checkpoint
+
     decoder = load_decoder(model)
     (family.ARTIFACTS / "decoder").mkdir(parents=True, exist_ok=True)
-    save_atomically({"model": decoder.state_dict(), "optimizer": adamw(decoder, 1e-3, 0.05).state_dict(), "step": 0,
-                     "history": [], "trained_s": 0.0, "budget_s": 60.0, "schedule_start": 0,
-                     "torch_rng": torch.get_rng_state(), "args": {"seeded_from": str(model)}},
+    save_atomically(decoder_checkpoint(decoder, adamw(decoder, 1e-3, 0.05), 0, [], 0.0, 60.0, 0,
+                                       {"seeded_from": str(model)}),
                     family.ARTIFACTS / "decoder" / "checkpoint.pt")
     captioner, selector = load_captioner(model)
     (family.ARTIFACTS / "captioner").mkdir(parents=True, exist_ok=True)
-    save_atomically({"captioner": captioner.state_dict(), "selector": selector.state_dict(),
-                     "optimizer": torch.optim.AdamW(captioner.parameters()).state_dict(),
-                     "selector_optimizer": torch.optim.AdamW(selector.parameters()).state_dict(), "step": 0,
-                     "trained_s": 0.0, "budget_s": 60.0, "history": [], "args": {"seeded_from": str(model)}},
+    save_atomically(caption_checkpoint(captioner, selector, *caption_optimizers(captioner, selector, 1e-5, 5e-4), 0,
+                                       0.0, 60.0, []),
                     family.ARTIFACTS / "captioner" / "kl.pt")
     print(f"seeded {family.ARTIFACTS} from {model}: tokenizers, clip/hf, decoder/checkpoint.pt, captioner/kl.pt",
           flush=True)

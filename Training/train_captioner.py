@@ -238,6 +238,20 @@ class Captioner(torch.nn.Module):
 # ------------------------------------------------------------------------------------------------
 
 
+def optimizers(captioner: Captioner, selector: CaptionSelector, lr: float, selector_lr: float):
+    """The caption model's and the selector's AdamW, as both training stages set them up."""
+    return (torch.optim.AdamW(captioner.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01),
+            torch.optim.AdamW(selector.parameters(), lr=selector_lr, weight_decay=0.01))
+
+
+def checkpoint(captioner: Captioner, selector: CaptionSelector, opt, sel_opt, step: int, trained_s: float,
+               budget_s: float, history: list) -> dict:
+    """What pretrain.pt / kl.pt hold (`--resume` reads it back)."""
+    return {"captioner": captioner.state_dict(), "selector": selector.state_dict(), "optimizer": opt.state_dict(),
+            "selector_optimizer": sel_opt.state_dict(), "step": step, "trained_s": trained_s, "budget_s": budget_s,
+            "history": history}
+
+
 def build_selector() -> CaptionSelector:
     """The selector at family.py's shapes."""
     c = family.selector_config()
@@ -355,8 +369,7 @@ def main() -> None:
     selector = build_selector()
     kl = args.stage == "kl"
     ckpt_path = OUT / f"{args.stage}.pt"
-    opt = torch.optim.AdamW(captioner.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    sel_opt = torch.optim.AdamW(selector.parameters(), lr=args.selector_lr, weight_decay=0.01)
+    opt, sel_opt = optimizers(captioner, selector, args.lr, args.selector_lr)
     step, trained_s, budget_s, history = 0, 0.0, max(60.0, args.minutes * 60 - 60), []
     if args.resume:
         ck = torch.load(ckpt_path, weights_only=False)
@@ -376,9 +389,7 @@ def main() -> None:
         decoder, prompts, features = load_decoder(), Prompts(), decoder_features()
 
     def save():
-        save_atomically({"captioner": captioner.state_dict(), "selector": selector.state_dict(),
-                    "optimizer": opt.state_dict(), "selector_optimizer": sel_opt.state_dict(), "step": step,
-                    "trained_s": trained_s, "budget_s": budget_s, "history": history}, ckpt_path)
+        save_atomically(checkpoint(captioner, selector, opt, sel_opt, step, trained_s, budget_s, history), ckpt_path)
 
     start = time.time()
     deadline = start + args.minutes * 60

@@ -237,6 +237,14 @@ def batch_loss(model: TinyLlava, samples: list[Sample], features: torch.Tensor, 
     return loss, answer, dense[0] if dense else None
 
 
+def checkpoint(model: TinyLlava, opt, step: int, history: list, trained_s: float, budget_s: float,
+               schedule_start: int, args: dict) -> dict:
+    """What checkpoint.pt holds (`--resume` reads it back; train_pairs.py keeps its format)."""
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
+            "trained_s": trained_s, "budget_s": budget_s, "schedule_start": schedule_start,
+            "torch_rng": torch.get_rng_state(), "args": args}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=45.0)
@@ -311,10 +319,8 @@ def main() -> None:
           f"batch {args.batch}; {args.threads} threads", flush=True)
 
     def save():
-        save_atomically({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
-                    "trained_s": trained_s, "budget_s": budget_s, "schedule_start": schedule_start,
-                    "torch_rng": torch.get_rng_state(),
-                    "args": {k: str(v) for k, v in vars(args).items()}}, ckpt_path)
+        save_atomically(checkpoint(model, opt, step, history, trained_s, budget_s, schedule_start,
+                                   {k: str(v) for k, v in vars(args).items()}), ckpt_path)
 
     steps_per_epoch = len(picks_all) // args.batch
     start = time.time()
