@@ -118,7 +118,7 @@ class BeamSearchTests(unittest.TestCase):
 SHIPPED = ROOT.parent / "Models" / "accm-world"
 
 
-@unittest.skipUnless(READY, "needs Training/artifacts/tokenizers and Training/data/validation")
+@unittest.skipUnless((family.TOKENIZERS / "llama" / "tokenizer.json").exists(), "needs Training/artifacts/tokenizers")
 class SeedFromModelTests(unittest.TestCase):
     def test_the_shipped_weights_come_back_unchanged_through_the_training_modules(self):
         import tempfile
