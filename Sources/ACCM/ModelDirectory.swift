@@ -31,8 +31,7 @@ public struct ModelManifest: Decodable, Sendable {
     public var selectorTextEncoder: String
     public var selector: String
     public var llava: String
-    /// "pad" (LLaVA-1.5: pad to a square with the mean colour first) or "crop".
-    public var imageAspectRatio: String
+    public var imageAspectRatio: ImageAspectRatio
     public var visionFeatureLayer: Int
     public var captionStop: String
     public var captionBeams: Int
@@ -58,12 +57,24 @@ public struct ModelManifest: Decodable, Sendable {
         selectorTextEncoder = try c.decode(String.self, forKey: .selectorTextEncoder)
         selector = try c.decode(String.self, forKey: .selector)
         llava = try c.decode(String.self, forKey: .llava)
-        imageAspectRatio = try c.decodeIfPresent(String.self, forKey: .imageAspectRatio) ?? "pad"
-        visionFeatureLayer = try c.decodeIfPresent(Int.self, forKey: .visionFeatureLayer) ?? -2
+        imageAspectRatio = ImageAspectRatio(rawValue: try c.decodeChoice(
+            .imageAspectRatio, allowed: ImageAspectRatio.allCases.map(\.rawValue), default: "pad"))!
+        visionFeatureLayer = try c.decodeInteger(.visionFeatureLayer, in: -1024...1024, default: -2)
         captionStop = try c.decodeIfPresent(String.self, forKey: .captionStop) ?? "."
-        captionBeams = try c.decodeIfPresent(Int.self, forKey: .captionBeams) ?? 3
-        captionMaxNewTokens = try c.decodeIfPresent(Int.self, forKey: .captionMaxNewTokens) ?? 67
+        captionBeams = try c.decodeInteger(.captionBeams, in: 1...Self.largestBeamCount, default: 3)
+        captionMaxNewTokens = try c.decodeSize(.captionMaxNewTokens, default: 67)
     }
+
+    /// The most caption beams a manifest may ask for (each is a GPT-2 sequence in every step).
+    public static let largestBeamCount = 16
+}
+
+/// How an image that is not square reaches the vision tower's square input.
+public enum ImageAspectRatio: String, Sendable, CaseIterable {
+    /// LLaVA-1.5: centre it on a square filled with the processor's mean colour, then resize.
+    case pad
+    /// CLIP's own preprocessing: resize the shortest side, then centre-crop.
+    case crop
 }
 
 extension ACCMPipeline {
@@ -77,7 +88,7 @@ extension ACCMPipeline {
         let clipTokenizer = try CLIPTokenizer(directory: clipDirectory)
         let clipText = try CLIP.Text(directory: clipDirectory)
         let preprocessor = try CLIPImagePreprocessor(
-            contentsOf: clipDirectory + "/preprocessor_config.json", padToSquare: manifest.imageAspectRatio == "pad")
+            contentsOf: clipDirectory + "/preprocessor_config.json", padToSquare: manifest.imageAspectRatio == .pad)
         let contextLength = clipText.contextLength
         let vision = try VisionStage(
             vision: CLIP.Vision(directory: clipDirectory), text: clipText, featureLayer: manifest.visionFeatureLayer,

@@ -66,55 +66,70 @@ enum BicubicResampler {
         return 0
     }
 
-    /// Resizes the `width × height` RGB image at `source` to `outWidth × outHeight` and returns the
-    /// `columns × rows` region of the result as RGB bytes (row-major).
-    static func resize(
-        _ source: UnsafePointer<UInt8>, width: Int, height: Int, outWidth: Int, outHeight: Int,
-        columns: Range<Int>, rows: Range<Int>
-    ) -> [UInt8] {
-        let needHorizontal = outWidth != width, needVertical = outHeight != height
+    /// Resizes `source` (its whole canvas) to `outWidth × outHeight` and returns the `columns × rows` region
+    /// of the result as RGB bytes (row-major).
+    ///
+    /// A padded canvas is never materialised: a row of fill colour gives the same horizontal-pass output
+    /// wherever it lies, so it is resampled once and shared, and each image row is laid on the fill colour
+    /// one row at a time. Memory is the image, two canvas rows and the distinct intermediate rows, whatever
+    /// the padding; the bytes are those of resizing the materialised canvas.
+    static func resize(_ source: ResampleSource, outWidth: Int, outHeight: Int, columns: Range<Int>, rows: Range<Int>)
+        -> [UInt8]
+    {
+        let needHorizontal = outWidth != source.canvasWidth, needVertical = outHeight != source.canvasHeight
         let rowBytes = columns.count * 3
-        let vertical = needVertical ? coefficients(inSize: height, outSize: outHeight, outputs: rows) : nil
-        // Input rows the vertical pass reads (all of `rows` when there is no vertical pass).
+        let vertical = needVertical ? coefficients(inSize: source.canvasHeight, outSize: outHeight, outputs: rows) : nil
+        // Canvas rows the vertical pass reads (all of `rows` when there is no vertical pass).
         let firstRow = vertical.map { $0.first.first ?? 0 } ?? rows.lowerBound
         let endRow = vertical.map { v in zip(v.first, v.count).map { $0 + $1 }.max() ?? firstRow } ?? rows.upperBound
+        // The distinct intermediate rows: the image rows in that range, then one fill row if any is read.
+        let imageRows = max(firstRow, source.top)..<max(min(endRow, source.top + source.height), max(firstRow, source.top))
+        let readsFill = firstRow < imageRows.lowerBound || endRow > imageRows.upperBound || imageRows.isEmpty
+        let distinct = imageRows.count + (readsFill ? 1 : 0)
+        let horizontal = needHorizontal ? coefficients(inSize: source.canvasWidth, outSize: outWidth, outputs: columns) : nil
 
-        // Horizontal pass into `temp` (rows firstRow..<endRow, the requested columns), or a view of the input.
-        var temp: [UInt8] = []
-        if needHorizontal {
-            let horizontal = coefficients(inSize: width, outSize: outWidth, outputs: columns)
-            temp = [UInt8](unsafeUninitializedCapacity: (endRow - firstRow) * rowBytes) { out, initialized in
-                var y = firstRow
-                while y < endRow {
-                    // Two rows at a time share each weight load and the loop overhead.
-                    let pair = y + 1 < endRow
-                    horizontalRows(source + y * width * 3, pair ? source + (y + 1) * width * 3 : nil,
-                                   into: out.baseAddress! + (y - firstRow) * rowBytes, rowBytes: rowBytes, horizontal)
-                    y += pair ? 2 : 1
+        let temp = [UInt8](unsafeUninitializedCapacity: distinct * rowBytes) { out, initialized in
+            let canvas = CanvasRows(source)
+            // One intermediate row (or two, sharing each weight load) from canvas rows.
+            func resample(_ line: UnsafePointer<UInt8>, _ second: UnsafePointer<UInt8>?, into slot: Int) {
+                let target = out.baseAddress! + slot * rowBytes
+                if let horizontal {
+                    horizontalRows(line, second, into: target, rowBytes: rowBytes, horizontal)
+                } else {
+                    target.update(from: line + columns.lowerBound * 3, count: rowBytes)
+                    if let second { (target + rowBytes).update(from: second + columns.lowerBound * 3, count: rowBytes) }
                 }
-                initialized = (endRow - firstRow) * rowBytes
             }
-        } else {
-            temp = [UInt8](unsafeUninitializedCapacity: (endRow - firstRow) * rowBytes) { buffer, initialized in
-                for y in firstRow..<endRow {
-                    (buffer.baseAddress! + (y - firstRow) * rowBytes)
-                        .update(from: source + (y * width + columns.lowerBound) * 3, count: rowBytes)
-                }
-                initialized = (endRow - firstRow) * rowBytes
+            var y = imageRows.lowerBound
+            while y < imageRows.upperBound {
+                let pair = y + 1 < imageRows.upperBound
+                let (line, second) = canvas.imageRows(y - source.top, pair: pair)
+                resample(line, second, into: y - imageRows.lowerBound)
+                y += pair ? 2 : 1
             }
+            if readsFill { resample(canvas.fillRow(), nil, into: imageRows.count) }
+            initialized = distinct * rowBytes
         }
-        guard let vertical else { return temp }
 
-        return [UInt8](unsafeUninitializedCapacity: rows.count * rowBytes) { out, initialized in
-            temp.withUnsafeBufferPointer { temp in
-                for slot in 0..<rows.count {
-                    verticalRow(temp.baseAddress! + (vertical.first[slot] - firstRow) * rowBytes, stride: rowBytes,
-                                count: vertical.count[slot],
-                                weights: vertical.weights, offset: slot * vertical.taps,
-                                into: out.baseAddress! + slot * rowBytes, bytes: rowBytes)
-                }
+        return temp.withUnsafeBufferPointer { temp in
+            // Canvas row → its intermediate row.
+            let rowTable = (firstRow..<endRow).map { y in
+                temp.baseAddress! + (imageRows.contains(y) ? y - imageRows.lowerBound : imageRows.count) * rowBytes
             }
-            initialized = rows.count * rowBytes
+            return [UInt8](unsafeUninitializedCapacity: rows.count * rowBytes) { out, initialized in
+                rowTable.withUnsafeBufferPointer { table in
+                    for slot in 0..<rows.count {
+                        let target = out.baseAddress! + slot * rowBytes
+                        if let vertical {
+                            verticalRow(table.baseAddress! + (vertical.first[slot] - firstRow), count: vertical.count[slot],
+                                        weights: vertical.weights, offset: slot * vertical.taps, into: target, bytes: rowBytes)
+                        } else {
+                            target.update(from: table[rows.lowerBound + slot - firstRow], count: rowBytes)
+                        }
+                    }
+                }
+                initialized = rows.count * rowBytes
+            }
         }
     }
 
@@ -176,10 +191,11 @@ enum BicubicResampler {
         UInt8(clamping: sum >> precisionBits)
     }
 
-    /// One output row of the vertical pass: `bytes` columns, each the weighted sum of `count` rows from `rows`.
+    /// One output row of the vertical pass: `bytes` columns, each the weighted sum of the `count` rows that
+    /// `rows` points to.
     @inline(__always)
     private static func verticalRow(
-        _ rows: UnsafePointer<UInt8>, stride: Int, count: Int, weights: [Int32], offset: Int,
+        _ rows: UnsafePointer<UnsafePointer<UInt8>>, count: Int, weights: [Int32], offset: Int,
         into out: UnsafeMutablePointer<UInt8>, bytes: Int
     ) {
         weights.withUnsafeBufferPointer { weights in
@@ -189,7 +205,7 @@ enum BicubicResampler {
             while j + 16 <= bytes {
                 var acc = SIMD16<Int32>(repeating: bias)
                 for k in 0..<count {
-                    let v = UnsafeRawPointer(rows + k * stride + j).loadUnaligned(as: SIMD16<UInt8>.self)
+                    let v = UnsafeRawPointer(rows[k] + j).loadUnaligned(as: SIMD16<UInt8>.self)
                     acc &+= SIMD16<Int32>(truncatingIfNeeded: v) &* w[k]
                 }
                 let v = (acc &>> precisionBits).clamped(lowerBound: .zero, upperBound: SIMD16(repeating: 255))
@@ -199,10 +215,89 @@ enum BicubicResampler {
             }
             while j < bytes {
                 var acc = bias
-                for k in 0..<count { acc &+= Int32(rows[k * stride + j]) &* w[k] }
+                for k in 0..<count { acc &+= Int32(rows[k][j]) &* w[k] }
                 out[j] = clip8(acc)
                 j += 1
             }
         }
+    }
+}
+
+/// What a resize reads: an RGB image, alone or centred on a larger canvas of one colour.
+struct ResampleSource {
+    let pixels: UnsafePointer<UInt8>
+    let width: Int, height: Int
+    let canvasWidth: Int, canvasHeight: Int
+    /// Where the image's top-left pixel lies on the canvas.
+    let left: Int, top: Int
+    let fill: (UInt8, UInt8, UInt8)
+
+    /// The image itself.
+    init(_ pixels: UnsafePointer<UInt8>, width: Int, height: Int) {
+        self.pixels = pixels
+        self.width = width
+        self.height = height
+        (canvasWidth, canvasHeight, left, top, fill) = (width, height, 0, 0, (0, 0, 0))
+    }
+
+    /// The image centred on a square of side max(width, height) filled with `fill`, at
+    /// ((side − width) / 2, (side − height) / 2) rounded down (LLaVA's `expand2square`).
+    init(paddedToSquare pixels: UnsafePointer<UInt8>, width: Int, height: Int, fill: (UInt8, UInt8, UInt8)) {
+        self.pixels = pixels
+        self.width = width
+        self.height = height
+        let side = max(width, height)
+        (canvasWidth, canvasHeight, left, top, self.fill) = (side, side, (side - width) / 2, (side - height) / 2, fill)
+    }
+}
+
+/// Whole canvas rows of a `ResampleSource`, built in two row buffers of its own when the canvas is wider
+/// than the image (otherwise they point into the image). Pointers it returns are valid until its next call.
+private final class CanvasRows {
+    let source: ResampleSource
+    private var first: UnsafeMutablePointer<UInt8>?, second: UnsafeMutablePointer<UInt8>?
+
+    init(_ source: ResampleSource) {
+        self.source = source
+    }
+
+    deinit {
+        first?.deallocate()
+        second?.deallocate()
+    }
+
+    private func filledRow() -> UnsafeMutablePointer<UInt8> {
+        let row = UnsafeMutablePointer<UInt8>.allocate(capacity: source.canvasWidth * 3)
+        fill(row)
+        return row
+    }
+
+    private func fill(_ row: UnsafeMutablePointer<UInt8>) {
+        for x in 0..<source.canvasWidth {
+            row[3 * x] = source.fill.0
+            row[3 * x + 1] = source.fill.1
+            row[3 * x + 2] = source.fill.2
+        }
+    }
+
+    /// Image row `y` (and `y + 1` when `pair`) as canvas rows.
+    func imageRows(_ y: Int, pair: Bool) -> (UnsafePointer<UInt8>, UnsafePointer<UInt8>?) {
+        let s = source, rowBytes = s.width * 3
+        guard s.canvasWidth != s.width else {
+            return (s.pixels + y * rowBytes, pair ? s.pixels + (y + 1) * rowBytes : nil)
+        }
+        let first = self.first ?? filledRow(), second = self.second ?? filledRow()
+        (self.first, self.second) = (first, second)
+        (first + s.left * 3).update(from: s.pixels + y * rowBytes, count: rowBytes)
+        if pair { (second + s.left * 3).update(from: s.pixels + (y + 1) * rowBytes, count: rowBytes) }
+        return (UnsafePointer(first), pair ? UnsafePointer(second) : nil)
+    }
+
+    /// A canvas row of fill colour only.
+    func fillRow() -> UnsafePointer<UInt8> {
+        let row = first ?? filledRow()
+        first = row
+        fill(row)
+        return UnsafePointer(row)
     }
 }

@@ -109,11 +109,11 @@ public struct CLIPImagePreprocessor: Sendable {
     /// The 8-bit image after transparency handling, padding, resize and centre crop: what rescale and
     /// normalize are applied to (no opacity).
     public func resizedAndCropped(_ image: RGBImage) throws -> RGBImage {
-        var image = transparency == .compositeOntoWhite ? image.compositedOntoWhite() : image.discardingAlpha
-        if padToSquare {
-            image = image.paddedToSquare(fill: RGBImage.squarePaddingFill(mean: configuration.imageMean))
-        }
-        let (outHeight, outWidth) = resizedSize(width: image.width, height: image.height)
+        let image = transparency == .compositeOntoWhite ? image.compositedOntoWhite() : image.discardingAlpha
+        // The padded square is resampled without being built (BicubicResampler.resize).
+        let side = max(image.width, image.height)
+        let (canvasWidth, canvasHeight) = padToSquare ? (side, side) : (image.width, image.height)
+        let (outHeight, outWidth) = resizedSize(width: canvasWidth, height: canvasHeight)
         let (cropHeight, cropWidth) = configuration.doCenterCrop
             ? (configuration.cropHeight, configuration.cropWidth) : (outHeight, outWidth)
         let (pixels, overflow) = cropHeight.multipliedReportingOverflow(by: cropWidth)
@@ -124,9 +124,12 @@ public struct CLIPImagePreprocessor: Sendable {
         let top = floorDivide(outHeight - cropHeight, 2), left = floorDivide(outWidth - cropWidth, 2)
         let rows = max(top, 0)..<min(top + cropHeight, outHeight)
         let columns = max(left, 0)..<min(left + cropWidth, outWidth)
+        let fill = RGBImage.squarePaddingFill(mean: configuration.imageMean)
         let region = image.pixels.withUnsafeBufferPointer {
-            BicubicResampler.resize($0.baseAddress!, width: image.width, height: image.height,
-                                    outWidth: outWidth, outHeight: outHeight, columns: columns, rows: rows)
+            let source = padToSquare
+                ? ResampleSource(paddedToSquare: $0.baseAddress!, width: image.width, height: image.height, fill: fill)
+                : ResampleSource($0.baseAddress!, width: image.width, height: image.height)
+            return BicubicResampler.resize(source, outWidth: outWidth, outHeight: outHeight, columns: columns, rows: rows)
         }
         if rows.count == cropHeight && columns.count == cropWidth {
             return RGBImage(unchecked: cropWidth, height: cropHeight, pixels: region, alpha: nil)

@@ -13,6 +13,8 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyBytes(count: Int, limit: Int)
     /// The header declares more pixels than `ImageLimits.maxPixels`.
     case tooManyPixels(width: Int, height: Int, limit: Int)
+    /// The header declares a side longer than `ImageLimits.maxSide`.
+    case sideTooLong(width: Int, height: Int, limit: Int)
     /// The header declares a zero width or height.
     case zeroSize(width: Int, height: Int)
     /// The data ends before the image does.
@@ -37,6 +39,9 @@ public enum ImageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyPixels(let width, let height, let limit):
             return "the image is \(width)x\(height) pixels, over the limit of \(limit) pixels; "
                 + "downscale it before sending"
+        case .sideTooLong(let width, let height, let limit):
+            return "the image is \(width)x\(height) pixels, a side over the limit of \(limit) pixels; "
+                + "crop or downscale it before sending"
         case .zeroSize(let width, let height):
             return "the image declares a size of \(width)x\(height); both sides must be at least 1"
         case .truncated(let format, let detail):

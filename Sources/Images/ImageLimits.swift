@@ -7,14 +7,17 @@ public struct ImageLimits: Sendable, Equatable {
     public var maxBytes: Int
     /// Largest `width × height` accepted.
     public var maxPixels: Int
+    /// Longest side accepted (bounds what resampling a padded square of that side costs).
+    public var maxSide: Int
 
     /// Limits with the given bounds.
-    public init(maxBytes: Int, maxPixels: Int) {
+    public init(maxBytes: Int, maxPixels: Int, maxSide: Int = 65_535) {
         self.maxBytes = maxBytes
         self.maxPixels = maxPixels
+        self.maxSide = maxSide
     }
 
-    /// 32 MiB of input and 40 megapixels (a 7296 × 5472 photo is 39.9 MP).
+    /// 32 MiB of input, 40 megapixels (a 7296 × 5472 photo is 39.9 MP) and sides up to 65,535 (JPEG's own limit).
     public static let `default` = ImageLimits(maxBytes: 32 << 20, maxPixels: 40_000_000)
 
     /// Throws unless a `width × height` image fits these limits.
@@ -23,6 +26,9 @@ public struct ImageLimits: Sendable, Equatable {
         let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
         guard !overflow, pixels <= maxPixels else {
             throw ImageError.tooManyPixels(width: width, height: height, limit: maxPixels)
+        }
+        guard max(width, height) <= maxSide else {
+            throw ImageError.sideTooLong(width: width, height: height, limit: maxSide)
         }
     }
 }

@@ -119,23 +119,27 @@ public struct PreprocessorConfiguration: Sendable, Equatable, Decodable {
         return try c.decodeIfPresent([Double].self, forKey: key)
     }
 
+    /// The largest output side a configuration may ask for (real processors use 224–1024).
+    public static let largestSide = 8192
+
     /// Throws `PreprocessingError` unless the configuration can be applied.
     public func validate() throws {
         guard resample == 3 else {
             let names = [0: "nearest", 1: "lanczos", 2: "bilinear", 4: "box", 5: "hamming"]
             throw PreprocessingError.unsupportedResample(resample, name: names[resample] ?? "unknown")
         }
+        let sides = 1...Self.largestSide
         switch size {
-        case .shortestEdge(let edge) where edge < 1:
-            throw PreprocessingError.invalidConfiguration("size.shortest_edge must be at least 1, got \(edge)")
-        case .exact(let h, let w) where h < 1 || w < 1:
-            throw PreprocessingError.invalidConfiguration("size must be at least 1x1, got \(w)x\(h)")
+        case .shortestEdge(let edge) where !sides.contains(edge):
+            throw PreprocessingError.invalidConfiguration("size.shortest_edge must be in 1...\(Self.largestSide), got \(edge)")
+        case .exact(let h, let w) where !sides.contains(h) || !sides.contains(w):
+            throw PreprocessingError.invalidConfiguration("size must be between 1x1 and \(Self.largestSide)x\(Self.largestSide), got \(w)x\(h)")
         default:
             break
         }
-        if doCenterCrop && (cropHeight < 1 || cropWidth < 1) {
+        if doCenterCrop && (!sides.contains(cropHeight) || !sides.contains(cropWidth)) {
             throw PreprocessingError.invalidConfiguration(
-                "crop_size must be at least 1x1, got \(cropWidth)x\(cropHeight)")
+                "crop_size must be between 1x1 and \(Self.largestSide)x\(Self.largestSide), got \(cropWidth)x\(cropHeight)")
         }
         guard imageMean.count == 3, imageStd.count == 3 else {
             throw PreprocessingError.invalidConfiguration(

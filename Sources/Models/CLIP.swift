@@ -37,19 +37,23 @@ public struct CLIPTowerConfiguration: Decodable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
-        intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
-        layerCount = try c.decode(Int.self, forKey: .layerCount)
-        headCount = try c.decode(Int.self, forKey: .headCount)
+        hiddenSize = try c.decodeSize(.hiddenSize)
+        intermediateSize = try c.decodeSize(.intermediateSize)
+        layerCount = try c.decodeSize(.layerCount)
+        headCount = try c.decodeSize(.headCount)
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "quick_gelu"
-        layerNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5
-        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? 224
-        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? 32
-        channelCount = try c.decodeIfPresent(Int.self, forKey: .channelCount) ?? 3
-        vocabularySize = try c.decodeIfPresent(Int.self, forKey: .vocabularySize) ?? 49408
-        maxPositions = try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 77
-        eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? 2
-        projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim)
+        layerNormEpsilon = try c.decodePositive(.layerNormEpsilon, default: 1e-5)
+        imageSize = try c.decodeSize(.imageSize, default: 224)
+        patchSize = try c.decodeSize(.patchSize, default: 32)
+        channelCount = try c.decodeSize(.channelCount, default: 3)
+        vocabularySize = try c.decodeSize(.vocabularySize, default: 49408)
+        maxPositions = try c.decodeSize(.maxPositions, default: 77)
+        eosTokenId = try c.decodeInteger(.eosTokenId, in: 0...largestConfigSize, default: 2)
+        projectionDim = try c.decodeSizeIfPresent(.projectionDim)
+        guard patchSize <= imageSize else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .patchSize, in: c, debugDescription: "patch_size \(patchSize) is larger than image_size \(imageSize)")
+        }
         guard hiddenSize % headCount == 0 else {
             throw DecodingError.dataCorruptedError(
                 forKey: .headCount, in: c, debugDescription: "hidden_size \(hiddenSize) is not divisible by \(headCount) heads")

@@ -29,13 +29,17 @@ public struct CaptionMapperConfiguration: Decodable, Sendable {
             throw DecodingError.dataCorruptedError(
                 forKey: .modelType, in: c, debugDescription: "expected accm_caption_mapper, found '\(type)'")
         }
-        inputSize = try c.decode(Int.self, forKey: .inputSize)
-        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
-        prefixLength = try c.decode(Int.self, forKey: .prefixLength)
-        layerCount = try c.decode(Int.self, forKey: .layerCount)
-        headCount = try c.decodeIfPresent(Int.self, forKey: .headCount) ?? 8
-        mlpRatio = try c.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? 2
-        layerNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5
+        inputSize = try c.decodeSize(.inputSize)
+        hiddenSize = try c.decodeSize(.hiddenSize)
+        prefixLength = try c.decodeSize(.prefixLength)
+        layerCount = try c.decodeSize(.layerCount)
+        headCount = try c.decodeSize(.headCount, default: 8)
+        mlpRatio = try c.decodePositive(.mlpRatio, default: 2)
+        layerNormEpsilon = try c.decodePositive(.layerNormEpsilon, default: 1e-5)
+        guard Double(hiddenSize) * mlpRatio >= 1, Double(hiddenSize) * mlpRatio <= Double(largestConfigSize) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .mlpRatio, in: c, debugDescription: "hidden_size × mlp_ratio must be a size of at least 1, got \(Double(hiddenSize) * mlpRatio)")
+        }
         guard hiddenSize % headCount == 0 else {
             throw DecodingError.dataCorruptedError(
                 forKey: .headCount, in: c, debugDescription: "hidden_size \(hiddenSize) is not divisible by \(headCount) heads")

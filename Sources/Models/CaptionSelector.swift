@@ -28,11 +28,11 @@ public struct CaptionSelectorConfiguration: Decodable, Sendable {
             throw DecodingError.dataCorruptedError(
                 forKey: .modelType, in: c, debugDescription: "expected accm_caption_selector, found '\(type)'")
         }
-        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
-        headCount = try c.decode(Int.self, forKey: .headCount)
-        intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
-        layerCount = try c.decode(Int.self, forKey: .layerCount)
-        layerNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5
+        hiddenSize = try c.decodeSize(.hiddenSize)
+        headCount = try c.decodeSize(.headCount)
+        intermediateSize = try c.decodeSize(.intermediateSize)
+        layerCount = try c.decodeSize(.layerCount, minimum: 0)
+        layerNormEpsilon = try c.decodePositive(.layerNormEpsilon, default: 1e-5)
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "gelu"
         guard hiddenSize % headCount == 0 else {
             throw DecodingError.dataCorruptedError(

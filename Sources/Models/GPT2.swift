@@ -31,14 +31,14 @@ public struct GPT2Configuration: Decodable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        vocabularySize = try c.decodeIfPresent(Int.self, forKey: .vocabularySize) ?? 50257
-        maxPositions = try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 1024
-        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? 768
-        layerCount = try c.decodeIfPresent(Int.self, forKey: .layerCount) ?? 12
-        headCount = try c.decodeIfPresent(Int.self, forKey: .headCount) ?? 12
-        innerSize = try c.decodeIfPresent(Int.self, forKey: .innerSize)
+        vocabularySize = try c.decodeSize(.vocabularySize, default: 50257)
+        maxPositions = try c.decodeSize(.maxPositions, default: 1024)
+        hiddenSize = try c.decodeSize(.hiddenSize, default: 768)
+        layerCount = try c.decodeSize(.layerCount, default: 12)
+        headCount = try c.decodeSize(.headCount, default: 12)
+        innerSize = try c.decodeSizeIfPresent(.innerSize)
         activation = try c.decodeIfPresent(String.self, forKey: .activation) ?? "gelu_new"
-        layerNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5
+        layerNormEpsilon = try c.decodePositive(.layerNormEpsilon, default: 1e-5)
         scaleAttentionWeights = try c.decodeIfPresent(Bool.self, forKey: .scaleAttentionWeights) ?? true
         scaleByInverseLayerIndex = try c.decodeIfPresent(Bool.self, forKey: .scaleByInverseLayerIndex) ?? false
         reorderAndUpcastAttention = try c.decodeIfPresent(Bool.self, forKey: .reorderAndUpcastAttention) ?? false

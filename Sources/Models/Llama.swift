@@ -42,22 +42,31 @@ public struct LlamaConfiguration: Decodable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        vocabularySize = try c.decodeIfPresent(Int.self, forKey: .vocabularySize) ?? 32000
-        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
-        intermediateSize = try c.decode(Int.self, forKey: .intermediateSize)
-        layerCount = try c.decode(Int.self, forKey: .layerCount)
-        headCount = try c.decode(Int.self, forKey: .headCount)
-        kvHeadCount = try c.decodeIfPresent(Int.self, forKey: .kvHeadCount) ?? headCount
-        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? hiddenSize / headCount
-        maxPositions = try c.decodeIfPresent(Int.self, forKey: .maxPositions) ?? 2048
-        rmsNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .rmsNormEpsilon) ?? 1e-6
+        vocabularySize = try c.decodeSize(.vocabularySize, default: 32000)
+        hiddenSize = try c.decodeSize(.hiddenSize)
+        intermediateSize = try c.decodeSize(.intermediateSize)
+        layerCount = try c.decodeSize(.layerCount)
+        headCount = try c.decodeSize(.headCount)
+        kvHeadCount = try c.decodeSizeIfPresent(.kvHeadCount) ?? headCount
+        if c.contains(.headDim), try !c.decodeNil(forKey: .headDim) {
+            headDim = try c.decodeSize(.headDim)
+        } else {
+            guard hiddenSize % headCount == 0 else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .headCount, in: c,
+                    debugDescription: "hidden_size \(hiddenSize) is not divisible by \(headCount) heads (and no head_dim is given)")
+            }
+            headDim = hiddenSize / headCount
+        }
+        maxPositions = try c.decodeSize(.maxPositions, default: 2048)
+        rmsNormEpsilon = try c.decodePositive(.rmsNormEpsilon, default: 1e-6)
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
         let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
             ?? c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
-        ropeTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? rope?.rope_theta ?? 10_000
+        ropeTheta = try c.decodePositive(.ropeTheta, default: rope?.rope_theta ?? 10_000)
         if let kind = rope?.rope_type ?? rope?.type, kind != "default" {
             throw DecodingError.dataCorruptedError(
                 forKey: .ropeParameters, in: c, debugDescription: "rope type '\(kind)' is not supported (only 'default')")

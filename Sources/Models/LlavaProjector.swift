@@ -16,12 +16,18 @@ public struct LlavaConfiguration: Decodable, Sendable {
         case vision = "vision_config", text = "text_config"
         case projectorActivation = "projector_hidden_act", projectorBias = "multimodal_projector_bias"
     }
-    struct Tower: Decodable { let hidden_size: Int }
+    struct Tower: Decodable {
+        let hiddenSize: Int
+        enum CodingKeys: String, CodingKey { case hiddenSize = "hidden_size" }
+        init(from decoder: Decoder) throws {
+            hiddenSize = try decoder.container(keyedBy: CodingKeys.self).decodeSize(.hiddenSize)
+        }
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        visionHiddenSize = try c.decode(Tower.self, forKey: .vision).hidden_size
-        textHiddenSize = try c.decode(Tower.self, forKey: .text).hidden_size
+        visionHiddenSize = try c.decode(Tower.self, forKey: .vision).hiddenSize
+        textHiddenSize = try c.decode(Tower.self, forKey: .text).hiddenSize
         projectorActivation = try c.decodeIfPresent(String.self, forKey: .projectorActivation) ?? "gelu"
         projectorBias = try c.decodeIfPresent(Bool.self, forKey: .projectorBias) ?? true
     }

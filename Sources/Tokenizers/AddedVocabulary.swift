@@ -138,8 +138,10 @@ struct AddedVocabulary: Sendable {
     /// What decoding shows for an added token id.
     func decoded(_ id: Int) -> [UInt8]? { decodedText[id] }
 
-    /// Splits text on the tokens that match before (`normalized == false`) or after normalization.
-    func split(_ p: UnsafeBufferPointer<UInt8>, normalized: Bool) -> [Segment] {
+    /// Splits text on the tokens that match before (`normalized == false`) or after normalization. Without
+    /// `includingSpecial` a special token's match is left in the text (the crate's `encode_special_tokens`:
+    /// the automaton still resumes after it, so it hides any token that overlaps it).
+    func split(_ p: UnsafeBufferPointer<UInt8>, normalized: Bool, includingSpecial: Bool = true) -> [Segment] {
         let matcher = normalized ? normalizedMatcher : raw
         if matcher.isEmpty { return [.text(0..<p.count)] }
         var segments: [Segment] = []
@@ -154,6 +156,7 @@ struct AddedVocabulary: Sendable {
             var start = i
             var stop = match.end
             i = match.end  // the automaton resumes after a match even when it is discarded
+            if !includingSpecial && token.special { continue }
             if token.singleWord {
                 let startSpace = start == 0 || !Self.endsWithWordCharacter(p, before: start)
                 let stopSpace = stop == p.count || !Self.startsWithWordCharacter(p, at: stop)

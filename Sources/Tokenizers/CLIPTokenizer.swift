@@ -44,12 +44,12 @@ public struct CLIPTokenizer: Tokenizer {
     public func tokenID(_ token: String) -> Int? { base.tokenID(token) }
     public func token(_ id: Int) -> String? { base.token(id) }
 
-    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
+    public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int] {
         switch reference {
         case .huggingFace:
-            return base.encode(text, addSpecialTokens: addSpecialTokens)
+            return base.encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: parseSpecialTokens)
         case .openAI:
-            let ids = openAIEncode(text)
+            let ids = openAIEncode(text, parseSpecialTokens: parseSpecialTokens)
             guard addSpecialTokens, let startID, let endID else { return ids }
             return [startID] + ids + [endID]
         }
@@ -79,9 +79,11 @@ public struct CLIPTokenizer: Tokenizer {
     /// then `padID`. transformers pads with the configured pad token (`<|endoftext|>` for openai/clip-*);
     /// OpenAI's `clip.tokenize` and LongCLIP pad with 0. Without `padID`: the pad token for the Hugging Face
     /// reference, 0 for OpenAI's. Context lengths: 77 (CLIP), 248 (LongCLIP).
-    public func encode(_ text: String, contextLength: Int, padID: Int? = nil) throws(TokenizerError) -> [Int] {
+    public func encode(
+        _ text: String, contextLength: Int, padID: Int? = nil, parseSpecialTokens: Bool = true
+    ) throws(TokenizerError) -> [Int] {
         guard contextLength >= 2, let startID, let endID else { throw .invalidContextLength(contextLength) }
-        let ids = encode(text, addSpecialTokens: false)
+        let ids = encode(text, addSpecialTokens: false, parseSpecialTokens: parseSpecialTokens)
         var out = [startID]
         out.reserveCapacity(contextLength)
         out += ids.prefix(contextLength - 2)
@@ -92,14 +94,14 @@ public struct CLIPTokenizer: Tokenizer {
     }
 
     /// OpenAI's SimpleTokenizer.encode: clean, split with CLIP's pattern (ignoring case), BPE each piece.
-    private func openAIEncode(_ text: String) -> [Int] {
+    private func openAIEncode(_ text: String, parseSpecialTokens: Bool) -> [Int] {
         let cleaned = OpenAICLIPText.clean(text)
         var ids: [Int] = []
         var cache = base.model.cache.borrow()
         cleaned.withUnsafeBufferPointer { p in
             CLIPPattern.forEachMatch(p, .pythonRegex, ignoreCase: true) { range, isSpecial in
                 let piece = UnsafeBufferPointer(rebasing: p[range])
-                if isSpecial, let id = base.tokenID(String(decoding: piece, as: UTF8.self).lowercased()) {
+                if isSpecial, parseSpecialTokens, let id = base.tokenID(String(decoding: piece, as: UTF8.self).lowercased()) {
                     ids.append(id)
                 } else {
                     base.model.tokenize(piece, into: &ids, cache: &cache)

@@ -95,24 +95,26 @@ public struct PreTrainedTokenizer: Tokenizer {
 
     // MARK: Encoding
 
-    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
+    public func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int] {
         let p = pipeline
         var ids: [Int] = []
         ids.reserveCapacity(text.utf8.count / 3 + 4)
         var cache = p.model.cache.borrow()
         var text = text
         text.withUTF8 { bytes in
-            for segment in p.addedVocabulary.split(bytes, normalized: false) {
+            for segment in p.addedVocabulary.split(bytes, normalized: false, includingSpecial: parseSpecialTokens) {
                 switch segment {
                 case .token(let id):
                     ids.append(id)
                 case .text(let r):
                     let piece = UnsafeBufferPointer(rebasing: bytes[r])
                     if p.normalizer.isIdentity {
-                        Self.encodeNormalized(p, piece, startsText: r.lowerBound == 0, into: &ids, cache: &cache)
+                        Self.encodeNormalized(p, piece, startsText: r.lowerBound == 0, parseSpecialTokens: parseSpecialTokens,
+                                              into: &ids, cache: &cache)
                     } else {
                         p.normalizer(Array(piece)).withUnsafeBufferPointer {
-                            Self.encodeNormalized(p, $0, startsText: r.lowerBound == 0, into: &ids, cache: &cache)
+                            Self.encodeNormalized(p, $0, startsText: r.lowerBound == 0,
+                                                  parseSpecialTokens: parseSpecialTokens, into: &ids, cache: &cache)
                         }
                     }
                 }
@@ -123,8 +125,8 @@ public struct PreTrainedTokenizer: Tokenizer {
     }
 
     private static func encodeNormalized(
-        _ p: Pipeline, _ text: UnsafeBufferPointer<UInt8>, startsText: Bool, into ids: inout [Int],
-        cache: inout WordCache
+        _ p: Pipeline, _ text: UnsafeBufferPointer<UInt8>, startsText: Bool, parseSpecialTokens: Bool,
+        into ids: inout [Int], cache: inout WordCache
     ) {
         let model = p.model
         guard p.addedVocabulary.hasNormalizedTokens else {
@@ -132,7 +134,7 @@ public struct PreTrainedTokenizer: Tokenizer {
                 model.tokenize($0, into: &ids, cache: &cache)
             }
         }
-        for segment in p.addedVocabulary.split(text, normalized: true) {
+        for segment in p.addedVocabulary.split(text, normalized: true, includingSpecial: parseSpecialTokens) {
             switch segment {
             case .token(let id):
                 ids.append(id)

@@ -26,7 +26,11 @@ public struct SpecialTokens: Sendable, Equatable {
 /// Text ↔ token ids, identical to the reference tokenizer it was loaded from.
 public protocol Tokenizer: Sendable {
     /// The ids of `text`, with the special tokens the post-processor adds when `addSpecialTokens` is true.
-    func encode(_ text: String, addSpecialTokens: Bool) -> [Int]
+    /// With `parseSpecialTokens` (what the reference tokenizers do by default) text that spells a special
+    /// token (`</s>`, `<|endoftext|>`) becomes that token; without it (transformers' `split_special_tokens=True`,
+    /// tokenizers' `encode_special_tokens`) it is tokenized as the text it is, so that only the caller's
+    /// template can insert special tokens. Added tokens that are not special are matched either way.
+    func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int]
 
     /// The text of `ids`; unknown ids are skipped, special tokens too when `skipSpecialTokens` is true.
     func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String
@@ -47,6 +51,11 @@ public protocol Tokenizer: Sendable {
 extension Tokenizer {
     /// The ids of `text` with special tokens.
     public func encode(_ text: String) -> [Int] { encode(text, addSpecialTokens: true) }
+
+    /// The ids of `text` as the reference tokenizer gives them by default (special tokens in the text parsed).
+    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
+        encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: true)
+    }
 
     /// The text of `ids`, special tokens included.
     public func decode(_ ids: [Int]) -> String { decode(ids, skipSpecialTokens: false) }
