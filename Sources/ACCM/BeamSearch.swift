@@ -76,7 +76,9 @@ public struct BeamSearch<Model: CausalLanguageModel>: Sendable {
         for (p, output) in outputs.enumerated() {
             flops[p] += stepFLOPs(prompts[p].shape[0], 0)
             let last = output.hidden.rows((output.hidden.rowCount - 1)..<output.hidden.rowCount)
-            let logProbabilities = logSoftmax(model.logits(last))
+            let logits = model.logits(last)
+            guard logits.isFinite else { throw Self.nonFinite(step: 0) }
+            let logProbabilities = logSoftmax(logits)
             let best = topK(logProbabilities, options.beams)
             beams.append(best.map { token, logProbability in
                 Beam(tokens: [token], score: logProbability, length: 1, stopped: token == options.stopTokenID,
@@ -100,6 +102,11 @@ public struct BeamSearch<Model: CausalLanguageModel>: Sendable {
         return BeamSearchResult(candidates: candidates, flops: flops)
     }
 
+    private static func nonFinite(step: Int) -> ModelError {
+        .nonFinite("the caption model's logits hold NaN or infinity at step \(step); its weights (or the mapper's) "
+            + "may be corrupt, or a norm epsilon is 0")
+    }
+
     /// Log-probabilities of the next token for every live beam, keyed by (prompt, beam).
     private func nextLogProbabilities(
         prompts: [Tensor], beams: inout [[Beam]], live: [(Int, Int)], flops: inout [Double]
@@ -121,6 +128,7 @@ public struct BeamSearch<Model: CausalLanguageModel>: Sendable {
         let outputs = try model.forward(inputs, caches: &caches, recordHiddenStates: false)
         let lastRows = Tensor.concatenateRows(outputs.map { $0.hidden.rows(($0.hidden.rowCount - 1)..<$0.hidden.rowCount) })
         let logits = model.logits(lastRows)
+        guard logits.isFinite else { throw Self.nonFinite(step: beams.map { $0.map(\.length).max() ?? 0 }.max() ?? 0) }
         var result = [[Int: Tensor]](repeating: [:], count: beams.count)
         for (i, (p, b)) in live.enumerated() {
             result[p][b] = logSoftmax(logits.rows(i..<(i + 1)))

@@ -23,11 +23,22 @@ public struct CaptionStage: Sendable {
             throw ModelError.invalidConfig(
                 "the caption mapper writes width \(mapper.config.hiddenSize), GPT-2 reads \(languageModel.hiddenSize)")
         }
+        let room = languageModel.config.maxPositions - mapper.config.prefixLength - options.maxNewTokens
+        guard room >= 1 else {
+            throw ModelError.invalidConfig(
+                "caption_max_new_tokens \(options.maxNewTokens) and the mapper's prefix_length \(mapper.config.prefixLength) "
+                    + "leave no room for a question in GPT-2's n_positions \(languageModel.config.maxPositions)")
+        }
         self.mapper = mapper
         self.languageModel = languageModel
         self.options = options
         self.encode = encode
         self.decode = decode
+    }
+
+    /// The most question tokens that fit GPT-2's context beside the visual prefix and a full-length caption.
+    public var questionTokenLimit: Int {
+        languageModel.config.maxPositions - mapper.config.prefixLength - options.maxNewTokens
     }
 
     /// Captions for a batch of requests; all beams of all requests share each GPT-2 step.
@@ -41,8 +52,14 @@ public struct CaptionStage: Sendable {
                 throw ModelError.invalidInput(
                     "the caption stage expects pruned embeddings [M, \(mapper.config.inputSize)], got \(pruned.shape)")
             }
-            let prefix = try mapper(pruned.reshaped([1] + pruned.shape)).slice(0)
             let question = encode(request.question)
+            guard question.count <= questionTokenLimit else {
+                throw RequestError.questionTooManyTokens(
+                    model: "the caption model", tokens: question.count, limit: questionTokenLimit,
+                    room: "its context of \(languageModel.config.maxPositions) keeps \(mapper.config.prefixLength) for "
+                        + "the visual prefix and \(options.maxNewTokens) for the caption")
+            }
+            let prefix = try mapper(pruned.reshaped([1] + pruned.shape)).slice(0)
             prompts.append(question.isEmpty ? prefix : Tensor.concatenateRows([try languageModel.embed(question), prefix]))
             mapperFLOPs.append(mapper.config.flops(tokens: pruned.shape[0]))
         }

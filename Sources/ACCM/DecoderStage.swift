@@ -63,7 +63,14 @@ public struct DecoderStage: Sendable {
         return [head, Array(tail[..<newline]), captionIDs, Array(tail[newline...])]
     }
 
-    /// Answers a batch of requests (decode steps of all requests share each pass over the weights).
+    /// Tokens to keep free for a caption of `captionTokens` caption-model tokens: its "additional information: "
+    /// lead and one decoder token per caption token (an estimate; the prompt is measured exactly once built).
+    public func captionTokenReserve(captionTokens: Int) -> Int {
+        encode("additional information: ", false).count + captionTokens
+    }
+
+    /// Answers a batch of requests (decode steps of all requests share each pass over the weights). An answer
+    /// ends at the context's end (finish reason `length`) when `maxNewTokens` would run past it.
     /// `onText(i, delta)` streams request `i`'s answer; returning false cancels it.
     public func callAsFunction(
         _ requests: [DecodeRequest], onText: ((_ request: Int, _ delta: String) -> Bool)? = nil
@@ -88,8 +95,12 @@ public struct DecoderStage: Sendable {
         let generator = TextGenerator(model: languageModel, decode: decode) {
             config.flops(newTokens: $0, cached: $1, logitRows: 1)
         }
-        let options = requests.map { r in
-            var o = r.generation
+        let context = languageModel.config.maxPositions
+        let options = try requests.indices.map { i in
+            let room = context - prompts[i].shape[0]
+            guard room >= 1 else { throw RequestError.promptTooLong(tokens: prompts[i].shape[0], context: context) }
+            var o = requests[i].generation
+            o.maxNewTokens = min(o.maxNewTokens, room)
             o.stopTokenIDs.insert(endOfSequenceID)
             return o
         }

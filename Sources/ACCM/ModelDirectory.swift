@@ -78,8 +78,14 @@ public enum ImageAspectRatio: String, Sendable, CaseIterable {
 }
 
 extension ACCMPipeline {
-    /// Loads every stage of the model directory `directory` (see the layout above).
-    public static func load(directory: String, imageLimits: ImageLimits = .default) throws -> ACCMPipeline {
+    /// Loads every stage of the model directory `directory` (see the layout above). User text (the question,
+    /// and the caption the decoder reads) is tokenized as text unless `parseSpecialTokens` (what the authors'
+    /// code does, kept for the parity fixtures): then text spelling `</s>` or `<image>` becomes that token.
+    public static func load(
+        directory: String, limits: RequestLimits = .default, parseSpecialTokens: Bool = false
+    ) throws -> ACCMPipeline {
+        let parse = parseSpecialTokens
+        let imageLimits = limits.image
         let manifest = try ConfigFile.decode(ModelManifest.self, path: directory + "/accm.json")
         func path(_ relative: String) -> String { directory + "/" + relative }
 
@@ -92,7 +98,7 @@ extension ACCMPipeline {
         let contextLength = clipText.contextLength
         let vision = try VisionStage(
             vision: CLIP.Vision(directory: clipDirectory), text: clipText, featureLayer: manifest.visionFeatureLayer,
-            encodeQuestion: { try clipTokenizer.encode($0, contextLength: contextLength) },
+            encodeQuestion: { try clipTokenizer.encode($0, contextLength: contextLength, parseSpecialTokens: parse) },
             preprocess: { image in
                 switch image {
                 case .pixels(let pixels): return pixels
@@ -111,7 +117,7 @@ extension ACCMPipeline {
             mapper: CaptionMapper(directory: path(manifest.captionMapper)), languageModel: GPT2(directory: gpt2Directory),
             options: BeamSearchOptions(beams: manifest.captionBeams, maxNewTokens: manifest.captionMaxNewTokens,
                                        stopTokenID: stopIDs[0]),
-            encode: { gpt2Tokenizer.encode($0, addSpecialTokens: false) },
+            encode: { gpt2Tokenizer.encode($0, addSpecialTokens: false, parseSpecialTokens: parse) },
             decode: { gpt2Tokenizer.decode($0, skipSpecialTokens: true) })
 
         // Selector stage.
@@ -121,7 +127,7 @@ extension ACCMPipeline {
         let selectorContext = selectorText.contextLength
         let selector = try SelectorStage(
             text: selectorText, selector: CaptionSelector(directory: path(manifest.selector)),
-            encode: { try selectorTokenizer.encode($0, contextLength: selectorContext) })
+            encode: { try selectorTokenizer.encode($0, contextLength: selectorContext, parseSpecialTokens: parse) })
 
         // Decoder stage.
         let llavaDirectory = path(manifest.llava)
@@ -140,9 +146,10 @@ extension ACCMPipeline {
             languageModel: Llama(store: store, config: llamaConfig, prefix: "language_model."),
             endOfSequenceID: eos,
             // Without BOS = the authors' `tokenizer(text).input_ids[1:]` (tokenizer_image_token's chunks, the
-            // caption): only the template's leading BOS goes; "<s>" written in the text stays a token, as there.
-            encode: { text, bos in llamaTokenizer.encode(text, addSpecialTokens: bos) },
+            // caption): only the template's leading BOS goes; "<s>" written in the text stays a token when parsed,
+            // as there.
+            encode: { text, bos in llamaTokenizer.encode(text, addSpecialTokens: bos, parseSpecialTokens: parse) },
             decode: { llamaTokenizer.decode($0, skipSpecialTokens: true) })
-        return ACCMPipeline(vision: vision, caption: caption, selector: selector, decoder: decoder)
+        return ACCMPipeline(vision: vision, caption: caption, selector: selector, decoder: decoder, limits: limits)
     }
 }

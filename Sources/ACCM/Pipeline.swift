@@ -66,12 +66,16 @@ public struct ACCMPipeline: Sendable {
     public let caption: CaptionStage
     public let selector: SelectorStage
     public let decoder: DecoderStage
+    /// What a request may ask for (`admit`).
+    public let limits: RequestLimits
 
-    public init(vision: VisionStage, caption: CaptionStage, selector: SelectorStage, decoder: DecoderStage) {
+    public init(vision: VisionStage, caption: CaptionStage, selector: SelectorStage, decoder: DecoderStage,
+                limits: RequestLimits = .default) {
         self.vision = vision
         self.caption = caption
         self.selector = selector
         self.decoder = decoder
+        self.limits = limits
     }
 
     /// The text that guides pruning and captioning: the question's first line (as the reference does, which
@@ -83,12 +87,17 @@ public struct ACCMPipeline: Sendable {
         return String(line)
     }
 
-    /// Answers a batch of requests; each stage runs once for the whole batch.
-    /// `onText(i, delta)` streams request `i`'s answer; returning false cancels it.
+    /// Answers a batch of requests; each stage runs once for the whole batch. Every request is admitted
+    /// first (`admit`: a refused one fails the batch with its `RequestError`; admit them one by one to answer
+    /// the others). `onText(i, delta)` streams request `i`'s answer; returning false cancels it.
     public func answer(
         _ requests: [ACCMRequest], onText: ((_ request: Int, _ delta: String) -> Bool)? = nil
     ) throws -> [ACCMAnswer] {
         guard !requests.isEmpty else { return [] }
+        guard requests.count <= limits.maxBatch else {
+            throw RequestError.batchTooLarge(count: requests.count, limit: limits.maxBatch)
+        }
+        let requests = try requests.map { try admit($0) }
         var seconds: [Stage: Double] = [:]
         func timed<T>(_ stage: Stage, _ body: () throws -> T) rethrows -> T {
             let start = ContinuousClock.now

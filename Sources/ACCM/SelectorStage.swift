@@ -39,7 +39,12 @@ public struct SelectorStage: Sendable {
             let count = r.candidates.count
             let rows = embeddings.rows(offset..<(offset + count))
             offset += count
-            let scores = try selector(rows.reshaped([1, count, rows.lastDimension])).scalars
+            let scored = try selector(rows.reshaped([1, count, rows.lastDimension]))
+            guard scored.isFinite, rows.isFinite else {
+                throw ModelError.nonFinite("the selector's scores hold NaN or infinity; the weights of the selector or its "
+                    + "text tower may be corrupt")
+            }
+            let scores = scored.scalars
             let chosen = scores.indices.max { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 > $1) } ?? 0
             let flops = text.config.textFLOPs(texts: count, length: text.contextLength, projectionDim: text.projectionDim)
                 + selector.config.flops(candidates: count)

@@ -86,6 +86,12 @@ public struct TextGenerator<Model: CausalLanguageModel>: Sendable {
             let outputs = try model.forward(active.map { inputs[$0] }, caches: &batchCaches, recordHiddenStates: false)
             let lastRows = Tensor.concatenateRows(outputs.map { $0.hidden.rows(($0.hidden.rowCount - 1)..<$0.hidden.rowCount) })
             let logits = model.logits(lastRows)
+            guard logits.isFinite else {
+                let step = active.map { states[$0].tokens.count }.max() ?? 0
+                throw ModelError.nonFinite(
+                    "the language model's logits hold NaN or infinity at step \(step); its weights may be corrupt "
+                        + "(NaN or Inf in the checkpoint), or a norm epsilon is 0")
+            }
             var stillActive: [Int] = []
             for (slot, i) in active.enumerated() {
                 caches[i] = batchCaches[slot]

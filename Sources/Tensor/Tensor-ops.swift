@@ -203,3 +203,22 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// Whether every element is finite (no NaN, no infinity): what a model's outputs are checked for before
+    /// a decision is taken on them.
+    public var isFinite: Bool {
+        withUnsafeBufferPointer { p in
+            // x − x is 0 for finite x and NaN for NaN or ±infinity; one comparison per block of the sum.
+            var sum: Float = 0
+            var i = 0
+            while i < p.count {
+                let end = Swift.min(i + 1024, p.count)
+                for j in i..<end { sum += p[j] - p[j] }
+                if sum != 0 || sum.isNaN { return false }
+                i = end
+            }
+            return true
+        }
+    }
+}

@@ -82,7 +82,7 @@ final class ACCMReferenceParityTests: XCTestCase {
         if let loaded = Self.loaded { return loaded }
         let reference = try JSONDecoder().decode(
             Reference.self, from: Data(contentsOf: Self.root.appendingPathComponent("reference.json")))
-        let pipeline = try ACCMPipeline.load(directory: Self.root.appendingPathComponent("model").path)
+        let pipeline = try ACCMPipeline.load(directory: Self.root.appendingPathComponent("model").path, parseSpecialTokens: true)
         Self.loaded = (pipeline, reference)
         return (pipeline, reference)
     }
