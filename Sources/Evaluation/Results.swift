@@ -6,6 +6,8 @@ import Foundation
 public struct CellResult: Sendable, Equatable {
     public var cell: EvalCell
     public var n = 0
+    /// Questions left out of this cell (image unreadable, request refused).
+    public var skipped = 0
     public var correct = 0
     public var totalFLOPs = 0.0
     public var decoderFLOPs = 0.0
@@ -36,7 +38,7 @@ public struct CellResult: Sendable, Equatable {
     }
 
     public static func == (a: CellResult, b: CellResult) -> Bool {
-        a.cell == b.cell && a.n == b.n && a.correct == b.correct && a.totalFLOPs == b.totalFLOPs
+        a.cell == b.cell && a.n == b.n && a.skipped == b.skipped && a.correct == b.correct && a.totalFLOPs == b.totalFLOPs
             && a.decoderFLOPs == b.decoderFLOPs && a.referenceFLOPs == b.referenceFLOPs && a.byKind.mapValues { [$0.n, $0.correct] } == b.byKind.mapValues { [$0.n, $0.correct] }
     }
 }
@@ -48,7 +50,8 @@ public enum ResultsFormat {
         Set(results.flatMap(\.byKind.keys)).sorted()
     }
 
-    /// Rows: budgets largest first; columns: methods in first-seen order; cell "acc% / GFLOP".
+    /// Rows: budgets largest first; columns: methods in first-seen order; cell "acc% / GFLOP", with
+    /// "(k skipped)" when questions were left out.
     public static func markdown(_ results: [CellResult]) -> String {
         var methods: [EvalMethod] = []
         for r in results where !methods.contains(r.cell.method) { methods.append(r.cell.method) }
@@ -58,7 +61,8 @@ public enum ResultsFormat {
         for budget in budgets {
             let cells = methods.map { method in
                 results.first { $0.cell.budget == budget && $0.cell.method == method }
-                    .map { String(format: "%.1f%% / %@", 100 * $0.accuracy, gflop($0.meanTotalFLOPs)) } ?? "–"
+                    .map { String(format: "%.1f%% / %@", 100 * $0.accuracy, gflop($0.meanTotalFLOPs))
+                        + ($0.skipped > 0 ? " (\($0.skipped) skipped)" : "") } ?? "–"
             }
             lines.append("| \(budget) | " + cells.joined(separator: " | ") + " |")
         }
@@ -72,15 +76,16 @@ public enum ResultsFormat {
     }
 
     /// One row per cell: budget, method, n, accuracy, mean_total_flops, mean_decoder_flops,
-    /// mean_reference_flops (at LLaVA-1.5-7B shapes), acc_<kind>…
+    /// mean_reference_flops (at LLaVA-1.5-7B shapes), skipped, acc_<kind>…
     public static func csv(_ results: [CellResult]) -> String {
         let kinds = kinds(results)
-        var lines = [(["budget", "method", "n", "accuracy", "mean_total_flops", "mean_decoder_flops", "mean_reference_flops"]
+        var lines = [(["budget", "method", "n", "accuracy", "mean_total_flops", "mean_decoder_flops", "mean_reference_flops",
+                       "skipped"]
                       + kinds.map { "acc_" + $0 }).joined(separator: ",")]
         for r in results {
             var fields = ["\(r.cell.budget)", r.cell.method.rawValue, "\(r.n)", String(format: "%.6f", r.accuracy),
                           String(format: "%.6e", r.meanTotalFLOPs), String(format: "%.6e", r.meanDecoderFLOPs),
-                          String(format: "%.6e", r.meanReferenceFLOPs)]
+                          String(format: "%.6e", r.meanReferenceFLOPs), "\(r.skipped)"]
             fields += kinds.map { kind in r.accuracy(kind: kind).map { String(format: "%.6f", $0) } ?? "" }
             lines.append(fields.joined(separator: ","))
         }

@@ -109,37 +109,49 @@ enum PNGDecoder {
         }
         let converter = try PNGPixels(header: header, palette: palette, transparency: transparency)
 
-        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: rawSize, alignment: 16)
-        defer { raw.deallocate() }
-        let inflater = try ZlibInflater()
-        var full = false
-        for piece in imageData where !full { full = try inflater.feed(piece, into: raw) }
-        guard full else {
-            let detail = "the image data holds \(inflater.produced) of \(rawSize) bytes"
-            if inflater.finished { throw ImageError.corrupt(format: "PNG", detail: detail) }
-            throw ImageError.truncated(format: "PNG", detail: detail)
-        }
-
+        // The scanlines are inflated, unfiltered and converted a block of rows at a time (about 1 MiB), so
+        // memory beyond the decoded image stays small whatever its size.
         let pixelCount = header.width * header.height
         var rgb = [UInt8](repeating: 0, count: pixelCount * 3)
         var alpha: [UInt8]? = converter.hasAlpha ? [UInt8](repeating: 255, count: pixelCount) : nil
-        var offset = 0
-        let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let inflater = try ZlibInflater()
+        var cursor = (piece: 0, offset: 0)
         for pass in passes where !pass.isEmpty {
-            let rowBytes = header.rowBytes(width: pass.width)
-            try PNGFilter.unfilter(base + offset, rows: pass.height, rowBytes: rowBytes, bpp: header.filterStride)
-            rgb.withUnsafeMutableBufferPointer { out in
-                if alpha != nil {
-                    alpha!.withUnsafeMutableBufferPointer { a in
-                        converter.convert(pass, rows: base + offset, rowBytes: rowBytes, imageWidth: header.width,
-                                          rgb: out.baseAddress!, alpha: a.baseAddress)
-                    }
-                } else {
-                    converter.convert(pass, rows: base + offset, rowBytes: rowBytes, imageWidth: header.width,
-                                      rgb: out.baseAddress!, alpha: nil)
+            let rowBytes = header.rowBytes(width: pass.width), stride = rowBytes + 1
+            let blockRows = min(pass.height, max(1, (1 << 20) / stride))
+            // Row 0 of the buffer keeps the last unfiltered row of the previous block.
+            let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: (blockRows + 1) * stride)
+            defer { buffer.deallocate() }
+            let block = buffer + stride
+            var row = 0
+            while row < pass.height {
+                let rows = min(blockRows, pass.height - row)
+                let wanted = rows * stride
+                let got = try inflater.fill(UnsafeMutableRawBufferPointer(start: block, count: wanted), from: imageData,
+                                            cursor: &cursor)
+                guard got == wanted else {
+                    let detail = "the image data holds \(inflater.produced) of \(rawSize) bytes"
+                    if inflater.finished { throw ImageError.corrupt(format: "PNG", detail: detail) }
+                    throw ImageError.truncated(format: "PNG", detail: detail)
                 }
+                try PNGFilter.unfilter(block, rows: rows, rowBytes: rowBytes, bpp: header.filterStride,
+                                       above: row == 0 ? nil : UnsafePointer(buffer + 1))
+                let part = PNGPass(x0: pass.x0, y0: pass.y0 + row * pass.dy, dx: pass.dx, dy: pass.dy,
+                                   width: pass.width, height: rows)
+                rgb.withUnsafeMutableBufferPointer { out in
+                    if alpha != nil {
+                        alpha!.withUnsafeMutableBufferPointer { a in
+                            converter.convert(part, rows: block, rowBytes: rowBytes, imageWidth: header.width,
+                                              rgb: out.baseAddress!, alpha: a.baseAddress)
+                        }
+                    } else {
+                        converter.convert(part, rows: block, rowBytes: rowBytes, imageWidth: header.width,
+                                          rgb: out.baseAddress!, alpha: nil)
+                    }
+                }
+                buffer.update(from: block + (rows - 1) * stride, count: stride)
+                row += rows
             }
-            offset += pass.height * (rowBytes + 1)
         }
         return RGBImage(unchecked: header.width, height: header.height, pixels: rgb, alpha: alpha)
     }

@@ -22,13 +22,16 @@ struct PNGPass {
 }
 
 enum PNGFilter {
-    /// Reverses the row filters of one pass in place. `data` holds `rows` rows of a filter byte followed by
-    /// `rowBytes` bytes; `bpp` is the filter's byte distance (bytes per complete pixel, at least 1).
-    static func unfilter(_ data: UnsafeMutablePointer<UInt8>, rows: Int, rowBytes: Int, bpp: Int) throws {
+    /// Reverses the row filters of rows of one pass in place. `data` holds `rows` rows of a filter byte followed
+    /// by `rowBytes` bytes; `bpp` is the filter's byte distance (bytes per complete pixel, at least 1);
+    /// `above` is the unfiltered row before the first (nil for a pass's first row).
+    static func unfilter(
+        _ data: UnsafeMutablePointer<UInt8>, rows: Int, rowBytes: Int, bpp: Int, above: UnsafePointer<UInt8>? = nil
+    ) throws {
         let stride = rowBytes + 1
         for r in 0..<rows {
             let row = data + r * stride + 1
-            let prior: UnsafeMutablePointer<UInt8>? = r == 0 ? nil : row - stride
+            let prior: UnsafePointer<UInt8>? = r == 0 ? above : UnsafePointer(row - stride)
             switch data[r * stride] {
             case 0:
                 break

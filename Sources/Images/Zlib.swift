@@ -41,35 +41,46 @@ final class ZlibInflater {
         stream.deallocate()
     }
 
-    /// Feeds `input` and writes into `output` from `produced` on; stops when the output is full or the
-    /// stream ends (returns whether the output is full). Throws on corrupt compressed data.
-    func feed(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Bool {
-        var remaining = input
-        while !finished && produced < output.count && !remaining.isEmpty {
-            let inCount = min(remaining.count, Int(UInt32.max >> 1))
-            let outCount = min(output.count - produced, Int(UInt32.max >> 1))
+    /// Inflates from `pieces`, in order from `cursor` (which it advances), into the whole of `output`; stops
+    /// when the output is full, the stream ends or the input runs out, and returns the bytes written.
+    /// Throws on corrupt compressed data.
+    func fill(
+        _ output: UnsafeMutableRawBufferPointer, from pieces: [UnsafeRawBufferPointer],
+        cursor: inout (piece: Int, offset: Int)
+    ) throws -> Int {
+        var written = 0
+        while !finished && written < output.count && cursor.piece < pieces.count {
+            let piece = pieces[cursor.piece]
+            guard cursor.offset < piece.count else {
+                cursor = (cursor.piece + 1, 0)
+                continue
+            }
+            let inCount = min(piece.count - cursor.offset, Int(UInt32.max >> 1))
+            let outCount = min(output.count - written, Int(UInt32.max >> 1))
             // zlib never writes through next_in; its header just lacks `const` here.
-            let next = remaining.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            let next = (piece.baseAddress! + cursor.offset).assumingMemoryBound(to: Bytef.self)
             stream.pointee.next_in = UnsafeMutablePointer(mutating: next)
             stream.pointee.avail_in = uInt(inCount)
-            stream.pointee.next_out = output.baseAddress!.advanced(by: produced).assumingMemoryBound(to: Bytef.self)
+            stream.pointee.next_out = (output.baseAddress! + written).assumingMemoryBound(to: Bytef.self)
             stream.pointee.avail_out = uInt(outCount)
             let status = inflate(stream, Z_NO_FLUSH)
             let consumed = inCount - Int(stream.pointee.avail_in)
-            produced += outCount - Int(stream.pointee.avail_out)
-            remaining = UnsafeRawBufferPointer(rebasing: remaining[consumed...])
+            let made = outCount - Int(stream.pointee.avail_out)
+            cursor.offset += consumed
+            written += made
+            produced += made
             switch status {
             case Z_OK:
                 continue
             case Z_STREAM_END:
                 finished = true
-            case Z_BUF_ERROR where consumed == 0 && produced == output.count:
-                break
+            case Z_BUF_ERROR where written == output.count:
+                continue  // the output is full: the loop ends
             default:
                 let message = stream.pointee.msg.map { String(cString: $0) } ?? "zlib status \(status)"
                 throw ImageError.corrupt(format: "PNG", detail: "the compressed image data is invalid (\(message))")
             }
         }
-        return produced == output.count
+        return written
     }
 }

@@ -13,9 +13,7 @@ struct Ask: ParsableCommand {
     }
 
     @OptionGroup var engine: EngineOptions
-
-    @Option(help: "ACCM model directory (accm.json + one sub-directory per component; see ModelDirectory.swift). Default: the shipped family, Models/accm-world.")
-    var model: String?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Image file (JPEG or PNG).")
     var image: String
@@ -50,7 +48,7 @@ struct Ask: ParsableCommand {
     @Option(help: "Most tokens in the answer.")
     var maxTokens = 128
 
-    @Flag(help: "Print one JSON object instead of text.")
+    @Flag(help: "Print one JSON object instead of text (on failure: {\"error\": {\"field\", \"message\"}}, exit status 1).")
     var json = false
 
     func validate() throws {
@@ -60,11 +58,25 @@ struct Ask: ParsableCommand {
 
     func run() throws {
         engine.apply()
-        let pipeline = try ACCMPipeline.load(directory: model ?? DefaultPaths.model)
-        guard let data = FileManager.default.contents(atPath: image) else {
-            throw CommandError("cannot read the image file \(image) (missing or unreadable)")
+        guard json else { return try answer() }
+        do {
+            try answer()
+        } catch {
+            struct Failure: Encodable {
+                struct Detail: Encodable { var field: String?, message: String }
+                var error: Detail
+            }
+            let failure = Failure(error: .init(field: (error as? RequestError)?.field, message: "\(error)"))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(failure), as: UTF8.self))
+            throw ExitCode.failure
         }
-        let bytes = [UInt8](data)
+    }
+
+    private func answer() throws {
+        let pipeline = try modelOptions.load()
+        let bytes = try readImageFile(image, limit: pipeline.limits.image.maxBytes)
         let patches = pipeline.vision.patchCount
         let method: PruningMethod = switch pruner {
         case .none: .none
@@ -89,6 +101,17 @@ struct Ask: ParsableCommand {
             print(AnswerReport(answer, unpruned: pipeline.unprunedFLOPs(for: answer)).text)
         }
     }
+}
+
+/// The bytes of an image file; one larger than `limit` is refused before it is read.
+func readImageFile(_ path: String, limit: Int) throws -> [UInt8] {
+    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+    if let size, size > limit { throw RequestError.image(.tooManyBytes(count: size, limit: limit)) }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CommandError("cannot read the image file \(path) (missing or unreadable)")
+    }
+    guard data.count <= limit else { throw RequestError.image(.tooManyBytes(count: data.count, limit: limit)) }
+    return [UInt8](data)
 }
 
 extension TextGuidedRanking: ExpressibleByArgument {}

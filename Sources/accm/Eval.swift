@@ -11,9 +11,7 @@ struct Eval: ParsableCommand {
         abstract: "Score pruning methods and token budgets on a test split: accuracy, FLOPs, a table and a plot.")
 
     @OptionGroup var engine: EngineOptions
-
-    @Option(help: "ACCM model directory. Default: the shipped family, Models/accm-world.")
-    var model: String?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Data directory holding test.jsonl and its images. Default: the committed test split, Training/test.")
     var data: String?
@@ -45,6 +43,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Seed of the random pruner (question i uses seed + i).")
     var seed: UInt64 = 0
 
+    @Flag(help: "Stop at the first question whose image cannot be read or whose request is refused (default: skip it, name it, count it in the table).")
+    var strict = false
+
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
@@ -63,14 +64,14 @@ struct Eval: ParsableCommand {
     func run() throws {
         engine.apply()
         let plan = try plan()
-        let model = model ?? DefaultPaths.model
+        let model = modelOptions.directory
         let data = data ?? DefaultPaths.testSplit
 
         do {
             let dataset = try EvalDataset.load(directory: data, limit: limit)
             for problem in dataset.problems { warn("skipped \(data)/test.jsonl \(problem)") }
             guard !dataset.items.isEmpty else { throw CommandError("no questions in \(data)/test.jsonl") }
-            let pipeline = try ACCMPipeline.load(directory: model)
+            let pipeline = try modelOptions.load()
             let evaluator = try Evaluator(pipeline: pipeline)
             let cells = try plan.cells(patchCount: evaluator.patchCount)
             warn("\(dataset.items.count) questions × \(cells.count) cell\(cells.count == 1 ? "" : "s") (model: \(evaluator.patchCount) patches)")
@@ -78,10 +79,21 @@ struct Eval: ParsableCommand {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let answers = try AnswerLog(path: out + "/answers.jsonl")
             let progress = ProgressReporter()
-            let results = try evaluator.run(plan, items: dataset.items, images: ImageCache(directory: data),
-                                            progress: progress.update, record: answers.write)
+            var named = Set<String>()
+            let results = try evaluator.run(
+                plan, items: dataset.items, images: ImageCache(directory: data), strict: strict,
+                progress: progress.update, record: answers.write,
+                skip: { skipped in
+                    // Each question and reason once, however many cells it is skipped in.
+                    let line = "skipped question \(skipped.id) (\(data)/\(skipped.image)): \(skipped.reason)"
+                    if named.insert(line).inserted { progress.interrupt { warn(line) } }
+                })
             progress.finish()
             try answers.close()
+            let skips = results.reduce(0) { $0 + $1.skipped }
+            if skips > 0 {
+                warn("\(skips) question-cell\(skips == 1 ? "" : "s") skipped (\(named.count) distinct reason\(named.count == 1 ? "" : "s")); the table counts them per cell")
+            }
 
             let table = ResultsFormat.markdown(results)
             print(table, terminator: "")
@@ -156,5 +168,11 @@ private final class ProgressReporter {
 
     func finish() {
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    /// Writes `body`'s lines on their own, not over the bar.
+    func interrupt(_ body: () -> Void) {
+        if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        body()
     }
 }

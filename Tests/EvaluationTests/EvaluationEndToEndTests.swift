@@ -59,9 +59,9 @@ final class EvaluationEndToEndTests: XCTestCase {
 
         let csv = ResultsFormat.csv(results).split(separator: "\n")
         XCTAssertEqual(csv.first,
-                       "budget,method,n,accuracy,mean_total_flops,mean_decoder_flops,mean_reference_flops,acc_color,acc_count,acc_exists")
+                       "budget,method,n,accuracy,mean_total_flops,mean_decoder_flops,mean_reference_flops,skipped,acc_color,acc_count,acc_exists")
         XCTAssertEqual(csv.count, 10)
-        XCTAssertTrue(csv.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 10 })
+        XCTAssertTrue(csv.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 11 })
         XCTAssertTrue(results.allSatisfy { $0.meanReferenceFLOPs > 3.8e11 }, "every answer pays at least a ViT-L/336 forward")
 
         let canvas = AccuracyPlot.render(results)

@@ -74,9 +74,9 @@ final class EvaluationLogicTests: XCTestCase {
 
             """)
         XCTAssertEqual(ResultsFormat.csv(results), """
-            budget,method,n,accuracy,mean_total_flops,mean_decoder_flops,mean_reference_flops,acc_color,acc_count
-            36,none,2,0.500000,3.000000e+09,2.000000e+09,6.000000e+12,1.000000,0.000000
-            4,accm,1,1.000000,1.000000e+09,5.000000e+08,0.000000e+00,1.000000,
+            budget,method,n,accuracy,mean_total_flops,mean_decoder_flops,mean_reference_flops,skipped,acc_color,acc_count
+            36,none,2,0.500000,3.000000e+09,2.000000e+09,6.000000e+12,0,1.000000,0.000000
+            4,accm,1,1.000000,1.000000e+09,5.000000e+08,0.000000e+00,0,1.000000,
 
             """)
         XCTAssertTrue(ResultsFormat.report(results, title: "t").contains("| 36 | none | 2 | 50.0% | 3.00 | 2.00 | 6000 | 100.0% | 0.0% |"))
