@@ -60,5 +60,7 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
         .testTarget(name: "ACCMTests", dependencies: ["ACCM", "Models", "Weights"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ACCM", "Images"]),
+        // Runs the built `accm` binary as a user would (exit status, messages, peak memory).
+        .testTarget(name: "CommandLineTests", dependencies: ["accm", "CZlib"]),
     ]
 )

@@ -15,7 +15,23 @@ struct ACCMCommand: ParsableCommand {
     static func main() {
         restartWithBestBLASKernelsIfNeeded()
         keepFreedTensorMemoryInTheProcess()
+        reportPeakMemoryAtExitIfAsked()
         main(nil)
+    }
+
+    /// With ACCM_PEAK_MEMORY_FILE set, the process's peak resident memory (VmHWM, bytes) is written to that
+    /// file when it exits: what the memory bounds in the README are measured with. (A parent's getrusage
+    /// cannot tell: a vfork-spawned child inherits the parent's high-water mark at exec.)
+    private static func reportPeakMemoryAtExitIfAsked() {
+        guard ProcessInfo.processInfo.environment["ACCM_PEAK_MEMORY_FILE"] != nil else { return }
+        atexit {
+            guard let path = ProcessInfo.processInfo.environment["ACCM_PEAK_MEMORY_FILE"],
+                  let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                  let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+            else { return }
+            try? "\(kilobytes * 1024)\n".write(toFile: path, atomically: false, encoding: .utf8)
+        }
     }
 
     /// Every forward allocates and frees tensors of the same few sizes. By default glibc serves blocks over
