@@ -61,6 +61,6 @@ let package = Package(
         .testTarget(name: "ACCMTests", dependencies: ["ACCM", "Models", "Weights"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ACCM", "Images"]),
         // Runs the built `accm` binary as a user would (exit status, messages, peak memory).
-        .testTarget(name: "CommandLineTests", dependencies: ["accm", "CZlib"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["accm", "CZlib", "CTurboJPEG"]),
     ]
 )

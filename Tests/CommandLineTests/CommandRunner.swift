@@ -1,3 +1,4 @@
+import CTurboJPEG
 import CZlib
 import Foundation
 import XCTest
@@ -111,6 +112,23 @@ enum PNGFile {
         var compressed = [UInt8](repeating: 0, count: Int(size))
         _ = compress2(&compressed, &size, raw, uLong(raw.count), 9)
         return header(width: width, height: height) + chunk("IDAT", Array(compressed[..<Int(size)])) + chunk("IEND", [])
+    }
+}
+
+/// JPEG files made for a test with TurboJPEG.
+enum JPEGFile {
+    /// A progressive 4:2:0 JPEG of `width × height` pixels of one colour.
+    static func progressive(width: Int, height: Int) throws -> [UInt8] {
+        let pixels = [UInt8](repeating: 0, count: width * height * 3).enumerated().map { UInt8(truncatingIfNeeded: $0.offset % 3 * 90 + 30) }
+        guard let handle = tjInitCompress() else { throw NSError(domain: "tjInitCompress", code: 1) }
+        defer { tjDestroy(handle) }
+        var buffer: UnsafeMutablePointer<UInt8>?
+        var size: UInt = 0
+        let status = tjCompress2(handle, pixels, Int32(width), 0, Int32(height), Int32(TJPF_RGB.rawValue), &buffer, &size,
+                                 Int32(TJSAMP_420.rawValue), 90, TJFLAG_PROGRESSIVE)
+        defer { tjFree(buffer) }
+        guard status == 0, let buffer else { throw NSError(domain: "tjCompress2", code: Int(status)) }
+        return Array(UnsafeBufferPointer(start: buffer, count: Int(size)))
     }
 }
 
