@@ -47,7 +47,7 @@ public struct ModelManifest: Decodable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        format = try c.decode(Int.self, forKey: .format)
+        format = try c.decodeInteger(.format, in: -largestConfigSize...largestConfigSize)
         guard format == 1 else {
             throw DecodingError.dataCorruptedError(forKey: .format, in: c, debugDescription: "unknown manifest format \(format) (this build reads 1)")
         }

@@ -79,7 +79,12 @@ public struct PreprocessorConfiguration: Sendable, Equatable, Decodable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         doResize = try c.decodeIfPresent(Bool.self, forKey: .doResize) ?? doResize
-        resample = try c.decodeIfPresent(Int.self, forKey: .resample) ?? resample
+        if let value = try c.decodeIfPresent(Double.self, forKey: .resample) {
+            guard value == value.rounded(), abs(value) < 1e9 else {
+                throw PreprocessingError.invalidConfiguration("resample must be a whole number, got \(value)")
+            }
+            resample = Int(value)
+        }
         doCenterCrop = try c.decodeIfPresent(Bool.self, forKey: .doCenterCrop) ?? doCenterCrop
         doRescale = try c.decodeIfPresent(Bool.self, forKey: .doRescale) ?? doRescale
         rescaleFactor = try c.decodeIfPresent(Double.self, forKey: .rescaleFactor) ?? rescaleFactor

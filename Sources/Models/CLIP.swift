@@ -81,7 +81,7 @@ public struct CLIPConfiguration: Decodable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "clip"
-        projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim)
+        projectionDim = try c.decodeSizeIfPresent(.projectionDim)
         switch modelType {
         case "clip":
             vision = try c.decodeIfPresent(CLIPTowerConfiguration.self, forKey: .vision)

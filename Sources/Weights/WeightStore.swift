@@ -100,7 +100,9 @@ public final class WeightStore: @unchecked Sendable {
         }
         guard let i = fileOfTensor[name] else { throw WeightsError.missingTensor(name: name, in: location) }
         let entry = files[i].entries[name]!
-        guard entry.shape == shape else { throw WeightsError.wrongShape(name: name, expected: shape, found: entry.shape) }
+        guard entry.shape == shape else {
+            throw WeightsError.wrongShape(name: name, expected: shape, found: entry.shape, in: location)
+        }
         let t = try files[i].tensor(named: name)
         used.insert(name)
         return t

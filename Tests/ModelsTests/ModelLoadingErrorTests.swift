@@ -34,7 +34,7 @@ final class ModelLoadingErrorTests: XCTestCase {
         json["n_embd"] = 64
         try JSONSerialization.data(withJSONObject: json).write(to: config)
         XCTAssertThrowsError(try GPT2(directory: directory.path)) { error in
-            guard case .wrongShape(let name, _, let found)? = error as? WeightsError else { return XCTFail("\(error)") }
+            guard case .wrongShape(let name, _, let found, _)? = error as? WeightsError else { return XCTFail("\(error)") }
             XCTAssertEqual(name, "transformer.wte.weight")
             XCTAssertEqual(found, [120, 32])
         }

@@ -151,10 +151,10 @@ final class WeightStoreTests: XCTestCase {
     func testWrongShapeIsReportedWithBothShapes() throws {
         let store = try makeStore()
         XCTAssertThrowsError(try store.tensor("vision.a", shape: [1, 2])) {
-            XCTAssertEqual($0 as? WeightsError, .wrongShape(name: "vision.a", expected: [1, 2], found: [2, 1]))
+            XCTAssertEqual($0 as? WeightsError, .wrongShape(name: "vision.a", expected: [1, 2], found: [2, 1], in: store.location))
         }
         XCTAssertThrowsError(try store.tensor("text.a", shape: [2, 1])) {
-            XCTAssertEqual($0 as? WeightsError, .wrongShape(name: "text.a", expected: [2, 1], found: [2]))
+            XCTAssertEqual($0 as? WeightsError, .wrongShape(name: "text.a", expected: [2, 1], found: [2], in: store.location))
         }
         XCTAssertThrowsError(try store.tensor("missing", shape: [1])) {
             XCTAssertEqual($0 as? WeightsError, .missingTensor(name: "missing", in: store.location))
