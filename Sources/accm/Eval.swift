@@ -48,7 +48,9 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if batch < 1 || batch > RequestLimits.default.maxBatch {
+            throw ValidationError("--batch must be in 1...\(RequestLimits.default.maxBatch), got \(batch)")
+        }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
         _ = try plan()
     }
