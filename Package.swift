@@ -35,12 +35,17 @@ let package = Package(
         ),
 
         // Engine.
-        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        // The tensor value type alone (no BLAS): what messages and weightless processes use.
+        .target(name: "TensorCore"),
+        .target(name: "Tensor", dependencies: ["TensorCore", "CBLAS"]),
         .target(name: "Weights", dependencies: ["Tensor"]),
         .target(name: "Models", dependencies: ["Tensor", "Weights"]),
         .target(name: "Tokenizers"),
-        .target(name: "Images", dependencies: ["Tensor", "CZlib", "CTurboJPEG"]),
-        .target(name: "ACCM", dependencies: ["Models", "Tensor", "Tokenizers", "Images", "Weights"]),
+        .target(name: "Images", dependencies: ["TensorCore", "CZlib", "CTurboJPEG"]),
+        // What crosses between stages, processes and front doors: requests, results, options, errors, the
+        // per-request state machine, the service protocols. No weights, no BLAS.
+        .target(name: "ACCMMessages", dependencies: ["TensorCore", "Images"]),
+        .target(name: "ACCM", dependencies: ["ACCMMessages", "Models", "Tensor", "Tokenizers", "Images", "Weights"]),
         // Accuracy-vs-FLOPs evaluation: dataset, scoring, tables, the PNG plot (written through zlib).
         .target(name: "Evaluation", dependencies: ["ACCM", "Images", "CZlib"]),
 

@@ -7,59 +7,6 @@ import Tensor
 import Glibc
 #endif
 
-/// One question about one image.
-public struct ACCMRequest: Sendable {
-    public var image: ImageInput
-    public var question: String
-    /// Visual tokens to keep.
-    public var budget: Int
-    public var pruning: PruningMethod
-    /// Whether to compensate the pruned tokens with a caption (false: pruning alone).
-    public var compensate: Bool
-    public var generation: GenerationOptions
-
-    public init(image: ImageInput, question: String, budget: Int, pruning: PruningMethod, compensate: Bool = true,
-                generation: GenerationOptions = GenerationOptions()) {
-        self.image = image
-        self.question = question
-        self.budget = budget
-        self.pruning = pruning
-        self.compensate = compensate
-        self.generation = generation
-    }
-}
-
-/// The four stages, by name.
-public enum Stage: String, Sendable, CaseIterable, Codable {
-    case vision, caption, selector, decoder
-}
-
-/// The answer and everything that led to it.
-public struct ACCMAnswer: Sendable {
-    public var text: String
-    public var tokens: [Int]
-    public var finishReason: FinishReason
-    /// The caption given to the decoder, if any.
-    public var caption: String?
-    /// Every candidate caption with its beam score and selector score.
-    public var candidates: [(text: String, beamScore: Float, selectorScore: Float)]
-    /// The candidates' caption-model token ids (same order as `candidates`).
-    public var candidateTokens: [[Int]]
-    /// Which candidate the selector chose (the one given to the decoder), if any.
-    public var chosenCandidate: Int?
-    public var keptIndices: [Int]
-    public var patchCount: Int
-    public var promptTokens: Int
-    /// Wall time of each stage that ran (for a batch: the batch's time).
-    public var seconds: [Stage: Double]
-    /// Floating-point operations of each stage that ran.
-    public var flops: [Stage: Double]
-
-    public var totalFLOPs: Double { flops.values.reduce(0, +) }
-    /// Tokens the decoder sampled: the answer's, plus the stop token when one ended it.
-    public var sampledTokens: Int { tokens.count + (finishReason == .stopToken ? 1 : 0) }
-}
-
 /// The embedded pipeline.
 public struct ACCMPipeline: Sendable {
     public let vision: VisionStage
@@ -136,7 +83,7 @@ public struct ACCMPipeline: Sendable {
         return requests.indices.map { i in
             let slot = compensated.firstIndex(of: i)
             var flops: [Stage: Double] = [.vision: seen[i].flops, .decoder: decoded[i].flops]
-            var candidates: [(text: String, beamScore: Float, selectorScore: Float)] = []
+            var candidates: [CaptionCandidate] = []
             var candidateTokens: [[Int]] = []
             var chosen: String?
             var chosenCandidate: Int?
@@ -144,7 +91,8 @@ public struct ACCMPipeline: Sendable {
                 flops[.caption] = captions[slot].flops
                 flops[.selector] = selections[slot].flops
                 candidates = captions[slot].candidates.indices.map {
-                    (captions[slot].candidates[$0], captions[slot].scores[$0], selections[slot].scores[$0])
+                    CaptionCandidate(text: captions[slot].candidates[$0], beamScore: captions[slot].scores[$0],
+                                     selectorScore: selections[slot].scores[$0])
                 }
                 candidateTokens = captions[slot].tokens
                 chosenCandidate = selections[slot].chosen

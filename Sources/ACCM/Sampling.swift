@@ -6,42 +6,6 @@ import Tensor
 import Glibc
 #endif
 
-/// How the next token is chosen.
-public struct SamplingOptions: Sendable, Equatable, Codable {
-    /// 0 means greedy (argmax); otherwise logits are divided by it before sampling.
-    public var temperature: Float
-    /// Nucleus sampling: sample from the smallest set of tokens whose probability reaches `topP` (1 = all).
-    public var topP: Float
-    /// Seed of the generator, so a sampled answer can be reproduced.
-    public var seed: UInt64
-
-    public init(temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0) {
-        self.temperature = temperature
-        self.topP = topP
-        self.seed = seed
-    }
-
-    public static let greedy = SamplingOptions()
-
-    /// Checks the values are usable; the message names the bad one.
-    public func validate() throws {
-        guard temperature >= 0, temperature.isFinite else {
-            throw SamplingError.invalid("temperature must be a finite number ≥ 0, got \(temperature)")
-        }
-        guard topP > 0, topP <= 1 else { throw SamplingError.invalid("top_p must be in (0, 1], got \(topP)") }
-    }
-}
-
-/// A sampling setting that cannot be used.
-public enum SamplingError: Error, Equatable, CustomStringConvertible {
-    case invalid(String)
-    public var description: String {
-        switch self {
-        case .invalid(let what): "invalid sampling options: \(what)"
-        }
-    }
-}
-
 /// Picks tokens from logits according to `SamplingOptions`; one per sequence, holding its generator.
 public struct TokenSampler: Sendable {
     public let options: SamplingOptions

@@ -4,39 +4,6 @@
 import Models
 import Tensor
 
-/// When and how to stop, and how to choose tokens.
-public struct GenerationOptions: Sendable, Equatable, Codable {
-    public var maxNewTokens: Int
-    public var sampling: SamplingOptions
-    /// Tokens that end the answer (not part of the text), such as `</s>`.
-    public var stopTokenIDs: Set<Int>
-    /// Texts that end the answer where they first appear (not part of the text).
-    public var stopStrings: [String]
-
-    public init(maxNewTokens: Int = 128, sampling: SamplingOptions = .greedy, stopTokenIDs: Set<Int> = [],
-                stopStrings: [String] = []) {
-        self.maxNewTokens = maxNewTokens
-        self.sampling = sampling
-        self.stopTokenIDs = stopTokenIDs
-        self.stopStrings = stopStrings
-    }
-
-    /// Checks the values are usable; the message names the bad one.
-    public func validate() throws {
-        guard maxNewTokens >= 1 else { throw SamplingError.invalid("max new tokens must be at least 1, got \(maxNewTokens)") }
-        guard !stopStrings.contains("") else { throw SamplingError.invalid("a stop string is empty") }
-        try sampling.validate()
-    }
-}
-
-/// Why generation ended.
-public enum FinishReason: String, Sendable, Codable {
-    case stopToken = "stop"
-    case stopString = "stop_string"
-    case length
-    case cancelled
-}
-
 /// One finished answer.
 public struct Generation: Sendable {
     /// Generated ids, without a final stop token.

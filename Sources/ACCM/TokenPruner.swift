@@ -3,39 +3,6 @@
 // The authors' code (ASGO-MM/ACCM, clip_encoder.py::token_prune_merge_advanced_plus) differs from the
 // paper's wording in two places; both readings are options here (see `TextGuidedRanking`, `CapPolicy`).
 
-/// A token-selection method, with its own parameters.
-public enum PruningMethod: Sendable, Equatable {
-    /// Keep every patch (the budget is ignored).
-    case none
-    /// `budget` patches drawn uniformly at random with `seed`.
-    case random(seed: UInt64)
-    /// `budget` patches evenly spaced in raster order.
-    case uniform
-    /// The `budget` patches the class token attends to most in the last layer.
-    case classAttention
-    /// The `budget` patches whose projected embedding is closest to (or farthest from) the question's.
-    case textGuided(TextGuidedRanking)
-    /// ACCM: CLS-attention outliers (IQR rule) ∪ `textPicks` question-guided patches, capped at the budget
-    /// by `cap`, then filled with evenly spaced patches.
-    case accm(ranking: TextGuidedRanking, cap: CapPolicy, textPicks: Int?)
-}
-
-/// How question-guided selection ranks patches by cosine similarity to the question.
-public enum TextGuidedRanking: String, Sendable, CaseIterable {
-    /// Most similar first (the paper's wording).
-    case mostSimilar = "most-similar"
-    /// Least similar first (the authors' code: `topk` of the distance with `largest=True`).
-    case leastSimilar = "least-similar"
-}
-
-/// How ACCM trims the union of its two selections when it exceeds the budget.
-public enum CapPolicy: String, Sendable, CaseIterable {
-    /// Keep the best-ranked tokens of both sources, alternating by rank (the sensible reading).
-    case byScore = "score"
-    /// Keep the highest raster indices (the authors' code: `unique[-K:]`).
-    case highestIndex = "highest-index"
-}
-
 /// What the pruners look at, for one image with `patchCount` patches (class token excluded).
 public struct PruningEvidence: Sendable {
     public var patchCount: Int
@@ -66,22 +33,6 @@ public enum PruningError: Error, Equatable, CustomStringConvertible {
 }
 
 extension PruningMethod {
-    /// Whether the method needs the class token's attention row.
-    public var needsClassAttention: Bool {
-        switch self {
-        case .classAttention, .accm: true
-        default: false
-        }
-    }
-
-    /// Whether the method needs the question's similarity to every patch.
-    public var needsQuestionSimilarity: Bool {
-        switch self {
-        case .textGuided, .accm: true
-        default: false
-        }
-    }
-
     /// The kept patch indices, exactly `budget` of them (all patches for `.none`), ascending.
     public func keptIndices(budget: Int, evidence: PruningEvidence) throws -> [Int] {
         let n = evidence.patchCount

@@ -15,7 +15,7 @@
 // Rescale and normalize map each byte value of each channel independently, so they are done by a
 // 3 × 256 table computed with transformers' exact float operations: the output is bit-identical.
 
-import Tensor
+import TensorCore
 
 /// How transparency in a decoded image is turned into RGB before preprocessing.
 public enum TransparencyHandling: Sendable, Equatable {

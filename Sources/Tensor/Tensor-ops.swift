@@ -98,7 +98,7 @@ extension Tensor {
         withUnsafeBufferPointer { x in
             weight.withUnsafeBufferPointer { g in
                 out.withUnsafeMutableBufferPointer { o in
-                    let beta = bias?.storage.base  // alive as long as `bias`; read only
+                    let beta = bias?.withUnsafeBufferPointer { $0.baseAddress }  // alive as long as `bias`; read only
                     Parallelism.forEachChunk(count: rows, grain: 64) { range in
                         for r in range {
                             let src = x.baseAddress! + r * width

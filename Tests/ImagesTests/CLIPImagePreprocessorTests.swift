@@ -1,4 +1,4 @@
-import Tensor
+import TensorCore
 import XCTest
 
 @testable import Images

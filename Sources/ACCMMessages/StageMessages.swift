@@ -2,7 +2,7 @@
 // parameters, so the same values can cross a process boundary (the cluster frames them as protobuf
 // envelopes + raw tensor frames) as well as a function call (the embedded pipeline).
 
-import Tensor
+import TensorCore
 
 /// The image of a request, either still encoded (JPEG/PNG bytes, the smallest thing to send) or already
 /// preprocessed pixels `[3, H, W]`.
@@ -43,6 +43,14 @@ public struct VisionResult: Sendable {
     /// Patches in the image (N).
     public var patchCount: Int
     public var flops: Double
+
+    public init(keptFeatures: Tensor, keptIndices: [Int], prunedEmbeddings: Tensor, patchCount: Int, flops: Double) {
+        self.keptFeatures = keptFeatures
+        self.keptIndices = keptIndices
+        self.prunedEmbeddings = prunedEmbeddings
+        self.patchCount = patchCount
+        self.flops = flops
+    }
 }
 
 // MARK: - Caption stage
@@ -67,6 +75,13 @@ public struct CaptionResult: Sendable {
     /// Length-normalised log-probabilities of the candidates.
     public var scores: [Float]
     public var flops: Double
+
+    public init(candidates: [String], tokens: [[Int]], scores: [Float], flops: Double) {
+        self.candidates = candidates
+        self.tokens = tokens
+        self.scores = scores
+        self.flops = flops
+    }
 }
 
 // MARK: - Selector stage
@@ -89,6 +104,12 @@ public struct SelectionResult: Sendable {
     /// Index of the winning candidate (the highest score; the first on ties).
     public var chosen: Int
     public var flops: Double
+
+    public init(scores: [Float], chosen: Int, flops: Double) {
+        self.scores = scores
+        self.chosen = chosen
+        self.flops = flops
+    }
 }
 
 // MARK: - Decoder stage
@@ -118,4 +139,12 @@ public struct DecodeResult: Sendable {
     /// Prompt length in tokens, visual tokens included.
     public var promptTokens: Int
     public var flops: Double
+
+    public init(text: String, tokens: [Int], finishReason: FinishReason, promptTokens: Int, flops: Double) {
+        self.text = text
+        self.tokens = tokens
+        self.finishReason = finishReason
+        self.promptTokens = promptTokens
+        self.flops = flops
+    }
 }
