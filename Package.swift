@@ -14,6 +14,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Exact: Scripts/generate-protos.sh builds protoc-gen-swift of this version for the committed code.
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         // System-library shims (nothing else lives here).
@@ -45,6 +47,12 @@ let package = Package(
         // What crosses between stages, processes and front doors: requests, results, options, errors, the
         // per-request state machine, the service protocols. No weights, no BLAS.
         .target(name: "ACCMMessages", dependencies: ["TensorCore", "Images"]),
+        // The ZeroMQ binding: frames that own their bytes, a thread that owns a role's sockets.
+        .target(name: "Transport", dependencies: ["CZeroMQ"]),
+        // The wire: generated protobuf code from Protos/ and the framing of envelopes + raw tensor frames.
+        .target(name: "Wire", dependencies: [
+            "ACCMMessages", "Transport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], exclude: ["Generated/PROTOS.sha256"]),
         .target(name: "ACCM", dependencies: ["ACCMMessages", "Models", "Tensor", "Tokenizers", "Images", "Weights"]),
         // Accuracy-vs-FLOPs evaluation: dataset, scoring, tables, the PNG plot (written through zlib).
         .target(name: "Evaluation", dependencies: ["ACCM", "Images", "CZlib"]),

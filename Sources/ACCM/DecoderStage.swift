@@ -69,6 +69,17 @@ public struct DecoderStage: Sendable {
         encode("additional information: ", false).count + captionTokens
     }
 
+    /// What the same answer costs with every patch and no caption: the projector over all patches, then the
+    /// decoder over that prompt, generating as many tokens.
+    func unprunedFLOPs(_ request: DecodeRequest, promptTokens: Int, sampledTokens: Int) -> Double {
+        let kept = request.visualFeatures.shape[0]
+        let patches = request.patchCount ?? kept
+        let captionTokens = request.caption.map { encode("additional information: " + $0, false).count } ?? 0
+        return projector.config.projectorFLOPs(tokens: patches)
+            + languageModel.config.generationFLOPs(promptTokens: promptTokens - kept - captionTokens + patches,
+                                                   sampledTokens: sampledTokens)
+    }
+
     /// Answers a batch of requests (decode steps of all requests share each pass over the weights). An answer
     /// ends at the context's end (finish reason `length`) when `maxNewTokens` would run past it.
     /// `onText(i, delta)` streams request `i`'s answer; returning false cancels it.
@@ -106,9 +117,12 @@ public struct DecoderStage: Sendable {
         }
         let generations = try generator(prompts, options: options, onText: onText)
         return requests.indices.map { i in
-            DecodeResult(
-                text: generations[i].text, tokens: generations[i].tokens, finishReason: generations[i].finishReason,
-                promptTokens: prompts[i].shape[0], flops: projectorFLOPs[i] + generations[i].flops)
+            let generation = generations[i]
+            let sampled = generation.tokens.count + (generation.finishReason == .stopToken ? 1 : 0)
+            return DecodeResult(
+                text: generation.text, tokens: generation.tokens, finishReason: generation.finishReason,
+                promptTokens: prompts[i].shape[0], flops: projectorFLOPs[i] + generation.flops,
+                unprunedFLOPs: unprunedFLOPs(requests[i], promptTokens: prompts[i].shape[0], sampledTokens: sampled))
         }
     }
 }

@@ -25,96 +25,87 @@ public struct ACCMPipeline: Sendable {
         self.limits = limits
     }
 
-    /// The text that guides pruning and captioning: the question's first line (as the reference does, which
-    /// drops answer-format instructions on later lines). Like Python's `question.split('\n')[0]` it cuts at
-    /// the first U+000A scalar, so a "\r\n" line break (one Swift `Character`) ends the line too, its "\r" kept.
-    public static func guidingText(_ question: String) -> String {
-        var line = String.UnicodeScalarView()
-        line.append(contentsOf: question.unicodeScalars.prefix { $0 != "\n" })
-        return String(line)
+    /// The text that guides pruning and captioning: the question's first line (`RequestProgress.guidingText`).
+    public static func guidingText(_ question: String) -> String { RequestProgress.guidingText(question) }
+
+    /// Answers a batch of requests; each stage runs once for the whole batch. A request that is refused
+    /// (`admit`) or that a stage fails on gets its own error and the others are answered: a stage batch that
+    /// throws is run again one request at a time, so only the request at fault fails.
+    /// `onText(i, delta)` streams request `i`'s answer; returning false cancels it.
+    public func respond(
+        _ requests: [ACCMRequest], onText: ((_ request: Int, _ delta: String) -> Bool)? = nil
+    ) -> [Result<ACCMAnswer, StageError>] {
+        guard requests.count <= limits.maxBatch else {
+            let error = StageError(RequestError.batchTooLarge(count: requests.count, limit: limits.maxBatch))
+            return requests.map { _ in .failure(error) }
+        }
+        var progress = requests.map { request in
+            do {
+                return RequestProgress(try admit(request))
+            } catch {
+                var refused = RequestProgress(request)
+                refused.fail(StageError(classifying: error))
+                return refused
+            }
+        }
+        for stage in Stage.allCases {
+            let due = progress.indices.filter { progress[$0].next == stage }
+            if !due.isEmpty { run(stage, due, &progress, onText: onText) }
+        }
+        return progress.map { $0.outcome ?? .failure(StageError(.internal, "the request did not finish")) }
     }
 
-    /// Answers a batch of requests; each stage runs once for the whole batch. Every request is admitted
-    /// first (`admit`: a refused one fails the batch with its `RequestError`; admit them one by one to answer
-    /// the others). `onText(i, delta)` streams request `i`'s answer; returning false cancels it.
+    /// Answers a batch of requests, or throws the first request's error (a `RequestError` when a request is
+    /// refused, otherwise a `StageError`). `respond` answers the others too.
     public func answer(
         _ requests: [ACCMRequest], onText: ((_ request: Int, _ delta: String) -> Bool)? = nil
     ) throws -> [ACCMAnswer] {
-        guard !requests.isEmpty else { return [] }
         guard requests.count <= limits.maxBatch else {
             throw RequestError.batchTooLarge(count: requests.count, limit: limits.maxBatch)
         }
-        let requests = try requests.map { try admit($0) }
-        var seconds: [Stage: Double] = [:]
-        func timed<T>(_ stage: Stage, _ body: () throws -> T) rethrows -> T {
-            let start = ContinuousClock.now
-            defer {
-                let d = ContinuousClock.now - start
-                seconds[stage] = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-            }
-            return try body()
-        }
+        let admitted = try requests.map { try admit($0) }
+        return try respond(admitted, onText: onText).map { try $0.get() }
+    }
 
-        let seen = try timed(.vision) {
-            try vision(requests.map {
-                VisionRequest(image: $0.image, question: Self.guidingText($0.question), budget: $0.budget, pruning: $0.pruning)
-            })
-        }
-        let compensated = requests.indices.filter { requests[$0].compensate && seen[$0].prunedEmbeddings.rowCount > 0 }
-        let captions = try compensated.isEmpty ? [] : timed(.caption) {
-            try caption(compensated.map {
-                CaptionRequest(question: Self.guidingText(requests[$0].question), prunedEmbeddings: seen[$0].prunedEmbeddings)
-            })
-        }
-        let selections = try compensated.isEmpty ? [] : timed(.selector) {
-            try selector(compensated.indices.map {
-                SelectionRequest(question: Self.guidingText(requests[compensated[$0]].question), candidates: captions[$0].candidates)
-            })
-        }
-        let decoded = try timed(.decoder) {
-            try decoder(requests.indices.map { i in
-                let slot = compensated.firstIndex(of: i)
-                let chosen = slot.map { captions[$0].candidates[selections[$0].chosen] }
-                return DecodeRequest(question: requests[i].question, caption: chosen,
-                                     visualFeatures: seen[i].keptFeatures, generation: requests[i].generation)
-            }, onText: onText)
-        }
-
-        return requests.indices.map { i in
-            let slot = compensated.firstIndex(of: i)
-            var flops: [Stage: Double] = [.vision: seen[i].flops, .decoder: decoded[i].flops]
-            var candidates: [CaptionCandidate] = []
-            var candidateTokens: [[Int]] = []
-            var chosen: String?
-            var chosenCandidate: Int?
-            if let slot {
-                flops[.caption] = captions[slot].flops
-                flops[.selector] = selections[slot].flops
-                candidates = captions[slot].candidates.indices.map {
-                    CaptionCandidate(text: captions[slot].candidates[$0], beamScore: captions[slot].scores[$0],
-                                     selectorScore: selections[slot].scores[$0])
-                }
-                candidateTokens = captions[slot].tokens
-                chosenCandidate = selections[slot].chosen
-                chosen = captions[slot].candidates[selections[slot].chosen]
+    /// Runs `stage` for the requests at `indices` as one batch; when the batch throws, one request at a time.
+    private func run(_ stage: Stage, _ indices: [Int], _ progress: inout [RequestProgress],
+                     onText: ((Int, String) -> Bool)?) {
+        do {
+            try runBatch(stage, indices, &progress, onText: onText)
+        } catch {
+            if indices.count == 1 {
+                progress[indices[0]].fail(StageError(classifying: error))
+            } else {
+                for i in indices { run(stage, [i], &progress, onText: onText) }
             }
-            return ACCMAnswer(
-                text: decoded[i].text, tokens: decoded[i].tokens, finishReason: decoded[i].finishReason,
-                caption: chosen, candidates: candidates, candidateTokens: candidateTokens, chosenCandidate: chosenCandidate,
-                keptIndices: seen[i].keptIndices, patchCount: seen[i].patchCount,
-                promptTokens: decoded[i].promptTokens,
-                seconds: seconds.filter { slot != nil || ($0.key != .caption && $0.key != .selector) }, flops: flops)
         }
     }
 
-    /// What the same answer would cost without pruning or caption: the vision tower, all patches through
-    /// the projector, and the decoder over a prompt with every patch, generating as many tokens.
-    public func unprunedFLOPs(for answer: ACCMAnswer) -> Double {
-        let kept = answer.keptIndices.count
-        let captionTokens = answer.caption.map { decoder.encode("additional information: " + $0, false).count } ?? 0
-        let prompt = answer.promptTokens - kept - captionTokens + answer.patchCount
-        return vision.vision.config.visionFLOPs(images: 1, projectionDim: vision.vision.projectionDim)
-            + decoder.projector.config.projectorFLOPs(tokens: answer.patchCount)
-            + decoder.languageModel.config.generationFLOPs(promptTokens: prompt, sampledTokens: answer.sampledTokens)
+    private func runBatch(_ stage: Stage, _ indices: [Int], _ progress: inout [RequestProgress],
+                          onText: ((Int, String) -> Bool)?) throws {
+        let start = ContinuousClock.now
+        func elapsed() -> Double {
+            let d = ContinuousClock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
+        switch stage {
+        case .vision:
+            let results = try vision(indices.map { progress[$0].visionRequest() })
+            let seconds = elapsed()
+            for (i, r) in zip(indices, results) { try progress[i].record(r, seconds: seconds) }
+        case .caption:
+            let results = try caption(indices.map { progress[$0].captionRequest() })
+            let seconds = elapsed()
+            for (i, r) in zip(indices, results) { try progress[i].record(r, seconds: seconds) }
+        case .selector:
+            let results = try selector(indices.map { progress[$0].selectionRequest() })
+            let seconds = elapsed()
+            for (i, r) in zip(indices, results) { try progress[i].record(r, seconds: seconds) }
+        case .decoder:
+            let stream = onText.map { onText in { (slot: Int, delta: String) in onText(indices[slot], delta) } }
+            let results = try decoder(indices.map { progress[$0].decodeRequest() }, onText: stream)
+            let seconds = elapsed()
+            for (i, r) in zip(indices, results) { try progress[i].record(r, seconds: seconds) }
+        }
     }
 }

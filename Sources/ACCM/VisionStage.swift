@@ -72,7 +72,8 @@ public struct VisionStage: Sendable {
                 keptIndices: kept,
                 prunedEmbeddings: patches.gatherRows(pruned),
                 patchCount: patchCount,
-                flops: flops)
+                flops: flops,
+                unprunedFLOPs: imageFLOPs)
         }
     }
 

@@ -47,6 +47,8 @@ public struct ACCMAnswer: Sendable {
     public var seconds: [Stage: Double]
     /// Floating-point operations of each stage that ran.
     public var flops: [Stage: Double]
+    /// What the same answer would cost without pruning or caption (the stages report their parts).
+    public var unprunedFLOPs: Double
 
     public var totalFLOPs: Double { flops.values.reduce(0, +) }
     /// Tokens the decoder sampled: the answer's, plus the stop token when one ended it.
@@ -55,7 +57,7 @@ public struct ACCMAnswer: Sendable {
     public init(
         text: String, tokens: [Int], finishReason: FinishReason, caption: String?, candidates: [CaptionCandidate],
         candidateTokens: [[Int]], chosenCandidate: Int?, keptIndices: [Int], patchCount: Int, promptTokens: Int,
-        seconds: [Stage: Double], flops: [Stage: Double]
+        seconds: [Stage: Double], flops: [Stage: Double], unprunedFLOPs: Double
     ) {
         self.text = text
         self.tokens = tokens
@@ -69,6 +71,7 @@ public struct ACCMAnswer: Sendable {
         self.promptTokens = promptTokens
         self.seconds = seconds
         self.flops = flops
+        self.unprunedFLOPs = unprunedFLOPs
     }
 }
 

@@ -43,13 +43,17 @@ public struct VisionResult: Sendable {
     /// Patches in the image (N).
     public var patchCount: Int
     public var flops: Double
+    /// What the vision stage of the same answer costs unpruned (the tower alone: no question guidance).
+    public var unprunedFLOPs: Double
 
-    public init(keptFeatures: Tensor, keptIndices: [Int], prunedEmbeddings: Tensor, patchCount: Int, flops: Double) {
+    public init(keptFeatures: Tensor, keptIndices: [Int], prunedEmbeddings: Tensor, patchCount: Int, flops: Double,
+                unprunedFLOPs: Double) {
         self.keptFeatures = keptFeatures
         self.keptIndices = keptIndices
         self.prunedEmbeddings = prunedEmbeddings
         self.patchCount = patchCount
         self.flops = flops
+        self.unprunedFLOPs = unprunedFLOPs
     }
 }
 
@@ -122,12 +126,16 @@ public struct DecodeRequest: Sendable {
     /// Kept patch features before the projector `[K, C]`.
     public var visualFeatures: Tensor
     public var generation: GenerationOptions
+    /// Patches in the image before pruning (what the unpruned answer's cost is counted with); nil: no pruning.
+    public var patchCount: Int?
 
-    public init(question: String, caption: String?, visualFeatures: Tensor, generation: GenerationOptions) {
+    public init(question: String, caption: String?, visualFeatures: Tensor, generation: GenerationOptions,
+                patchCount: Int? = nil) {
         self.question = question
         self.caption = caption
         self.visualFeatures = visualFeatures
         self.generation = generation
+        self.patchCount = patchCount
     }
 }
 
@@ -139,12 +147,17 @@ public struct DecodeResult: Sendable {
     /// Prompt length in tokens, visual tokens included.
     public var promptTokens: Int
     public var flops: Double
+    /// What the decoder stage of the same answer costs unpruned: every patch through the projector and the
+    /// decoder over a prompt with every patch and no caption, generating as many tokens.
+    public var unprunedFLOPs: Double
 
-    public init(text: String, tokens: [Int], finishReason: FinishReason, promptTokens: Int, flops: Double) {
+    public init(text: String, tokens: [Int], finishReason: FinishReason, promptTokens: Int, flops: Double,
+                unprunedFLOPs: Double) {
         self.text = text
         self.tokens = tokens
         self.finishReason = finishReason
         self.promptTokens = promptTokens
         self.flops = flops
+        self.unprunedFLOPs = unprunedFLOPs
     }
 }

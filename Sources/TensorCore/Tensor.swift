@@ -182,3 +182,12 @@ public struct Tensor: Sendable {
 extension Tensor: CustomStringConvertible {
     public var description: String { "Tensor\(shape)" }
 }
+
+extension Tensor {
+    /// The elements' little-endian bytes and the object that keeps them alive, for sending without a copy.
+    /// The bytes must not be written while anything holds the owner (a write to this tensor copies first
+    /// only if the storage is shared, so do not write to it until the send is done).
+    public var retainedBytes: (bytes: UnsafeRawBufferPointer, owner: AnyObject) {
+        (UnsafeRawBufferPointer(start: storage.base, count: storage.count * 4), storage)
+    }
+}

@@ -95,10 +95,10 @@ struct Ask: ParsableCommand {
             return true
         }[0]
         if json {
-            print(String(decoding: try AnswerReport(answer, unpruned: pipeline.unprunedFLOPs(for: answer)).json(), as: UTF8.self))
+            print(String(decoding: try AnswerReport(answer, unpruned: answer.unprunedFLOPs).json(), as: UTF8.self))
         } else {
             print()
-            print(AnswerReport(answer, unpruned: pipeline.unprunedFLOPs(for: answer)).text)
+            print(AnswerReport(answer, unpruned: answer.unprunedFLOPs).text)
         }
     }
 }

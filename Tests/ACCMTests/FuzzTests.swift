@@ -107,6 +107,8 @@ final class FuzzTests: XCTestCase {
                 XCTAssertEqual(answer.keptIndices.count, r.pruning == .none ? 36 : r.budget, "trial \(trial)")
             } catch let error as RequestError {
                 refused[error.field, default: 0] += 1
+            } catch let error as StageError {
+                refused[error.field ?? error.code.rawValue, default: 0] += 1
             } catch {
                 XCTFail("trial \(trial): an untyped failure \(type(of: error)): \(error)")
             }

@@ -78,12 +78,12 @@ final class PipelineTests: XCTestCase {
 
     func testUnprunedCostCountsEveryPatchThroughTheDecoder() throws {
         let answer = try pipeline.answer([request(0, budget: 2, compensate: false)])[0]
-        let unpruned = pipeline.unprunedFLOPs(for: answer)
+        let unpruned = answer.unprunedFLOPs
         XCTAssertGreaterThan(unpruned, answer.totalFLOPs, "keeping 2 of 25 patches is cheaper")
         let full = try pipeline.answer([ACCMRequest(image: .pixels(pixels.slice(0)), question: "Is it red?\nAnswer in one word.",
                                                     budget: 25, pruning: .none, compensate: false,
                                                     generation: GenerationOptions(maxNewTokens: 3))])[0]
-        XCTAssertEqual(pipeline.unprunedFLOPs(for: full), full.totalFLOPs, accuracy: full.totalFLOPs * 1e-9,
+        XCTAssertEqual(full.unprunedFLOPs, full.totalFLOPs, accuracy: full.totalFLOPs * 1e-9,
                        "with nothing pruned the estimate is the real cost")
     }
 

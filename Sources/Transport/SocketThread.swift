@@ -1,0 +1,275 @@
+// The ZeroMQ binding: one thread owns every socket of a role (a socket belongs to one thread), polls them
+// with `zmq_poll` together with an eventfd that other threads ring after queueing frames to send, and hands
+// every received multipart message and every timer tick to a handler on that thread. Nothing here ever
+// blocks the Swift cooperative pool.
+
+import CZeroMQ
+import Dispatch
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libzmq context per process.
+public final class ZeroMQContext: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+
+    public init() {
+        handle = zmq_ctx_new()
+    }
+
+    deinit { zmq_ctx_term(handle) }
+
+    /// "major.minor.patch" of the linked libzmq.
+    public static var version: String {
+        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        zmq_version(&major, &minor, &patch)
+        return "\(major).\(minor).\(patch)"
+    }
+}
+
+/// What a socket is and how it is set up.
+public struct SocketSpec: Sendable {
+    public enum Kind: Sendable { case router, dealer }
+    public var kind: Kind
+    /// `tcp://host:port` (a port of `*` binds any free one; `boundEndpoint` tells which).
+    public var endpoint: String
+    public var bind: Bool
+    /// The routing id a DEALER announces (unique per incarnation).
+    public var routingID: String?
+    /// Largest frame accepted; a peer that sends a larger one is disconnected by libzmq.
+    public var maxFrameBytes: Int
+    /// Messages queued per peer pipe each way (credits keep real queues far below this).
+    public var highWaterMark: Int32
+
+    public init(kind: Kind, endpoint: String, bind: Bool, routingID: String? = nil, maxFrameBytes: Int = 64 << 20,
+                highWaterMark: Int32 = 1000) {
+        self.kind = kind
+        self.endpoint = endpoint
+        self.bind = bind
+        self.routingID = routingID
+        self.maxFrameBytes = maxFrameBytes
+        self.highWaterMark = highWaterMark
+    }
+}
+
+/// Why a socket could not be set up.
+public struct TransportError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ what: String) {
+        description = what + ": " + String(cString: zmq_strerror(zmq_errno()))
+    }
+}
+
+/// A message received on socket `socket`: for a ROUTER, frame 0 is the sender's routing id.
+public struct ReceivedFrames: Sendable {
+    public var socket: Int
+    public var frames: [Frame]
+    /// Frames past `SocketThread.maxFramesPerMessage` that were read and dropped.
+    public var droppedFrames: Int
+}
+
+/// What a handler can do from the socket thread.
+public final class SocketLoop: @unchecked Sendable {
+    fileprivate var sockets: [UnsafeMutableRawPointer] = []
+
+    /// Sends a multipart message now, without blocking; false when it could not be queued (the peer is
+    /// unknown or its pipe is full), in which case nothing of it was sent.
+    @discardableResult
+    public func send(_ frames: [Frame], on socket: Int) -> Bool {
+        guard socket < sockets.count, !frames.isEmpty else { return false }
+        for (i, frame) in frames.enumerated() {
+            if sendFrame(frame, on: sockets[socket], more: i + 1 < frames.count) != 0 {
+                // Only the first frame can fail (a started multipart message is queued whole).
+                return false
+            }
+        }
+        return true
+    }
+}
+
+/// Called on the socket thread.
+public protocol SocketHandler: AnyObject {
+    /// Every complete message received.
+    func received(_ message: ReceivedFrames, loop: SocketLoop)
+    /// About every `SocketThread.tickInterval`, and after every batch of messages.
+    func tick(loop: SocketLoop)
+}
+
+/// A thread owning sockets, polling them and a wake-up fd.
+public final class SocketThread: @unchecked Sendable {
+    /// Frames of one message kept; the rest are read and dropped (a message is buffered until its last frame).
+    public static let maxFramesPerMessage = 16
+
+    private let context: ZeroMQContext
+    private let specs: [SocketSpec]
+    private let tickMilliseconds: Int32
+    /// A pipe: other threads write a byte to wake the poll; the thread polls the read end.
+    private let wakeRead: Int32, wakeWrite: Int32
+    private let outbox = Mutex<[(socket: Int, frames: [Frame])]>([])
+    private let stopping = Atomic<Bool>(false)
+    private var thread: pthread_t?
+    private let setup = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) private var setupError: TransportError?
+    nonisolated(unsafe) private var endpoints: [String] = []
+    private let handler: SocketHandler
+
+    /// Starts the thread and sets up (binds or connects) every socket; throws when one cannot be.
+    public init(context: ZeroMQContext, sockets: [SocketSpec], tickInterval: Duration = .milliseconds(50),
+                handler: SocketHandler) throws {
+        self.context = context
+        self.specs = sockets
+        self.handler = handler
+        let ms = tickInterval.components.seconds * 1000 + tickInterval.components.attoseconds / 1_000_000_000_000_000
+        tickMilliseconds = Int32(max(1, ms))
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw TransportError("pipe") }
+        (wakeRead, wakeWrite) = (fds[0], fds[1])
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { argument in
+            let me = Unmanaged<SocketThread>.fromOpaque(argument!).takeRetainedValue()
+            me.run()
+            return nil
+        }, box)
+        guard started == 0 else {
+            Unmanaged<SocketThread>.fromOpaque(box).release()
+            throw TransportError("pthread_create")
+        }
+        self.thread = thread
+        setup.wait()
+        if let setupError {
+            pthread_join(thread, nil)
+            self.thread = nil
+            throw setupError
+        }
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    /// The endpoint each socket is bound or connected to (a bound `*` port resolved).
+    public var boundEndpoints: [String] { endpoints }
+
+    /// Queues a message for socket `socket` and wakes the thread (callable from any thread).
+    public func send(_ frames: [Frame], on socket: Int) {
+        outbox.withLock { $0.append((socket, frames)) }
+        wake()
+    }
+
+    /// Stops the thread (closing its sockets) and waits for it.
+    public func stop() {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        wake()
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
+
+    private func wake() {
+        var one: UInt8 = 1
+        _ = write(wakeWrite, &one, 1)
+    }
+
+    private func open(_ spec: SocketSpec) throws -> UnsafeMutableRawPointer {
+        guard let socket = zmq_socket(context.handle, spec.kind == .router ? ZMQ_ROUTER : ZMQ_DEALER) else {
+            throw TransportError("zmq_socket")
+        }
+        func set(_ option: Int32, _ value: Int32) { var v = value; zmq_setsockopt(socket, option, &v, 4) }
+        set(ZMQ_LINGER, 0)
+        set(ZMQ_SNDHWM, spec.highWaterMark)
+        set(ZMQ_RCVHWM, spec.highWaterMark)
+        var maxSize = Int64(spec.maxFrameBytes)
+        zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &maxSize, 8)
+        // ZMTP heartbeats only tear down dead TCP links quickly; liveness is the application's heartbeat.
+        set(ZMQ_HEARTBEAT_IVL, 1000)
+        set(ZMQ_HEARTBEAT_TIMEOUT, 3000)
+        set(ZMQ_HEARTBEAT_TTL, 3000)
+        switch spec.kind {
+        case .router:
+            set(ZMQ_ROUTER_MANDATORY, 1)
+        case .dealer:
+            set(ZMQ_IMMEDIATE, 1)
+            set(ZMQ_RECONNECT_IVL, 250)
+            set(ZMQ_RECONNECT_IVL_MAX, 30_000)
+            if let id = spec.routingID {
+                let bytes = Array(id.utf8.prefix(255))
+                zmq_setsockopt(socket, ZMQ_ROUTING_ID, bytes, bytes.count)
+            }
+        }
+        let status = spec.bind ? zmq_bind(socket, spec.endpoint) : zmq_connect(socket, spec.endpoint)
+        guard status == 0 else {
+            let error = TransportError("\(spec.bind ? "bind" : "connect") \(spec.endpoint)")
+            zmq_close(socket)
+            throw error
+        }
+        return socket
+    }
+
+    private func lastEndpoint(_ socket: UnsafeMutableRawPointer, _ fallback: String) -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        var size = buffer.count
+        guard zmq_getsockopt(socket, ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else { return fallback }
+        return String(cString: buffer)
+    }
+
+    private func run() {
+        let loop = SocketLoop()
+        do {
+            for spec in specs {
+                let socket = try open(spec)
+                loop.sockets.append(socket)
+                endpoints.append(spec.bind ? lastEndpoint(socket, spec.endpoint) : spec.endpoint)
+            }
+        } catch let error as TransportError {
+            setupError = error
+        } catch {}
+        setup.signal()
+        defer { for socket in loop.sockets { zmq_close(socket) } }
+        guard setupError == nil else { return }
+
+        var items = loop.sockets.map { zmq_pollitem_t(socket: $0, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        items.append(zmq_pollitem_t(socket: nil, fd: wakeRead, events: Int16(ZMQ_POLLIN), revents: 0))
+        while !stopping.load(ordering: .acquiring) {
+            let ready = zmq_poll(&items, Int32(items.count), Int(tickMilliseconds))
+            if ready < 0 && zmq_errno() != EINTR { break }
+            if items[items.count - 1].revents != 0 {
+                var scratch = [UInt8](repeating: 0, count: 256)
+                while read(wakeRead, &scratch, 256) > 0 {}
+            }
+            for index in loop.sockets.indices where items[index].revents & Int16(ZMQ_POLLIN) != 0 {
+                drain(socket: index, loop: loop)
+            }
+            let queued = outbox.withLock { queue -> [(socket: Int, frames: [Frame])] in
+                defer { queue.removeAll(keepingCapacity: true) }
+                return queue
+            }
+            for (socket, frames) in queued { loop.send(frames, on: socket) }
+            handler.tick(loop: loop)
+        }
+    }
+
+    /// Reads every message waiting on a socket.
+    private func drain(socket index: Int, loop: SocketLoop) {
+        let socket = loop.sockets[index]
+        while true {
+            var frames: [Frame] = []
+            var dropped = 0
+            var more = true
+            while more {
+                let message = ReceivedMessage()
+                guard zmq_msg_recv(message.message, socket, ZMQ_DONTWAIT) >= 0 else {
+                    if frames.isEmpty && dropped == 0 { return }  // nothing more waiting
+                    more = false  // cannot happen mid-message (multipart is atomic); deliver what came
+                    break
+                }
+                more = zmq_msg_more(message.message) != 0
+                if frames.count < Self.maxFramesPerMessage + 1 { frames.append(message.frame) } else { dropped += 1 }
+            }
+            handler.received(ReceivedFrames(socket: index, frames: frames, droppedFrames: dropped), loop: loop)
+        }
+    }
+}
