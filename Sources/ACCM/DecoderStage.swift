@@ -108,6 +108,9 @@ public struct DecoderStage: Sendable {
         }
         let context = languageModel.config.maxPositions
         let options = try requests.indices.map { i in
+            guard (1...context).contains(requests[i].generation.maxNewTokens) else {
+                throw RequestError.maxNewTokensOutOfRange(value: requests[i].generation.maxNewTokens, limit: context)
+            }
             let room = context - prompts[i].shape[0]
             guard room >= 1 else { throw RequestError.promptTooLong(tokens: prompts[i].shape[0], context: context) }
             var o = requests[i].generation

@@ -77,27 +77,36 @@ public enum ImageAspectRatio: String, Sendable, CaseIterable {
     case crop
 }
 
-extension ACCMPipeline {
-    /// Loads every stage of the model directory `directory` (see the layout above). User text (the question,
-    /// and the caption the decoder reads) is tokenized as text unless `parseSpecialTokens` (what the authors'
-    /// code does, kept for the parity fixtures): then text spelling `</s>` or `<image>` becomes that token.
-    public static func load(
-        directory: String, limits: RequestLimits = .default, parseSpecialTokens: Bool = false
-    ) throws -> ACCMPipeline {
-        let parse = parseSpecialTokens
-        let imageLimits = limits.image
-        let manifest = try ConfigFile.decode(ModelManifest.self, path: directory + "/accm.json")
-        func path(_ relative: String) -> String { directory + "/" + relative }
+/// An ACCM model directory: its manifest and where each component lives.
+public struct ModelDirectory: Sendable {
+    public let path: String
+    public let manifest: ModelManifest
+    /// User text is tokenized as text unless this is set (see `ACCMPipeline.load`).
+    public let parseSpecialTokens: Bool
 
-        // Vision stage.
-        let clipDirectory = path(manifest.vision)
+    /// Reads `directory/accm.json`.
+    public init(_ path: String, parseSpecialTokens: Bool = false) throws {
+        self.path = path
+        self.manifest = try ConfigFile.decode(ModelManifest.self, path: path + "/accm.json")
+        self.parseSpecialTokens = parseSpecialTokens
+    }
+
+    /// The absolute path of a component directory named in the manifest.
+    public func component(_ relative: String) -> String { path + "/" + relative }
+}
+
+extension VisionStage {
+    /// Loads the vision stage alone: `vision/` (both CLIP towers, the tokenizer, the preprocessor).
+    public static func load(_ model: ModelDirectory, imageLimits: ImageLimits = .default) throws -> VisionStage {
+        let parse = model.parseSpecialTokens
+        let clipDirectory = model.component(model.manifest.vision)
         let clipTokenizer = try CLIPTokenizer(directory: clipDirectory)
         let clipText = try CLIP.Text(directory: clipDirectory)
         let preprocessor = try CLIPImagePreprocessor(
-            contentsOf: clipDirectory + "/preprocessor_config.json", padToSquare: manifest.imageAspectRatio == .pad)
+            contentsOf: clipDirectory + "/preprocessor_config.json", padToSquare: model.manifest.imageAspectRatio == .pad)
         let contextLength = clipText.contextLength
-        let vision = try VisionStage(
-            vision: CLIP.Vision(directory: clipDirectory), text: clipText, featureLayer: manifest.visionFeatureLayer,
+        return try VisionStage(
+            vision: CLIP.Vision(directory: clipDirectory), text: clipText, featureLayer: model.manifest.visionFeatureLayer,
             encodeQuestion: { try clipTokenizer.encode($0, contextLength: contextLength, parseSpecialTokens: parse) },
             preprocess: { image in
                 switch image {
@@ -105,51 +114,88 @@ extension ACCMPipeline {
                 case .encoded(let bytes): return try preprocessor(ImageDecoder.decode(bytes, limits: imageLimits))
                 }
             })
+    }
+}
 
-        // Caption stage.
-        let gpt2Directory = path(manifest.captionLanguageModel)
+extension CaptionStage {
+    /// Loads the caption stage alone: `caption/mapper/` and `caption/gpt2/` (with its tokenizer).
+    public static func load(_ model: ModelDirectory) throws -> CaptionStage {
+        let parse = model.parseSpecialTokens
+        let manifest = model.manifest
+        let gpt2Directory = model.component(manifest.captionLanguageModel)
         let gpt2Tokenizer = try loadTokenizer(directory: gpt2Directory)
         let stopIDs = gpt2Tokenizer.encode(manifest.captionStop, addSpecialTokens: false)
         guard stopIDs.count == 1 else {
             throw ModelError.invalidConfig("the caption stop text '\(manifest.captionStop)' is not one GPT-2 token")
         }
-        let caption = try CaptionStage(
-            mapper: CaptionMapper(directory: path(manifest.captionMapper)), languageModel: GPT2(directory: gpt2Directory),
+        return try CaptionStage(
+            mapper: CaptionMapper(directory: model.component(manifest.captionMapper)), languageModel: GPT2(directory: gpt2Directory),
             options: BeamSearchOptions(beams: manifest.captionBeams, maxNewTokens: manifest.captionMaxNewTokens,
                                        stopTokenID: stopIDs[0]),
             encode: { gpt2Tokenizer.encode($0, addSpecialTokens: false, parseSpecialTokens: parse) },
             decode: { gpt2Tokenizer.decode($0, skipSpecialTokens: true) })
+    }
+}
 
-        // Selector stage.
-        let selectorTextDirectory = path(manifest.selectorTextEncoder)
-        let selectorTokenizer = try CLIPTokenizer(directory: selectorTextDirectory)
-        let selectorText = try CLIP.Text(directory: selectorTextDirectory)
-        let selectorContext = selectorText.contextLength
-        let selector = try SelectorStage(
-            text: selectorText, selector: CaptionSelector(directory: path(manifest.selector)),
-            encode: { try selectorTokenizer.encode($0, contextLength: selectorContext, parseSpecialTokens: parse) })
+extension SelectorStage {
+    /// Loads the selector stage alone: `selector/text/` (a CLIP or LongCLIP text tower) and `selector/scorer/`.
+    public static func load(_ model: ModelDirectory) throws -> SelectorStage {
+        let parse = model.parseSpecialTokens
+        let textDirectory = model.component(model.manifest.selectorTextEncoder)
+        let tokenizer = try CLIPTokenizer(directory: textDirectory)
+        let text = try CLIP.Text(directory: textDirectory)
+        let context = text.contextLength
+        return try SelectorStage(
+            text: text, selector: CaptionSelector(directory: model.component(model.manifest.selector)),
+            encode: { try tokenizer.encode($0, contextLength: context, parseSpecialTokens: parse) })
+    }
+}
 
-        // Decoder stage.
-        let llavaDirectory = path(manifest.llava)
+extension DecoderStage {
+    /// Loads the decoder stage alone: the projector and the LLaMA language model of `llava/`, with its tokenizer.
+    /// The checkpoint's own vision tower (`vision_tower.*`), when it has one, is skipped by rule: the vision
+    /// stage's CLIP gives the features (as LLaVA-1.5 uses that same frozen CLIP); any other unread tensor is an error.
+    public static func load(_ model: ModelDirectory) throws -> DecoderStage {
+        let parse = model.parseSpecialTokens
+        let llavaDirectory = model.component(model.manifest.llava)
         let llamaTokenizer = try loadTokenizer(directory: llavaDirectory)
         guard let eos = llamaTokenizer.specialTokens.eos else {
             throw ModelError.invalidConfig("the LLaVA tokenizer in \(llavaDirectory) names no end-of-sequence token")
         }
         struct LlavaTextConfig: Decodable { let text_config: LlamaConfiguration }
         let llamaConfig = try ConfigFile.load(LlavaTextConfig.self, from: llavaDirectory).text_config
+        let llavaConfig = try ConfigFile.load(LlavaConfiguration.self, from: llavaDirectory)
         let store = try WeightStore(directory: llavaDirectory)
         guard store.contains("language_model.model.embed_tokens.weight") else {
             throw ModelError.unsupported("LLaVA checkpoint layout in \(llavaDirectory): expected language_model.model.* tensors")
         }
-        let decoder = try DecoderStage(
-            projector: LlavaProjector(directory: llavaDirectory),
-            languageModel: Llama(store: store, config: llamaConfig, prefix: "language_model."),
-            endOfSequenceID: eos,
+        let projectorPrefix = store.contains("model.multi_modal_projector.linear_1.weight")
+            ? "model.multi_modal_projector." : "multi_modal_projector."
+        let projector = try LlavaProjector(store.scope(projectorPrefix), config: llavaConfig)
+        let languageModel = try Llama(store: store, config: llamaConfig, prefix: "language_model.")
+        try store.verifyAllUsed(ignoring: { name in
+            name.hasPrefix("vision_tower.") || name.hasPrefix("model.vision_tower.") || name.hasSuffix("rotary_emb.inv_freq")
+        })
+        return try DecoderStage(
+            projector: projector, languageModel: languageModel, endOfSequenceID: eos,
             // Without BOS = the authors' `tokenizer(text).input_ids[1:]` (tokenizer_image_token's chunks, the
             // caption): only the template's leading BOS goes; "<s>" written in the text stays a token when parsed,
             // as there.
             encode: { text, bos in llamaTokenizer.encode(text, addSpecialTokens: bos, parseSpecialTokens: parse) },
             decode: { llamaTokenizer.decode($0, skipSpecialTokens: true) })
-        return ACCMPipeline(vision: vision, caption: caption, selector: selector, decoder: decoder, limits: limits)
+    }
+}
+
+extension ACCMPipeline {
+    /// Loads every stage of the model directory `directory` (see the layout above). User text (the question,
+    /// and the caption the decoder reads) is tokenized as text unless `parseSpecialTokens` (what the authors'
+    /// code does, kept for the parity fixtures): then text spelling `</s>` or `<image>` becomes that token.
+    public static func load(
+        directory: String, limits: RequestLimits = .default, parseSpecialTokens: Bool = false
+    ) throws -> ACCMPipeline {
+        let model = try ModelDirectory(directory, parseSpecialTokens: parseSpecialTokens)
+        return ACCMPipeline(
+            vision: try VisionStage.load(model, imageLimits: limits.image), caption: try CaptionStage.load(model),
+            selector: try SelectorStage.load(model), decoder: try DecoderStage.load(model), limits: limits)
     }
 }

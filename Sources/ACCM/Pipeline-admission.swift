@@ -10,10 +10,7 @@ import Tensor
 extension ACCMPipeline {
     /// The request with its image preprocessed into pixels, or the reason it cannot be answered.
     public func admit(_ request: ACCMRequest) throws(RequestError) -> ACCMRequest {
-        let question = request.question
-        let bytes = question.utf8.count
-        guard bytes <= limits.maxQuestionBytes else { throw .questionTooLong(bytes: bytes, limit: limits.maxQuestionBytes) }
-        guard !question.trimmingWhitespace().isEmpty else { throw .emptyQuestion }
+        if request.question.utf8.count > limits.maxQuestionBytes { try limits.check(request) }
         let patches = vision.patchCount
         if request.pruning != .none {
             guard (1...patches).contains(request.budget) else {
@@ -23,7 +20,11 @@ extension ACCMPipeline {
         if case .accm(_, _, let picks?) = request.pruning, !(0...patches).contains(picks) {
             throw .budgetOutOfRange(budget: picks, patches: patches)
         }
-        try checkGeneration(request.generation)
+        let context = decoder.languageModel.config.maxPositions
+        guard (1...context).contains(request.generation.maxNewTokens) else {
+            throw .maxNewTokensOutOfRange(value: request.generation.maxNewTokens, limit: context)
+        }
+        try limits.check(request)
         try checkTokens(request)
         var admitted = request
         admitted.image = .pixels(try pixels(request.image))
@@ -33,27 +34,6 @@ extension ACCMPipeline {
     /// Whether the caption stage runs for `request` (a caption is asked for and something is pruned).
     public func captions(_ request: ACCMRequest) -> Bool {
         request.compensate && request.pruning != .none && request.budget < vision.patchCount
-    }
-
-    private func checkGeneration(_ generation: GenerationOptions) throws(RequestError) {
-        let context = decoder.languageModel.config.maxPositions
-        guard (1...context).contains(generation.maxNewTokens) else {
-            throw .maxNewTokensOutOfRange(value: generation.maxNewTokens, limit: context)
-        }
-        do {
-            try generation.sampling.validate()
-        } catch {
-            throw .invalidSampling("\(error)")
-        }
-        guard generation.stopStrings.count <= limits.maxStopStrings else {
-            throw .invalidStop("\(generation.stopStrings.count) stop strings, over the limit of \(limits.maxStopStrings)")
-        }
-        for stop in generation.stopStrings {
-            guard !stop.isEmpty else { throw .invalidStop("a stop string is empty") }
-            guard stop.utf8.count <= limits.maxStopStringBytes else {
-                throw .invalidStop("a stop string is \(stop.utf8.count) bytes, over the limit of \(limits.maxStopStringBytes)")
-            }
-        }
     }
 
     /// The question against the caption model's context (when it captions) and the decoder's.

@@ -27,6 +27,43 @@ public struct RequestLimits: Sendable, Equatable {
 
     /// 8 KiB questions, batches of 256, 16 stop strings of 256 bytes, `ImageLimits.default`.
     public static let `default` = RequestLimits()
+
+    /// The checks that need no model: question bytes and emptiness, lower bounds of the budget and of
+    /// `max_new_tokens`, sampling, stop strings, the encoded image's size. (`ACCMPipeline.admit` adds the
+    /// models' own bounds; in the cluster each stage's worker applies its part.)
+    public func check(_ request: ACCMRequest) throws(RequestError) {
+        let question = request.question
+        let bytes = question.utf8.count
+        guard bytes <= maxQuestionBytes else { throw .questionTooLong(bytes: bytes, limit: maxQuestionBytes) }
+        guard question.unicodeScalars.contains(where: { !Self.isWhitespace($0) }) else { throw .emptyQuestion }
+        if request.pruning != .none, request.budget < 1 {
+            throw .budgetOutOfRange(budget: request.budget, patches: 0)
+        }
+        let generation = request.generation
+        guard generation.maxNewTokens >= 1 else {
+            throw .maxNewTokensOutOfRange(value: generation.maxNewTokens, limit: 0)
+        }
+        do {
+            try generation.sampling.validate()
+        } catch {
+            throw .invalidSampling("\(error)")
+        }
+        guard generation.stopStrings.count <= maxStopStrings else {
+            throw .invalidStop("\(generation.stopStrings.count) stop strings, over the limit of \(maxStopStrings)")
+        }
+        for stop in generation.stopStrings {
+            guard !stop.isEmpty else { throw .invalidStop("a stop string is empty") }
+            guard stop.utf8.count <= maxStopStringBytes else {
+                throw .invalidStop("a stop string is \(stop.utf8.count) bytes, over the limit of \(maxStopStringBytes)")
+            }
+        }
+        if case .encoded(let image) = request.image, image.count > self.image.maxBytes {
+            throw .image(.tooManyBytes(count: image.count, limit: self.image.maxBytes))
+        }
+    }
+
+    /// Python's `str.isspace`: Unicode White_Space plus the separators U+001C–U+001F.
+    static func isWhitespace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace || (0x1C...0x1F).contains(s.value) }
 }
 
 /// Why a request was refused before any stage ran.
@@ -39,9 +76,9 @@ public enum RequestError: Error, Equatable, Sendable, CustomStringConvertible {
     case questionTooManyTokens(model: String, tokens: Int, limit: Int, room: String)
     /// The whole prompt (question, caption, visual tokens) leaves the decoder no room for an answer.
     case promptTooLong(tokens: Int, context: Int)
-    /// The visual-token budget is outside 1...patches.
+    /// The visual-token budget is outside 1...patches (patches 0: not known where it was checked).
     case budgetOutOfRange(budget: Int, patches: Int)
-    /// `max_new_tokens` is below 1 or above the decoder's context.
+    /// `max_new_tokens` is below 1 or above the decoder's context (limit 0: not known where it was checked).
     case maxNewTokensOutOfRange(value: Int, limit: Int)
     /// Temperature or top-p out of range.
     case invalidSampling(String)
@@ -81,8 +118,12 @@ public enum RequestError: Error, Equatable, Sendable, CustomStringConvertible {
         case .promptTooLong(let tokens, let context):
             "the prompt is \(tokens) tokens with its caption and visual tokens, leaving no room for an answer in the "
                 + "decoder's context of \(context); shorten the question or keep fewer visual tokens"
+        case .budgetOutOfRange(let budget, let patches) where patches < 1:
+            "the visual-token budget \(budget) must be at least 1"
         case .budgetOutOfRange(let budget, let patches):
             "the visual-token budget \(budget) is outside 1...\(patches) (the image has \(patches) patches)"
+        case .maxNewTokensOutOfRange(let value, let limit) where limit < 1:
+            "max_new_tokens \(value) must be at least 1"
         case .maxNewTokensOutOfRange(let value, let limit):
             "max_new_tokens \(value) is outside 1...\(limit) (the decoder's context)"
         case .invalidSampling(let what):

@@ -485,6 +485,9 @@ public nonisolated struct Accm_V1_Heartbeat: Sendable {
 
   public var inFlight: UInt32 = 0
 
+  /// its measured throughput (items over compute time), 0 before any
+  public var itemsPerSecond: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -958,6 +961,12 @@ public nonisolated struct Accm_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._tensors = newValue}
   }
 
+  /// on a stage output: the wall time of the batch that computed it
+  public var computeSeconds: Double {
+    get {_storage._computeSeconds}
+    set {_uniqueStorage()._computeSeconds = newValue}
+  }
+
   public var body: OneOf_Body? {
     get {return _storage._body}
     set {_uniqueStorage()._body = newValue}
@@ -1429,7 +1438,7 @@ nonisolated extension Accm_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Accm_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}completed\0\u{3}in_flight\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}completed\0\u{3}in_flight\0\u{3}items_per_second\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1439,6 +1448,7 @@ nonisolated extension Accm_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.completed) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.inFlight) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.itemsPerSecond) }()
       default: break
       }
     }
@@ -1451,12 +1461,16 @@ nonisolated extension Accm_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.inFlight != 0 {
       try visitor.visitSingularUInt32Field(value: self.inFlight, fieldNumber: 2)
     }
+    if self.itemsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.itemsPerSecond, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Accm_V1_Heartbeat, rhs: Accm_V1_Heartbeat) -> Bool {
     if lhs.completed != rhs.completed {return false}
     if lhs.inFlight != rhs.inFlight {return false}
+    if lhs.itemsPerSecond != rhs.itemsPerSecond {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2368,7 +2382,7 @@ nonisolated extension Accm_V1_Cancel: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}schema_version\0\u{3}request_id\0\u{1}stage\0\u{1}attempt\0\u{3}deadline_unix_ms\0\u{1}tensors\0\u{2}\u{4}register\0\u{1}welcome\0\u{1}heartbeat\0\u{1}credit\0\u{4}\u{7}vision_task\0\u{3}vision_output\0\u{3}caption_task\0\u{3}caption_output\0\u{3}selector_task\0\u{3}selector_output\0\u{3}decoder_task\0\u{3}decoder_output\0\u{2}\u{3}submit\0\u{1}answer\0\u{1}partial\0\u{1}error\0\u{1}cancel\0\u{3}status_request\0\u{1}status\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}schema_version\0\u{3}request_id\0\u{1}stage\0\u{1}attempt\0\u{3}deadline_unix_ms\0\u{1}tensors\0\u{3}compute_seconds\0\u{2}\u{3}register\0\u{1}welcome\0\u{1}heartbeat\0\u{1}credit\0\u{4}\u{7}vision_task\0\u{3}vision_output\0\u{3}caption_task\0\u{3}caption_output\0\u{3}selector_task\0\u{3}selector_output\0\u{3}decoder_task\0\u{3}decoder_output\0\u{2}\u{3}submit\0\u{1}answer\0\u{1}partial\0\u{1}error\0\u{1}cancel\0\u{3}status_request\0\u{1}status\0")
 
   fileprivate class _StorageClass {
     var _schemaVersion: UInt32 = 0
@@ -2377,6 +2391,7 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _attempt: UInt32 = 0
     var _deadlineUnixMs: Int64 = 0
     var _tensors: [Accm_V1_TensorDescriptor] = []
+    var _computeSeconds: Double = 0
     var _body: Accm_V1_Envelope.OneOf_Body?
 
       // This property is used as the initial default value for new instances of the type.
@@ -2394,6 +2409,7 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
       _attempt = source._attempt
       _deadlineUnixMs = source._deadlineUnixMs
       _tensors = source._tensors
+      _computeSeconds = source._computeSeconds
       _body = source._body
     }
   }
@@ -2419,6 +2435,7 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._attempt) }()
         case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._deadlineUnixMs) }()
         case 6: try { try decoder.decodeRepeatedMessageField(value: &_storage._tensors) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._computeSeconds) }()
         case 10: try {
           var v: Accm_V1_Register?
           var hadOneofValue = false
@@ -2696,6 +2713,9 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
       if !_storage._tensors.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._tensors, fieldNumber: 6)
       }
+      if _storage._computeSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._computeSeconds, fieldNumber: 7)
+      }
       switch _storage._body {
       case .register?: try {
         guard case .register(let v)? = _storage._body else { preconditionFailure() }
@@ -2790,6 +2810,7 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._attempt != rhs_storage._attempt {return false}
         if _storage._deadlineUnixMs != rhs_storage._deadlineUnixMs {return false}
         if _storage._tensors != rhs_storage._tensors {return false}
+        if _storage._computeSeconds != rhs_storage._computeSeconds {return false}
         if _storage._body != rhs_storage._body {return false}
         return true
       }
