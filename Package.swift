@@ -53,6 +53,10 @@ let package = Package(
         .target(name: "Wire", dependencies: [
             "ACCMMessages", "Transport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], exclude: ["Generated/PROTOS.sha256"]),
+        // The coordinator and the client: no weights, no BLAS.
+        .target(name: "Cluster", dependencies: ["ACCMMessages", "Wire", "Transport"]),
+        // The worker runtime: the only cluster part that loads weights.
+        .target(name: "ClusterWorker", dependencies: ["Cluster", "ACCM", "Wire", "Transport"]),
         .target(name: "ACCM", dependencies: ["ACCMMessages", "Models", "Tensor", "Tokenizers", "Images", "Weights"]),
         // Accuracy-vs-FLOPs evaluation: dataset, scoring, tables, the PNG plot (written through zlib).
         .target(name: "Evaluation", dependencies: ["ACCM", "Images", "CZlib"]),

@@ -67,45 +67,38 @@ public struct ACCMPipeline: Sendable {
         return try respond(admitted, onText: onText).map { try $0.get() }
     }
 
-    /// Runs `stage` for the requests at `indices` as one batch; when the batch throws, one request at a time.
+    /// Runs `stage` for the requests at `indices` (`isolating`: one batch, or one by one when it throws).
     private func run(_ stage: Stage, _ indices: [Int], _ progress: inout [RequestProgress],
                      onText: ((Int, String) -> Bool)?) {
-        do {
-            try runBatch(stage, indices, &progress, onText: onText)
-        } catch {
-            if indices.count == 1 {
-                progress[indices[0]].fail(StageError(classifying: error))
-            } else {
-                for i in indices { run(stage, [i], &progress, onText: onText) }
-            }
-        }
-    }
-
-    private func runBatch(_ stage: Stage, _ indices: [Int], _ progress: inout [RequestProgress],
-                          onText: ((Int, String) -> Bool)?) throws {
         let start = ContinuousClock.now
-        func elapsed() -> Double {
+        func record<Output>(_ results: [Result<Output, StageError>],
+                            _ store: (inout RequestProgress, Output, Double) throws -> Void) {
             let d = ContinuousClock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            for (i, result) in zip(indices, results) {
+                do {
+                    try store(&progress[i], try result.get(), seconds)
+                } catch {
+                    progress[i].fail(StageError(classifying: error))
+                }
+            }
         }
         switch stage {
         case .vision:
-            let results = try vision(indices.map { progress[$0].visionRequest() })
-            let seconds = elapsed()
-            for (i, r) in zip(indices, results) { try progress[i].record(r, seconds: seconds) }
+            record(isolating(indices.map { progress[$0].visionRequest() }) { try vision($0) }) { try $0.record($1, seconds: $2) }
         case .caption:
-            let results = try caption(indices.map { progress[$0].captionRequest() })
-            let seconds = elapsed()
-            for (i, r) in zip(indices, results) { try progress[i].record(r, seconds: seconds) }
+            record(isolating(indices.map { progress[$0].captionRequest() }) { try caption($0) }) { try $0.record($1, seconds: $2) }
         case .selector:
-            let results = try selector(indices.map { progress[$0].selectionRequest() })
-            let seconds = elapsed()
-            for (i, r) in zip(indices, results) { try progress[i].record(r, seconds: seconds) }
+            record(isolating(indices.map { progress[$0].selectionRequest() }) { try selector($0) }) {
+                try $0.record($1, seconds: $2)
+            }
         case .decoder:
-            let stream = onText.map { onText in { (slot: Int, delta: String) in onText(indices[slot], delta) } }
-            let results = try decoder(indices.map { progress[$0].decodeRequest() }, onText: stream)
-            let seconds = elapsed()
-            for (i, r) in zip(indices, results) { try progress[i].record(r, seconds: seconds) }
+            // Requests are told apart by their own request (a rerun alone streams under its own index).
+            let requests = indices.map { (index: $0, request: progress[$0].decodeRequest()) }
+            record(isolating(requests) { batch in
+                let stream = onText.map { onText in { (slot: Int, delta: String) in onText(batch[slot].index, delta) } }
+                return try decoder(batch.map(\.request), onText: stream)
+            }) { try $0.record($1, seconds: $2) }
         }
     }
 }

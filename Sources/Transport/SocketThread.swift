@@ -68,6 +68,8 @@ public struct ReceivedFrames: Sendable {
     public var frames: [Frame]
     /// Frames past `SocketThread.maxFramesPerMessage` that were read and dropped.
     public var droppedFrames: Int
+    /// The sender's IP address as libzmq reports it ("Peer-Address"), or "".
+    public var peerAddress: String
 }
 
 /// What a handler can do from the socket thread.
@@ -258,6 +260,7 @@ public final class SocketThread: @unchecked Sendable {
         while true {
             var frames: [Frame] = []
             var dropped = 0
+            var address = ""
             var more = true
             while more {
                 let message = ReceivedMessage()
@@ -267,9 +270,13 @@ public final class SocketThread: @unchecked Sendable {
                     break
                 }
                 more = zmq_msg_more(message.message) != 0
+                if frames.isEmpty, dropped == 0, let peer = zmq_msg_gets(message.message, "Peer-Address") {
+                    address = String(cString: peer)
+                }
                 if frames.count < Self.maxFramesPerMessage + 1 { frames.append(message.frame) } else { dropped += 1 }
             }
-            handler.received(ReceivedFrames(socket: index, frames: frames, droppedFrames: dropped), loop: loop)
+            handler.received(ReceivedFrames(socket: index, frames: frames, droppedFrames: dropped, peerAddress: address),
+                             loop: loop)
         }
     }
 }
