@@ -65,7 +65,8 @@ let package = Package(
         .executableTarget(
             name: "accm",
             dependencies: [
-                "ACCM", "Evaluation", "Models", "Images", "Tokenizers", "CZeroMQ", "CBLAS",
+                "ACCM", "Evaluation", "Models", "Images", "Tokenizers", "CZeroMQ", "CBLAS", "Cluster", "ClusterWorker",
+                "Transport", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

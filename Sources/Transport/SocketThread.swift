@@ -103,6 +103,8 @@ public protocol SocketHandler: AnyObject {
 public final class SocketThread: @unchecked Sendable {
     /// Frames of one message kept; the rest are read and dropped (a message is buffered until its last frame).
     public static let maxFramesPerMessage = 16
+    /// How long a DEALER's message waits for its connection before it is dropped.
+    public static let retryWindow = Duration.seconds(30)
 
     private let context: ZeroMQContext
     private let specs: [SocketSpec]
@@ -235,8 +237,10 @@ public final class SocketThread: @unchecked Sendable {
 
         var items = loop.sockets.map { zmq_pollitem_t(socket: $0, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
         items.append(zmq_pollitem_t(socket: nil, fd: wakeRead, events: Int16(ZMQ_POLLIN), revents: 0))
+        var pending: [(socket: Int, frames: [Frame], since: ContinuousClock.Instant)] = []
         while !stopping.load(ordering: .acquiring) {
-            let ready = zmq_poll(&items, Int32(items.count), Int(tickMilliseconds))
+            let timeout = pending.isEmpty ? Int(tickMilliseconds) : min(Int(tickMilliseconds), 10)
+            let ready = zmq_poll(&items, Int32(items.count), timeout)
             if ready < 0 && zmq_errno() != EINTR { break }
             if items[items.count - 1].revents != 0 {
                 var scratch = [UInt8](repeating: 0, count: 256)
@@ -249,7 +253,15 @@ public final class SocketThread: @unchecked Sendable {
                 defer { queue.removeAll(keepingCapacity: true) }
                 return queue
             }
-            for (socket, frames) in queued { loop.send(frames, on: socket) }
+            let now = ContinuousClock.now
+            pending += queued.map { ($0.socket, $0.frames, now) }
+            // A DEALER refuses messages until its connection is up (ZMQ_IMMEDIATE) or while its pipe is full:
+            // those wait here and are tried again, for up to `retryWindow`. A ROUTER's refusal means the peer is
+            // unknown or gone: dropped.
+            pending = pending.filter { socket, frames, since in
+                if loop.send(frames, on: socket) { return false }
+                return specs[socket].kind == .dealer && now - since < Self.retryWindow
+            }
             handler.tick(loop: loop)
         }
     }
@@ -270,7 +282,7 @@ public final class SocketThread: @unchecked Sendable {
                     break
                 }
                 more = zmq_msg_more(message.message) != 0
-                if frames.isEmpty, dropped == 0, let peer = zmq_msg_gets(message.message, "Peer-Address") {
+                if address.isEmpty, let peer = zmq_msg_gets(message.message, "Peer-Address") {
                     address = String(cString: peer)
                 }
                 if frames.count < Self.maxFramesPerMessage + 1 { frames.append(message.frame) } else { dropped += 1 }

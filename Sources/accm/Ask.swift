@@ -2,7 +2,9 @@
 
 import ACCM
 import ArgumentParser
+import Cluster
 import Foundation
+import Transport
 
 struct Ask: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,6 +50,9 @@ struct Ask: ParsableCommand {
     @Option(help: "Most tokens in the answer.")
     var maxTokens = 128
 
+    @Option(help: "Ask a running cluster (the coordinator's client endpoint, tcp://HOST:PORT) instead of answering in this process.")
+    var coordinator: String?
+
     @Flag(help: "Print one JSON object instead of text (on failure: {\"error\": {\"field\", \"message\"}}, exit status 1).")
     var json = false
 
@@ -66,7 +71,8 @@ struct Ask: ParsableCommand {
                 struct Detail: Encodable { var field: String?, message: String }
                 var error: Detail
             }
-            let failure = Failure(error: .init(field: (error as? RequestError)?.field, message: "\(error)"))
+            let field = (error as? RequestError)?.field ?? (error as? StageError)?.field
+            let failure = Failure(error: .init(field: field, message: "\(error)"))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(failure), as: UTF8.self))
@@ -75,9 +81,10 @@ struct Ask: ParsableCommand {
     }
 
     private func answer() throws {
-        let pipeline = try modelOptions.load()
-        let bytes = try readImageFile(image, limit: pipeline.limits.image.maxBytes)
-        let patches = pipeline.vision.patchCount
+        let pipeline = coordinator == nil ? try modelOptions.load() : nil
+        let bytes = try readImageFile(image, limit: pipeline?.limits.image.maxBytes ?? RequestLimits.default.image.maxBytes)
+        // A cluster does not say its patch count: its default budget is 16 (a quarter of the shipped model's 64).
+        let patches = pipeline?.vision.patchCount ?? 64
         let method: PruningMethod = switch pruner {
         case .none: .none
         case .random: .random(seed: seed)
@@ -90,10 +97,20 @@ struct Ask: ParsableCommand {
             image: .encoded(bytes), question: question, budget: keep ?? max(1, patches / 4), pruning: method,
             compensate: !noCaption,
             generation: GenerationOptions(maxNewTokens: maxTokens, sampling: SamplingOptions(temperature: temperature, topP: topP, seed: seed)))
-        let answer = try pipeline.answer([request]) { _, delta in
-            if !json { FileHandle.standardOutput.write(Data(delta.utf8)) }
-            return true
-        }[0]
+        let json = self.json
+        let answer: ACCMAnswer
+        if let pipeline {
+            answer = try pipeline.answer([request]) { _, delta in
+                if !json { FileHandle.standardOutput.write(Data(delta.utf8)) }
+                return true
+            }[0]
+        } else {
+            let client = try ClusterClient(context: ZeroMQContext(), coordinator: coordinator!)
+            defer { client.close() }
+            answer = try client.answer(request) { delta in
+                if !json { FileHandle.standardOutput.write(Data(delta.utf8)) }
+            }
+        }
         if json {
             print(String(decoding: try AnswerReport(answer, unpruned: answer.unprunedFLOPs).json(), as: UTF8.self))
         } else {

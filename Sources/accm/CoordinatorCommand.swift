@@ -1,0 +1,44 @@
+// `accm coordinator`: routes requests between the stage workers; holds no weights.
+
+import ArgumentParser
+import Cluster
+import Dispatch
+import Foundation
+import Transport
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the coordinator: workers connect to --workers, clients to --clients (ZeroMQ over TCP).")
+
+    @Option(help: "Endpoint the workers connect to (a port of * picks a free one).")
+    var workers = "tcp://127.0.0.1:5555"
+
+    @Option(help: "Endpoint the clients connect to.")
+    var clients = "tcp://127.0.0.1:5556"
+
+    @Option(help: "Requests waiting for one stage before new ones are refused as overloaded.")
+    var maxQueued = 256
+
+    @Option(help: .hidden)
+    var parentPid: Int32?
+
+    func validate() throws {
+        for endpoint in [workers, clients] where !endpoint.hasPrefix("tcp://") && !endpoint.hasPrefix("ipc://") {
+            throw ValidationError("endpoint \(endpoint) must be tcp://HOST:PORT (or ipc://PATH)")
+        }
+        if maxQueued < 1 { throw ValidationError("--max-queued must be at least 1") }
+    }
+
+    func run() throws {
+        let context = ZeroMQContext()
+        let coordinator = try Coordinator(context: context, options: CoordinatorOptions(
+            workersEndpoint: workers, clientsEndpoint: clients, maxQueuedPerStage: maxQueued))
+        print("coordinator: workers at \(coordinator.workersEndpoint), clients at \(coordinator.clientsEndpoint)")
+        flushStandardOutput()
+        let done = DispatchSemaphore(value: 0)
+        let lifetime = ProcessLifetime.onTermination(parent: parentPid) { done.signal() }
+        withExtendedLifetime(lifetime) { done.wait() }
+        coordinator.stop()
+    }
+}

@@ -1,0 +1,49 @@
+// `accm worker`: serves one stage of a model directory to a coordinator.
+
+import ACCM
+import ArgumentParser
+import ClusterWorker
+import Foundation
+import Transport
+
+extension Stage: ExpressibleByArgument {}
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Serve one stage (vision, caption, selector or decoder) to a coordinator; loads only that stage.")
+
+    @Option(help: "The stage: vision, caption, selector or decoder.")
+    var stage: Stage
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "The coordinator's worker endpoint.")
+    var coordinator = "tcp://127.0.0.1:5555"
+
+    @OptionGroup var engine: EngineOptions
+
+    @Option(help: "Most tasks computed together.")
+    var maxBatch = 8
+
+    @Option(help: .hidden)
+    var parentPid: Int32?
+
+    func validate() throws {
+        if !(1...256).contains(maxBatch) { throw ValidationError("--max-batch must be in 1...256") }
+    }
+
+    func run() throws {
+        let threadCount = engine.apply()
+        let model = try ModelDirectory(modelOptions.directory, parseSpecialTokens: modelOptions.parseSpecial)
+        let loaded = try LoadedStage.load(stage, from: model)
+        let worker = try StageWorker(
+            context: ZeroMQContext(), stage: loaded, modelIdentity: try model.identity(), modelPath: model.path,
+            options: WorkerOptions(stage: stage, coordinator: coordinator, threads: threadCount, maxBatch: maxBatch))
+        print("worker: \(stage.rawValue) of \(model.path) (\(threadCount) thread\(threadCount == 1 ? "" : "s"), "
+            + "batches of \(maxBatch)) → \(coordinator)")
+        flushStandardOutput()
+        let lifetime = ProcessLifetime.onTermination(parent: parentPid) { worker.stop() }
+        try withExtendedLifetime(lifetime) { try worker.run() }
+    }
+}
