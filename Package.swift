@@ -79,6 +79,8 @@ let package = Package(
         .testTarget(name: "ACCMTests", dependencies: ["ACCM", "Models", "Weights"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ACCM", "Images"]),
         // Runs the built `accm` binary as a user would (exit status, messages, peak memory).
-        .testTarget(name: "CommandLineTests", dependencies: ["accm", "CZlib", "CTurboJPEG"]),
+        .testTarget(name: "CommandLineTests", dependencies: [
+            "accm", "CZlib", "CTurboJPEG", "ACCM", "Cluster", "Wire", "Transport",
+        ]),
     ]
 )

@@ -1,0 +1,191 @@
+import ACCM
+import Cluster
+import Foundation
+import Transport
+import Wire
+import XCTest
+
+/// The cluster (a coordinator and a worker per stage, separate processes on loopback) answers as the
+/// embedded pipeline does, token for token, and stays up through malformed messages at its sockets.
+final class ClusterTests: XCTestCase {
+    private static let model = Accm.root.appendingPathComponent("Models/accm-world").path
+    private static let split = Accm.root.appendingPathComponent("Training/test")
+
+    /// Requests over the shipped model: every pruner, with and without a caption, several budgets.
+    private func requests(count: Int) throws -> [ACCMRequest] {
+        let lines = try String(contentsOf: Self.split.appendingPathComponent("test.jsonl"), encoding: .utf8)
+            .split(separator: "\n").prefix(count)
+        let pruners: [(PruningMethod, Bool)] = [
+            (.none, false), (.random(seed: 3), false), (.uniform, false), (.classAttention, false),
+            (.textGuided(.mostSimilar), false), (.accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil), false),
+            (.accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil), true),
+            (.accm(ranking: .leastSimilar, cap: .highestIndex, textPicks: nil), true),
+        ]
+        return try lines.enumerated().map { i, line in
+            let item = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let image = [UInt8](try Data(contentsOf: Self.split.appendingPathComponent(item["image"] as! String)))
+            let (pruning, compensate) = pruners[i % pruners.count]
+            return ACCMRequest(image: .encoded(image), question: item["question"] as! String, budget: [4, 8, 16][i % 3],
+                               pruning: pruning, compensate: compensate, generation: GenerationOptions(maxNewTokens: 6))
+        }
+    }
+
+    func testTheClusterAnswersLikeTheEmbeddedPipelineFromFourConcurrentClients() throws {
+        let cluster = try ClusterUnderTest(["--decoder", "2"])
+        let requests = try requests(count: 56)
+        let pipeline = try ACCMPipeline.load(directory: Self.model)
+        let expected = try requests.map { try pipeline.answer([$0])[0] }
+
+        let context = ZeroMQContext()
+        let answers = LockedArray<(Int, Result<ACCMAnswer, Error>, String)>()
+        DispatchQueue.concurrentPerform(iterations: 4) { client in
+            do {
+                let connection = try ClusterClient(context: context, coordinator: cluster.clients)
+                defer { connection.close() }
+                for i in stride(from: client, to: requests.count, by: 4) {
+                    let streamed = LockedArray<String>()
+                    let result = Result { try connection.answer(requests[i], timeout: .seconds(60)) { streamed.append($0) } }
+                    answers.append((i, result, streamed.values.joined()))
+                }
+            } catch {
+                answers.append((-1, .failure(error), ""))
+            }
+        }
+        let all = answers.values
+        XCTAssertEqual(all.count, requests.count, "\(all.filter { $0.0 < 0 })")
+        var compared = 0
+        for (i, result, streamed) in all where i >= 0 {
+            guard case .success(let answer) = result else { XCTFail("request \(i): \(result)"); continue }
+            let reference = expected[i]
+            XCTAssertEqual(answer.tokens, reference.tokens, "request \(i)")
+            XCTAssertEqual(answer.text, reference.text, "request \(i)")
+            XCTAssertEqual(streamed, answer.text, "request \(i): the streamed text is the answer, once")
+            XCTAssertEqual(answer.keptIndices, reference.keptIndices, "request \(i)")
+            XCTAssertEqual(answer.caption, reference.caption, "request \(i)")
+            XCTAssertEqual(answer.candidates.map(\.text), reference.candidates.map(\.text), "request \(i)")
+            XCTAssertEqual(answer.finishReason, reference.finishReason, "request \(i)")
+            XCTAssertEqual(answer.promptTokens, reference.promptTokens, "request \(i)")
+            XCTAssertEqual(answer.totalFLOPs, reference.totalFLOPs, accuracy: reference.totalFLOPs * 1e-9, "request \(i)")
+            XCTAssertEqual(answer.unprunedFLOPs, reference.unprunedFLOPs, accuracy: reference.unprunedFLOPs * 1e-9, "request \(i)")
+            XCTAssertEqual(Set(answer.flops.keys), Set(reference.flops.keys), "request \(i)")
+            compared += 1
+        }
+        XCTAssertEqual(compared, 56)
+
+        // Both decoder replicas took work.
+        let client = try ClusterClient(context: context, coordinator: cluster.clients)
+        defer { client.close() }
+        usleep(1_200_000)  // a heartbeat carries the counts
+        let status = try client.status()
+        XCTAssertEqual(status.workers.count, 5)
+        let decoders = status.workers.filter { $0.stage == .decoder }
+        XCTAssertEqual(decoders.count, 2)
+        XCTAssertTrue(decoders.allSatisfy { $0.completed > 0 }, "\(decoders.map(\.completed))")
+        XCTAssertEqual(status.workers.filter { $0.stage == .vision }.map(\.completed), [56])
+    }
+
+    func testABadRequestGetsATypedErrorAndTheOthersAreAnswered() throws {
+        let cluster = try ClusterUnderTest()
+        let client = try ClusterClient(context: ZeroMQContext(), coordinator: cluster.clients)
+        defer { client.close() }
+        var good = try requests(count: 1)[0]
+        good.pruning = .accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil)
+        good.compensate = true
+        var cases: [(ACCMRequest, StageErrorCode, String)] = []
+        var r = good
+        r.question = "   "
+        cases.append((r, .invalidRequest, "question"))
+        r = good
+        r.budget = 65
+        cases.append((r, .invalidRequest, "budget"))
+        r = good
+        r.image = .encoded(Array("not an image".utf8))
+        cases.append((r, .invalidRequest, "image"))
+        r = good
+        r.generation.maxNewTokens = 1_000_000
+        cases.append((r, .invalidRequest, "max_new_tokens"))
+        r = good
+        r.question = String(repeating: "red ", count: 40)
+        cases.append((r, .invalidRequest, "question"))
+        for (request, code, field) in cases {
+            XCTAssertThrowsError(try client.answer(request, timeout: .seconds(30))) { error in
+                XCTAssertEqual((error as? StageError)?.code, code, "\(error)")
+                XCTAssertEqual((error as? StageError)?.field, field, "\(error)")
+            }
+            XCTAssertFalse(try client.answer(good, timeout: .seconds(30)).text.isEmpty)
+        }
+    }
+
+    func testMalformedMessagesAtEverySocketAreAnsweredWithTypedErrorsAndNothingElseBreaks() throws {
+        let cluster = try ClusterUnderTest()
+        let context = ZeroMQContext()
+        let client = try ClusterClient(context: context, coordinator: cluster.clients)
+        defer { client.close() }
+        let good = try requests(count: 1)[0]
+        XCTAssertFalse(try client.answer(good, timeout: .seconds(30)).text.isEmpty)
+        let workersEndpoint = try XCTUnwrap(
+            cluster.output.split(separator: "\n").first { $0.hasPrefix("coordinator:") }?
+                .split(separator: " ").dropFirst(3).first.map { String($0).replacingOccurrences(of: ",", with: "") })
+
+        var rng = SystemRandomNumberGenerator()
+        func junk(_ n: Int) -> Frame { Frame(copying: (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }) }
+        var submit = WireMessage.submit(good, requestID: "probe").frames()
+        var oversized = Envelope.make(requestID: "big")
+        oversized.submit = Accm_V1_Submit()
+        var descriptor = Accm_V1_TensorDescriptor()
+        (descriptor.name, descriptor.dtype, descriptor.shape, descriptor.byteLength, descriptor.frame) = ("image", .u8, [4], 4, 1)
+        oversized.tensors = [descriptor]
+        oversized.schemaVersion = 1
+        let mismatched = try Frame(copying: oversized.serializedBytes() as [UInt8])
+        var future = Envelope.make(requestID: "future")
+        future.schemaVersion = 7
+        let malformed: [[Frame]] = [
+            [junk(40)],                                       // not an envelope
+            [junk(3), junk(10), junk(10)],                    // random frames
+            Array(submit.prefix(1)),                          // truncated: the image frame is missing
+            submit + [junk(8)],                               // an extra frame
+            [mismatched, junk(9)],                            // byte length ≠ the descriptor's
+            [try Frame(copying: future.serializedBytes() as [UInt8])],  // unknown schema version
+            [Frame(copying: [])],                             // an empty frame
+            (0..<40).map { _ in junk(2) },                    // too many frames
+        ]
+        submit.removeAll()
+        let probe = ProbeHandler()
+        for endpoint in [cluster.clients, workersEndpoint] {
+            let socket = try SocketThread(context: context, sockets: [SocketSpec(kind: .dealer, endpoint: endpoint, bind: false,
+                                                                                  routingID: "probe-\(UUID().uuidString)")],
+                                          handler: probe)
+            for frames in malformed { socket.send(frames, on: 0) }
+            let deadline = Date().addingTimeInterval(10)
+            while probe.errors.values.count < malformed.count && Date() < deadline { usleep(50_000) }
+            socket.stop()
+            let codes = probe.errors.values
+            XCTAssertEqual(codes.count, malformed.count, "\(endpoint): typed errors for every malformed message: \(codes)")
+            XCTAssertTrue(codes.allSatisfy { [.invalidMessage, .unsupportedSchema, .notRegistered].contains($0) }, "\(codes)")
+            probe.errors.removeAll()
+        }
+        // A frame over the coordinator's size limit makes libzmq drop the connection; the coordinator stays up.
+        XCTAssertTrue(cluster.isRunning)
+        let status = try client.status()
+        XCTAssertEqual(status.workers.count, 4)
+        XCTAssertFalse(try client.answer(good, timeout: .seconds(30)).text.isEmpty, "the next good request is answered")
+    }
+}
+
+/// Collects the error codes a probe socket is sent.
+private final class ProbeHandler: SocketHandler, @unchecked Sendable {
+    let errors = LockedArray<StageErrorCode>()
+    func received(_ message: ReceivedFrames, loop: SocketLoop) {
+        if let decoded = try? WireMessage.decode(message.frames), let error = decoded.stageError { errors.append(error.code) }
+    }
+    func tick(loop: SocketLoop) {}
+}
+
+/// An array appended to from several threads.
+final class LockedArray<Element>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [Element] = []
+    func append(_ element: Element) { lock.lock(); storage.append(element); lock.unlock() }
+    func removeAll() { lock.lock(); storage.removeAll(); lock.unlock() }
+    var values: [Element] { lock.lock(); defer { lock.unlock() }; return storage }
+}
