@@ -3,7 +3,8 @@
 # The Swift toolchain (6.1 or newer) is expected on PATH.
 set -euo pipefail
 
-packages=(pkg-config libopenblas-dev libzmq3-dev protobuf-compiler zlib1g-dev libturbojpeg0-dev)
+packages=(pkg-config libopenblas-dev libzmq3-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev zlib1g-dev
+          libturbojpeg0-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -189,3 +189,62 @@ final class LockedArray<Element>: @unchecked Sendable {
     func removeAll() { lock.lock(); storage.removeAll(); lock.unlock() }
     var values: [Element] { lock.lock(); defer { lock.unlock() }; return storage }
 }
+
+/// The protocol is language-neutral: a client written in C against libprotobuf-c and libzmq
+/// (Tests/ConformancePeer) gets the same answer as the Swift client.
+final class ConformancePeerTests: XCTestCase {
+    func testTheCPeerStreamsTheSameAnswerAsTheSwiftClient() throws {
+        let scratch = try ScratchDirectory()
+        let out = scratch.path("peer")
+        let build = try Accm.run([Accm.root.appendingPathComponent("Tests/ConformancePeer/build.sh").path, out],
+                                 executable: "/bin/bash", timeout: 120)
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let peer = out + "/accm_client"
+        let cluster = try ClusterUnderTest()
+        let image = Accm.root.appendingPathComponent("Training/test/images/00003.png").path
+        let client = try ClusterClient(context: ZeroMQContext(), coordinator: cluster.clients)
+        defer { client.close() }
+        for (pruner, pruning, caption) in [("accm", PruningMethod.accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil), true),
+                                           ("text-guided", .textGuided(.mostSimilar), false), ("none", .none, false)] {
+            for question in ["What color is the cross?", "How many shapes are there?", "Is there a red square?"] {
+                var arguments = ["--coordinator", cluster.clients, "--image", image, "--keep", "4", "--pruner", pruner,
+                                 "--max-tokens", "8"]
+                if !caption { arguments.append("--no-caption") }
+                let result = try Accm.run(arguments + [question], executable: peer, timeout: 60)
+                XCTAssertEqual(result.status, 0, result.stderr)
+                let request = ACCMRequest(image: .encoded([UInt8](try Data(contentsOf: URL(fileURLWithPath: image)))),
+                                          question: question, budget: 4, pruning: pruning, compensate: caption,
+                                          generation: GenerationOptions(maxNewTokens: 8))
+                let swift = try client.answer(request, timeout: .seconds(30))
+                XCTAssertEqual(result.stdout, swift.text + "\n", "\(pruner): \(question)")
+                XCTAssertTrue(result.stderr.contains("tokens: \(swift.tokens.count)"), result.stderr)
+            }
+        }
+        // A request the cluster refuses: the peer prints the typed error and exits 1.
+        let refused = try Accm.run(["--coordinator", cluster.clients, "--image", image, "--keep", "0", "What?"],
+                                   executable: peer, timeout: 60)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("(budget)"), refused.stderr)
+    }
+}
+
+/// The committed generated code matches the .proto files it was made from (Scripts/generate-protos.sh
+/// records their digest; `--check`, run by .ci/run, regenerates and compares the code itself).
+final class WireSchemaTests: XCTestCase {
+    func testTheGeneratedCodeIsNotStaleAgainstTheProtoFiles() throws {
+        let recorded = try String(contentsOf: Accm.root.appendingPathComponent("Sources/Wire/Generated/PROTOS.sha256"),
+                                  encoding: .utf8)
+        let lines = recorded.split(separator: "\n")
+        XCTAssertFalse(lines.isEmpty)
+        for line in lines {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            let path = Accm.root.appendingPathComponent("Protos/" + parts[1]).path
+            let result = try Accm.run([path], executable: "/usr/bin/sha256sum", timeout: 10)
+            XCTAssertEqual(result.stdout.split(separator: " ").first.map(String.init), String(parts[0]),
+                           "\(parts[1]) changed since Sources/Wire/Generated was made: run bash Scripts/generate-protos.sh")
+        }
+        let protos = try FileManager.default.contentsOfDirectory(atPath: Accm.root.appendingPathComponent("Protos/accm/v1").path)
+            .filter { $0.hasSuffix(".proto") }
+        XCTAssertEqual(protos.count, lines.count, "every .proto file is in the digest")
+    }
+}

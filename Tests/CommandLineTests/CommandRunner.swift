@@ -37,8 +37,10 @@ enum Accm {
         return root.appendingPathComponent(".build/release/accm").path
     }
 
-    /// Runs `accm arguments…`, killing it after `timeout` seconds; standard input is /dev/null.
-    static func run(_ arguments: [String], timeout: Double = 120) throws -> CommandResult {
+    /// Runs `accm arguments…` (or another `executable`), killing it after `timeout` seconds; standard input is
+    /// /dev/null.
+    static func run(_ arguments: [String], executable: String? = nil, timeout: Double = 120) throws -> CommandResult {
+        let binary = executable ?? self.binary
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("accm-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
