@@ -38,19 +38,25 @@ final class ClusterTests: XCTestCase {
 
         let context = ZeroMQContext()
         let answers = LockedArray<(Int, Result<ACCMAnswer, Error>, String)>()
-        DispatchQueue.concurrentPerform(iterations: 4) { client in
-            do {
-                let connection = try ClusterClient(context: context, coordinator: cluster.clients)
-                defer { connection.close() }
-                for i in stride(from: client, to: requests.count, by: 4) {
-                    let streamed = LockedArray<String>()
-                    let result = Result { try connection.answer(requests[i], timeout: .seconds(60)) { streamed.append($0) } }
-                    answers.append((i, result, streamed.values.joined()))
+        let group = DispatchGroup()
+        for client in 0..<4 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                do {
+                    let connection = try ClusterClient(context: context, coordinator: cluster.clients)
+                    defer { connection.close() }
+                    for i in stride(from: client, to: requests.count, by: 4) {
+                        let streamed = LockedArray<String>()
+                        let result = Result { try connection.answer(requests[i], timeout: .seconds(60)) { streamed.append($0) } }
+                        answers.append((i, result, streamed.values.joined()))
+                    }
+                } catch {
+                    answers.append((-1, .failure(error), ""))
                 }
-            } catch {
-                answers.append((-1, .failure(error), ""))
-            }
+            }.start()
         }
+        group.wait()
         let all = answers.values
         XCTAssertEqual(all.count, requests.count, "\(all.filter { $0.0 < 0 })")
         var compared = 0
