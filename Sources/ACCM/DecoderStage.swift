@@ -3,6 +3,7 @@
 
 import Models
 import Tensor
+import Tokenizers
 
 /// A LLaVA conversation template: the system text and the two roles, as `vicuna_v1` lays them out
 /// (`system + " " + "USER: " + user + " " + "ASSISTANT:"`).
@@ -31,12 +32,15 @@ public struct DecoderStage: Sendable {
     public let encode: @Sendable (_ text: String, _ withBOS: Bool) -> [Int]
     /// LLaMA ids → text (special tokens skipped).
     public let decode: @Sendable ([Int]) -> String
+    /// A fresh streaming detokenizer per answer (text made incrementally); nil: `decode` every step.
+    public let detokenizer: (@Sendable () -> StreamingDetokenizer)?
     public let endOfSequenceID: Int
 
     public init(
         projector: LlavaProjector, languageModel: Llama,
         template: ConversationTemplate = .vicunaV1, endOfSequenceID: Int,
-        encode: @escaping @Sendable (String, Bool) -> [Int], decode: @escaping @Sendable ([Int]) -> String
+        encode: @escaping @Sendable (String, Bool) -> [Int], decode: @escaping @Sendable ([Int]) -> String,
+        detokenizer: (@Sendable () -> StreamingDetokenizer)? = nil
     ) throws {
         guard projector.outputSize == languageModel.hiddenSize else {
             throw ModelError.invalidConfig(
@@ -48,6 +52,7 @@ public struct DecoderStage: Sendable {
         self.endOfSequenceID = endOfSequenceID
         self.encode = encode
         self.decode = decode
+        self.detokenizer = detokenizer
     }
 
     /// The prompt's token segments around the visual tokens: ids before the image, ids after it up to and
@@ -86,46 +91,89 @@ public struct DecoderStage: Sendable {
     public func callAsFunction(
         _ requests: [DecodeRequest], onText: ((_ request: Int, _ delta: String) -> Bool)? = nil
     ) throws -> [DecodeResult] {
-        guard !requests.isEmpty else { return [] }
-        var prompts: [Tensor] = []
-        var projectorFLOPs: [Double] = []
-        for request in requests {
-            let features = request.visualFeatures
-            guard features.rank == 2, features.shape[1] == projector.inputSize else {
-                throw ModelError.invalidInput(
-                    "the decoder expects visual features [K, \(projector.inputSize)], got \(features.shape)")
-            }
-            let segments = promptSegments(question: request.question, caption: request.caption)
-            var parts = [try languageModel.embed(segments[0])]
-            if features.shape[0] > 0 { parts.append(try projector(features)) }
-            for segment in segments.dropFirst() where !segment.isEmpty { parts.append(try languageModel.embed(segment)) }
-            prompts.append(Tensor.concatenateRows(parts))
-            projectorFLOPs.append(projector.config.projectorFLOPs(tokens: features.shape[0]))
+        var session = session()
+        for (i, request) in requests.enumerated() { try session.join(i, request) }
+        var results = [DecodeResult?](repeating: nil, count: requests.count)
+        while !session.isEmpty {
+            for (id, result) in try session.step(onText: { onText?($0, $1) ?? true }) { results[id] = result }
         }
+        return results.map { $0! }
+    }
+
+    /// A continuous batch: requests join between decode steps and leave when they finish.
+    public func session() -> DecodeSession {
         let config = languageModel.config
-        let generator = TextGenerator(model: languageModel, decode: decode) {
-            config.flops(newTokens: $0, cached: $1, logitRows: 1)
+        return DecodeSession(stage: self, batch: GenerationBatch(TextGenerator(
+            model: languageModel, decode: decode, detokenizer: detokenizer,
+            stepFLOPs: { config.flops(newTokens: $0, cached: $1, logitRows: 1) })))
+    }
+}
+
+/// Requests being answered together by one decoder stage; a request may join between steps.
+public struct DecodeSession {
+    private struct Joined {
+        let request: DecodeRequest
+        let promptTokens: Int
+        let projectorFLOPs: Double
+    }
+    let stage: DecoderStage
+    private var batch: GenerationBatch<Llama>
+    private var joined: [Int: Joined] = [:]
+
+    init(stage: DecoderStage, batch: GenerationBatch<Llama>) {
+        self.stage = stage
+        self.batch = batch
+    }
+
+    public var isEmpty: Bool { batch.isEmpty }
+    /// Requests in the batch.
+    public var count: Int { batch.count }
+
+    /// Builds the request's prompt (template, projected visual tokens, caption, question) and adds it to the
+    /// batch under `id`; throws (and adds nothing) for a request that cannot be answered.
+    public mutating func join(_ id: Int, _ request: DecodeRequest) throws {
+        let projector = stage.projector, languageModel = stage.languageModel
+        let features = request.visualFeatures
+        guard features.rank == 2, features.shape[1] == projector.inputSize else {
+            throw ModelError.invalidInput(
+                "the decoder expects visual features [K, \(projector.inputSize)], got \(features.shape)")
         }
         let context = languageModel.config.maxPositions
-        let options = try requests.indices.map { i in
-            guard (1...context).contains(requests[i].generation.maxNewTokens) else {
-                throw RequestError.maxNewTokensOutOfRange(value: requests[i].generation.maxNewTokens, limit: context)
-            }
-            let room = context - prompts[i].shape[0]
-            guard room >= 1 else { throw RequestError.promptTooLong(tokens: prompts[i].shape[0], context: context) }
-            var o = requests[i].generation
-            o.maxNewTokens = min(o.maxNewTokens, room)
-            o.stopTokenIDs.insert(endOfSequenceID)
-            return o
+        guard (1...context).contains(request.generation.maxNewTokens) else {
+            throw RequestError.maxNewTokensOutOfRange(value: request.generation.maxNewTokens, limit: context)
         }
-        let generations = try generator(prompts, options: options, onText: onText)
-        return requests.indices.map { i in
-            let generation = generations[i]
+        let segments = stage.promptSegments(question: request.question, caption: request.caption)
+        var parts = [try languageModel.embed(segments[0])]
+        if features.shape[0] > 0 { parts.append(try projector(features)) }
+        for segment in segments.dropFirst() where !segment.isEmpty { parts.append(try languageModel.embed(segment)) }
+        let prompt = Tensor.concatenateRows(parts)
+        let room = context - prompt.shape[0]
+        guard room >= 1 else { throw RequestError.promptTooLong(tokens: prompt.shape[0], context: context) }
+        var options = request.generation
+        options.maxNewTokens = min(options.maxNewTokens, room)
+        options.stopTokenIDs.insert(stage.endOfSequenceID)
+        try batch.join(id, prompt: prompt, options: options)
+        joined[id] = Joined(request: request, promptTokens: prompt.shape[0],
+                            projectorFLOPs: projector.config.projectorFLOPs(tokens: features.shape[0]))
+    }
+
+    /// One decode step for every request in the batch; returns those that finished. When the step fails,
+    /// every request in the batch is dropped and the error thrown.
+    public mutating func step(onText: (_ id: Int, _ delta: String) -> Bool) throws -> [(id: Int, result: DecodeResult)] {
+        let finished: [(id: Int, generation: Generation)]
+        do {
+            finished = try batch.step(onText: onText)
+        } catch {
+            joined.removeAll()
+            throw error
+        }
+        return finished.map { id, generation in
+            let entry = joined.removeValue(forKey: id)!
             let sampled = generation.tokens.count + (generation.finishReason == .stopToken ? 1 : 0)
-            return DecodeResult(
+            return (id, DecodeResult(
                 text: generation.text, tokens: generation.tokens, finishReason: generation.finishReason,
-                promptTokens: prompts[i].shape[0], flops: projectorFLOPs[i] + generation.flops,
-                unprunedFLOPs: unprunedFLOPs(requests[i], promptTokens: prompts[i].shape[0], sampledTokens: sampled))
+                promptTokens: entry.promptTokens, flops: entry.projectorFLOPs + generation.flops,
+                unprunedFLOPs: stage.unprunedFLOPs(entry.request, promptTokens: entry.promptTokens, sampledTokens: sampled)))
         }
     }
 }

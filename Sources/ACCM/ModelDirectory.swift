@@ -182,7 +182,8 @@ extension DecoderStage {
             // caption): only the template's leading BOS goes; "<s>" written in the text stays a token when parsed,
             // as there.
             encode: { text, bos in llamaTokenizer.encode(text, addSpecialTokens: bos, parseSpecialTokens: parse) },
-            decode: { llamaTokenizer.decode($0, skipSpecialTokens: true) })
+            decode: { llamaTokenizer.decode($0, skipSpecialTokens: true) },
+            detokenizer: { llamaTokenizer.streamingDetokenizer(skipSpecialTokens: true) })
     }
 }
 

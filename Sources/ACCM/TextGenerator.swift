@@ -3,6 +3,7 @@
 
 import Models
 import Tensor
+import Tokenizers
 
 /// One finished answer.
 public struct Generation: Sendable {
@@ -14,17 +15,22 @@ public struct Generation: Sendable {
     public var flops: Double
 }
 
-/// Runs generation; `decode` turns generated ids into text (used for stop strings and streaming).
+/// Runs generation; `decode` turns generated ids into text (used for stop strings and streaming), or, when
+/// given, a fresh `detokenizer` per sequence turns each new id into the text it completes (linear in the
+/// answer's length, where decoding the whole answer at every step is quadratic).
 public struct TextGenerator<Model: CausalLanguageModel>: Sendable {
     public let model: Model
     public let decode: @Sendable ([Int]) -> String
+    public let detokenizer: (@Sendable () -> StreamingDetokenizer)?
     /// FLOPs of `newTokens` positions after `cached` ones with logits for the last row.
     public let stepFLOPs: @Sendable (_ newTokens: Int, _ cached: Int) -> Double
 
     public init(model: Model, decode: @escaping @Sendable ([Int]) -> String,
+                detokenizer: (@Sendable () -> StreamingDetokenizer)? = nil,
                 stepFLOPs: @escaping @Sendable (Int, Int) -> Double) {
         self.model = model
         self.decode = decode
+        self.detokenizer = detokenizer
         self.stepFLOPs = stepFLOPs
     }
 
@@ -38,44 +44,95 @@ public struct TextGenerator<Model: CausalLanguageModel>: Sendable {
         guard prompts.count == options.count else {
             throw ModelError.invalidInput("\(prompts.count) prompts with \(options.count) option sets")
         }
-        for o in options { try o.validate() }
-        var states = options.map { SequenceState(options: $0) }
-        var caches = zip(prompts, options).map { model.makeCache(capacity: $0.shape[0] + $1.maxNewTokens) }
-        var inputs = prompts
-        var active = Array(prompts.indices)
-        while !active.isEmpty {
-            for i in active { states[i].flops += stepFLOPs(inputs[i].shape[0], caches[i].length) }
-            var batchCaches = active.map { i in
-                var moved = KVCache(layers: 0, width: 0, reservingCapacity: 0)
-                swap(&moved, &caches[i])
-                return moved
-            }
-            let outputs = try model.forward(active.map { inputs[$0] }, caches: &batchCaches, recordHiddenStates: false)
-            let lastRows = Tensor.concatenateRows(outputs.map { $0.hidden.rows(($0.hidden.rowCount - 1)..<$0.hidden.rowCount) })
-            let logits = model.logits(lastRows)
-            guard logits.isFinite else {
-                let step = active.map { states[$0].tokens.count }.max() ?? 0
-                throw ModelError.nonFinite(
-                    "the language model's logits hold NaN or infinity at step \(step); its weights may be corrupt "
-                        + "(NaN or Inf in the checkpoint), or a norm epsilon is 0")
-            }
-            var stillActive: [Int] = []
-            for (slot, i) in active.enumerated() {
-                caches[i] = batchCaches[slot]
-                let token = states[i].sampler.next(logits.rows(slot..<(slot + 1)))
-                if states[i].accept(token, decode: decode, onText: { onText?(i, $0) ?? true }) {
-                    inputs[i] = try model.embed([token])
-                    stillActive.append(i)
-                }
-            }
-            active = stillActive
+        var batch = GenerationBatch(self)
+        for (i, (prompt, o)) in zip(prompts, options).enumerated() { try batch.join(i, prompt: prompt, options: o) }
+        var results = [Generation?](repeating: nil, count: prompts.count)
+        while !batch.isEmpty {
+            for (id, generation) in try batch.step(onText: { onText?($0, $1) ?? true }) { results[id] = generation }
         }
-        return states.map { Generation(tokens: $0.tokens, text: $0.text, finishReason: $0.finish ?? .length, flops: $0.flops) }
+        return results.map { $0! }
+    }
+}
+
+/// Sequences generated together, one forward pass over the weights per step for all of them: a sequence
+/// may join between steps (its prompt is that step's input for it) and leaves when it finishes, so a
+/// decoder can batch continuously.
+public struct GenerationBatch<Model: CausalLanguageModel> {
+    private struct Live {
+        let id: Int
+        var state: SequenceState
+        var cache: KVCache
+        var input: Tensor
+    }
+    private let generator: TextGenerator<Model>
+    private var live: [Live] = []
+
+    public init(_ generator: TextGenerator<Model>) {
+        self.generator = generator
+    }
+
+    public var isEmpty: Bool { live.isEmpty }
+    public var count: Int { live.count }
+
+    /// Adds a sequence with its prompt `[T, hiddenSize]`; `id` names it in what `step` returns.
+    public mutating func join(_ id: Int, prompt: Tensor, options: GenerationOptions) throws {
+        try options.validate()
+        guard prompt.rank == 2, prompt.shape[0] >= 1 else {
+            throw ModelError.invalidInput("a prompt must be [T ≥ 1, hiddenSize], got \(prompt.shape)")
+        }
+        live.append(Live(id: id, state: SequenceState(options: options, detokenizer: generator.detokenizer?()),
+                         cache: generator.model.makeCache(capacity: prompt.shape[0] + options.maxNewTokens), input: prompt))
+    }
+
+    /// One forward pass for every live sequence and one token for each; returns the sequences that finished.
+    /// `onText(id, delta)` streams text; returning false cancels that sequence. When the pass itself fails
+    /// (non-finite logits), every live sequence is dropped and the error thrown.
+    public mutating func step(onText: (_ id: Int, _ delta: String) -> Bool) throws -> [(id: Int, generation: Generation)] {
+        guard !live.isEmpty else { return [] }
+        let model = generator.model
+        for i in live.indices { live[i].state.flops += generator.stepFLOPs(live[i].input.shape[0], live[i].cache.length) }
+        var caches = live.indices.map { i in
+            var moved = KVCache(layers: 0, width: 0, reservingCapacity: 0)
+            swap(&moved, &live[i].cache)
+            return moved
+        }
+        let outputs: [DecoderOutput]
+        do {
+            outputs = try model.forward(live.map(\.input), caches: &caches, recordHiddenStates: false)
+        } catch {
+            live.removeAll()
+            throw error
+        }
+        let lastRows = Tensor.concatenateRows(outputs.map { $0.hidden.rows(($0.hidden.rowCount - 1)..<$0.hidden.rowCount) })
+        let logits = model.logits(lastRows)
+        guard logits.isFinite else {
+            let step = live.map(\.state.tokens.count).max() ?? 0
+            live.removeAll()
+            throw ModelError.nonFinite(
+                "the language model's logits hold NaN or infinity at step \(step); its weights may be corrupt "
+                    + "(NaN or Inf in the checkpoint), or a norm epsilon is 0")
+        }
+        var finished: [(id: Int, generation: Generation)] = []
+        var still: [Live] = []
+        for (slot, var sequence) in live.enumerated() {
+            sequence.cache = caches[slot]
+            let token = sequence.state.sampler.next(logits.rows(slot..<(slot + 1)))
+            let id = sequence.id
+            if sequence.state.accept(token, decode: generator.decode, onText: { onText(id, $0) }) {
+                sequence.input = try model.embed([token])
+                still.append(sequence)
+            } else {
+                let s = sequence.state
+                finished.append((id, Generation(tokens: s.tokens, text: s.text, finishReason: s.finish ?? .length, flops: s.flops)))
+            }
+        }
+        live = still
+        return finished
     }
 }
 
 /// One sequence's progress: tokens, text, what has been streamed, and why it ended.
-private struct SequenceState {
+struct SequenceState {
     let options: GenerationOptions
     var sampler: TokenSampler
     var tokens: [Int] = []
@@ -84,9 +141,13 @@ private struct SequenceState {
     var finish: FinishReason?
     var flops = 0.0
 
-    init(options: GenerationOptions) {
+    /// Turns each new id into the text it completes; nil: the whole answer is decoded at every step.
+    var detokenizer: StreamingDetokenizer?
+
+    init(options: GenerationOptions, detokenizer: StreamingDetokenizer? = nil) {
         self.options = options
         sampler = TokenSampler(options.sampling)
+        self.detokenizer = detokenizer
     }
 
     /// Takes the next token; returns whether the sequence goes on.
@@ -95,13 +156,20 @@ private struct SequenceState {
             finish = .stopToken
         } else {
             tokens.append(token)
-            text = decode(tokens)
+            if detokenizer != nil {
+                text += detokenizer!.append(token)
+            } else {
+                text = decode(tokens)
+            }
             if let stop = options.stopStrings.compactMap({ text.firstRange(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
                 text = String(text[..<stop.lowerBound])
                 finish = .stopString
             } else if tokens.count >= options.maxNewTokens {
                 finish = .length
             }
+        }
+        if finish == .stopToken || finish == .length, detokenizer != nil {
+            text += detokenizer!.finish()  // bytes held back for a character that never completed
         }
         if !stream(onText, final: finish != nil) {
             finish = .cancelled

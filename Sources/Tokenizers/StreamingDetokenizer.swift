@@ -34,6 +34,10 @@ public struct StreamingDetokenizer: Sendable {
     /// Adds one id; returns the text it completes (empty while a character is incomplete).
     public mutating func append(_ id: Int) -> String {
         pending.append(id)
+        // A byte-fallback token (`<0xNN>`) is held until a token of another kind follows: the decoder turns a
+        // run of them into text as a whole, and when the run is not valid UTF-8 every byte of it becomes U+FFFD,
+        // so an ASCII byte already shown could later have to read "\u{FFFD}".
+        if isByteFallbackToken(id) { return "" }
         let window = Array(emittedIDs.suffix(contextCount)) + pending
         let decoded = Array(tokenizer.decode(window, skipSpecialTokens: skipSpecialTokens).utf8)
         if Self.endsWithReplacement(decoded) { return "" }
@@ -83,6 +87,13 @@ public struct StreamingDetokenizer: Sendable {
         }
         contextCount = emittedIDs.count
         contextText = emitted
+    }
+
+    private func isByteFallbackToken(_ id: Int) -> Bool {
+        guard let token = tokenizer.token(id), token.utf8.count == 6 else { return false }
+        let u = Array(token.utf8)
+        func hex(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x41...0x46).contains(c) || (0x61...0x66).contains(c) }
+        return u[0] == 0x3C && u[1] == 0x30 && u[2] == 0x78 && hex(u[3]) && hex(u[4]) && u[5] == 0x3E
     }
 
     private static func hasNonSpace(_ bytes: [UInt8]) -> Bool {

@@ -9,7 +9,8 @@ final class StreamingDetokenizerTests: XCTestCase {
 
     /// At every prefix the emitted text is the start of the final text (nothing emitted is ever taken back,
     /// so no U+FFFD appears that the full decode does not have), and equals the prefix's own decode whenever
-    /// that decode ends on a whole character; after `finish()` it equals the full decode.
+    /// that decode ends on a whole character and its last token is not a byte-fallback token (a run of those
+    /// is held: the next byte could turn it all into U+FFFD); after `finish()` it equals the full decode.
     func testStreamEqualsFullDecodeAtEveryPrefixForEveryTokenizerAndString() throws {
         for directory in Self.directories {
             let tokenizer = try loadTokenizer(directory: Fixtures.directory(directory))
@@ -31,7 +32,8 @@ final class StreamingDetokenizerTests: XCTestCase {
                         }
                         guard ids.count <= 256 else { continue }  // the check below is quadratic
                         let prefix = tokenizer.decode(Array(ids[0...k]), skipSpecialTokens: skip)
-                        if !prefix.hasSuffix("\u{FFFD}") {
+                        let byteToken = tokenizer.token(ids[k]).map { $0.count == 6 && $0.hasPrefix("<0x") } ?? false
+                        if !prefix.hasSuffix("\u{FFFD}") && !byteToken {
                             boundaries += 1
                             if !prefix.utf8.elementsEqual(emitted) {
                                 failures.append(
@@ -49,7 +51,7 @@ final class StreamingDetokenizerTests: XCTestCase {
             }
             for f in failures.prefix(6) { XCTFail("\(directory): \(f)") }
             XCTAssertTrue(failures.isEmpty, "\(directory): \(failures.count) failures")
-            XCTAssertGreaterThan(boundaries, 10_000, directory)
+            XCTAssertGreaterThan(boundaries, 9_000, directory)  // llama: 9,920 (prefixes ending on byte tokens are not counted)
         }
     }
 
@@ -72,10 +74,20 @@ final class StreamingDetokenizerTests: XCTestCase {
         for id in ids { chunks.append(stream.append(id)) }
         let byteTokens = ids.filter { tokenizer.token($0)?.hasPrefix("<0x") ?? false }
         XCTAssertEqual(byteTokens.count, 4)
-        XCTAssertEqual(chunks.suffix(3).prefix(2), ["", ""], "the first three of four bytes emit nothing")
-        XCTAssertTrue(chunks.last!.hasSuffix("🫠"))
-        XCTAssertEqual(chunks.joined(), "a 🫠")
+        XCTAssertEqual(Array(chunks.suffix(4)), ["", "", "", ""], "a run of byte tokens emits nothing until it ends")
+        XCTAssertEqual(chunks.joined() + stream.finish(), "a 🫠")
         XCTAssertEqual(stream.text, "a 🫠")
+    }
+
+    /// The byte-fallback decoder turns a run of byte tokens that is not valid UTF-8 into one U+FFFD per byte,
+    /// an ASCII byte included: a stream that had shown "{" could not take it back.
+    func testAnInvalidRunOfByteTokensStreamsAsTheFullDecodeHasIt() throws {
+        let tokenizer = try loadTokenizer(directory: Fixtures.directory("llama"))
+        let ids = try ["▁a", "<0x7B>", "<0x83>", "▁a"].map { try XCTUnwrap(tokenizer.tokenID($0), $0) }
+        var stream = tokenizer.streamingDetokenizer()
+        let streamed = ids.map { stream.append($0) }.joined() + stream.finish()
+        XCTAssertEqual(streamed, tokenizer.decode(ids))
+        XCTAssertTrue(streamed.contains("\u{FFFD}\u{FFFD}"), streamed)
     }
 
     func testFinishFlushesAnIncompleteCharacterAsReplacement() throws {
