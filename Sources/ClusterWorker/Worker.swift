@@ -95,6 +95,12 @@ public final class StageWorker: @unchecked Sendable {
 
     /// Computes tasks until `stop()`, or until the coordinator refuses this worker (thrown).
     public func run() throws {
+        if case .decoder(let stage) = loaded {
+            runContinuously(stage)
+            thread.stop()
+            if let fatal = link.fatal { throw WorkerStopped(description: fatal) }
+            return
+        }
         while let batch = link.tasks.take(upTo: options.maxBatch) {
             let start = ContinuousClock.now
             let outputs = compute(batch)
@@ -110,7 +116,69 @@ public final class StageWorker: @unchecked Sendable {
         if let fatal = link.fatal { throw WorkerStopped(description: fatal) }
     }
 
-    /// Asks `run` to return after the batch it is computing.
+    /// The decoder batches continuously: between decode steps, tasks that arrived join the running batch (up to
+    /// `maxBatch`), and each leaves it, answered, as soon as it finishes.
+    private func runContinuously(_ stage: DecoderStage) {
+        struct Task {
+            let envelope: Envelope
+            let joined: ContinuousClock.Instant
+            var sequence: UInt64 = 0
+        }
+        var session = stage.session()
+        var tasks: [Int: Task] = [:]
+        var nextID = 0
+        func seconds(since start: ContinuousClock.Instant) -> Double {
+            let d = ContinuousClock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
+        func fail(_ envelope: Envelope, _ error: Error) {
+            thread.send(WireMessage.error(StageError(classifying: error), requestID: envelope.requestID, stage: .decoder,
+                                          attempt: envelope.attempt).frames(), on: 0)
+        }
+        while true {
+            let incoming = session.isEmpty
+                ? link.tasks.take(upTo: options.maxBatch) : link.tasks.poll(upTo: options.maxBatch - session.count)
+            guard let incoming else { return }
+            for message in incoming {
+                do {
+                    try session.join(nextID, try message.decodeRequest())
+                    tasks[nextID] = Task(envelope: message.envelope, joined: .now)
+                    nextID += 1
+                } catch {
+                    fail(message.envelope, error)
+                    link.finished(1, seconds: 0)
+                }
+            }
+            guard !session.isEmpty else { continue }
+            let start = ContinuousClock.now
+            do {
+                let finished = try session.step { id, delta in
+                    guard let task = tasks[id] else { return true }
+                    var message = WireMessage.partial(delta, sequence: task.sequence, requestID: task.envelope.requestID)
+                    message.envelope.stage = task.envelope.stage
+                    message.envelope.attempt = task.envelope.attempt
+                    thread.send(message.frames(), on: 0)
+                    tasks[id]?.sequence += 1
+                    return true
+                }
+                for (id, result) in finished {
+                    guard let task = tasks.removeValue(forKey: id) else { continue }
+                    var output = WireMessage.decoderOutput(result, envelope: Self.replyEnvelope(task.envelope))
+                    output.envelope.computeSeconds = seconds(since: task.joined)
+                    thread.send(output.frames(), on: 0)
+                }
+                link.finished(finished.count, seconds: seconds(since: start))
+            } catch {
+                // The step itself failed (non-finite logits): every request in it fails with the error.
+                for task in tasks.values { fail(task.envelope, error) }
+                link.finished(tasks.count, seconds: seconds(since: start))
+                tasks.removeAll()
+                session = stage.session()
+            }
+        }
+    }
+
+    /// Asks `run` to return after the batch (for the decoder: the step) it is computing.
     public func stop() { link.tasks.close() }
 
     /// Every task's output or error message, in order.
@@ -187,6 +255,19 @@ final class TaskQueue: @unchecked Sendable {
     }
 
     var count: Int { items.withLock { $0.queue.count } }
+
+    /// Takes up to `limit` tasks without waiting; nil once closed.
+    func poll(upTo limit: Int) -> [WireMessage]? {
+        guard limit > 0 else { return items.withLock { $0.closed } ? nil : [] }
+        return items.withLock { state -> [WireMessage]? in
+            if state.closed { return nil }
+            var taken: [WireMessage] = []
+            while taken.count < limit, !state.queue.isEmpty, available.wait(timeout: .now()) == .success {
+                taken.append(state.queue.removeFirst())
+            }
+            return taken
+        }
+    }
 
     /// Waits for at least one task and takes up to `limit`; nil once closed.
     func take(upTo limit: Int) -> [WireMessage]? {

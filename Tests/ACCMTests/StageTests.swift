@@ -122,3 +122,39 @@ final class StageTests: XCTestCase {
         XCTAssertThrowsError(try decoderStage()([request])) { XCTAssertTrue("\($0)".contains("[K, 32]"), "\($0)") }
     }
 }
+
+/// The decoder batches continuously: a request that joins a running batch between steps is answered as it
+/// would be alone, and so is the one it joined.
+final class DecodeSessionTests: XCTestCase {
+    func testARequestJoiningBetweenStepsIsAnsweredAsAlone() throws {
+        let stage = try ToyStages.decoder()
+        let features = Tensor(shape: [3, 32], values: (0..<96).map { Float(cos(Double($0))) })
+        let first = DecodeRequest(question: "Is it red?", caption: "a red cube.", visualFeatures: features,
+                                  generation: GenerationOptions(maxNewTokens: 6))
+        let second = DecodeRequest(question: "How many?", caption: nil, visualFeatures: features.rows(0..<2),
+                                   generation: GenerationOptions(maxNewTokens: 4))
+        let alone = try [stage([first])[0], stage([second])[0]]
+
+        var session = stage.session()
+        try session.join(0, first)
+        var results: [Int: DecodeResult] = [:]
+        var texts: [Int: String] = [:]
+        for (id, r) in try session.step(onText: { texts[$0, default: ""] += $1; return true }) { results[id] = r }
+        for (id, r) in try session.step(onText: { texts[$0, default: ""] += $1; return true }) { results[id] = r }
+        XCTAssertEqual(session.count, 1)
+        try session.join(1, second)
+        XCTAssertEqual(session.count, 2)
+        while !session.isEmpty {
+            for (id, r) in try session.step(onText: { texts[$0, default: ""] += $1; return true }) { results[id] = r }
+        }
+        for id in 0..<2 {
+            XCTAssertEqual(results[id]?.tokens, alone[id].tokens, "request \(id)")
+            XCTAssertEqual(results[id]?.promptTokens, alone[id].promptTokens)
+            XCTAssertEqual(results[id].map { $0.flops }, alone[id].flops)
+            XCTAssertEqual(texts[id, default: ""], alone[id].text, "the streamed text is the answer")
+        }
+        XCTAssertThrowsError(try session.join(2, DecodeRequest(question: "q", caption: nil, visualFeatures: Tensor(shape: [1, 31]),
+                                                               generation: GenerationOptions())))
+        XCTAssertTrue(session.isEmpty, "a refused request joins nothing")
+    }
+}
