@@ -47,6 +47,16 @@ public enum LoadedStage: Sendable {
         }
     }
 
+    /// Builds only `stage` of the random-weight bench model.
+    public static func load(_ stage: Stage, from bench: BenchModel) throws -> LoadedStage {
+        switch stage {
+        case .vision: .vision(try bench.vision())
+        case .caption: .caption(try bench.caption())
+        case .selector: .selector(try bench.selector())
+        case .decoder: .decoder(try bench.decoder())
+        }
+    }
+
     var stage: Stage {
         switch self {
         case .vision: .vision

@@ -85,7 +85,8 @@ public final class WeightStore: @unchecked Sendable {
     }
 
     /// Whether the checkpoint holds `name`.
-    public func contains(_ name: String) -> Bool { fileOfTensor[name] != nil }
+    /// Whether the checkpoint has `name` (a synthetic store has every tensor it is asked for).
+    public func contains(_ name: String) -> Bool { synthesizer != nil || fileOfTensor[name] != nil }
 
     /// The dtype and shape `name` is stored with.
     public func entry(_ name: String) -> SafeTensorEntry? {

@@ -34,10 +34,68 @@ struct BenchCluster: ParsableCommand {
     @Option(help: "Threads per worker (one worker per stage; the machine's cores are shared by all).")
     var threads = 1
 
+    @Option(help: "The model at real shapes for the end-to-end comparison (bench:N: N LLaMA-7B layers), or none.")
+    var benchModel = "bench:2"
+
+    @Option(help: "Requests, one at a time, for the end-to-end comparison on the bench model.")
+    var endToEnd = 4
+
     func run() throws {
         print(MachineDescription.current.lines.joined(separator: "\n"))
         try hopLatency()
         try load()
+        if benchModel != "none" { try endToEndOnTheBenchModel() }
+    }
+
+    // MARK: End to end at real shapes
+
+    /// One request at a time through the embedded pipeline and through the cluster (workers with every core:
+    /// one stage runs at a time for a lone request), on the random-weight model at LLaVA-1.5-7B shapes.
+    private func endToEndOnTheBenchModel() throws {
+        var options = modelOptions
+        options.model = benchModel
+        guard let bench = try options.bench else { throw ValidationError("--bench-model must be bench:N or none") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let image = [UInt8](try Data(contentsOf: URL(fileURLWithPath: DefaultPaths.testSplit + "/images/00000.png")))
+        let requests = (0..<endToEnd).map { i in
+            ACCMRequest(image: .encoded(image), question: ["What color is the cross?", "How many shapes are there?"][i % 2],
+                        budget: 64, pruning: .accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil),
+                        generation: GenerationOptions(maxNewTokens: 4))
+        }
+        print("\n## End to end, one request at a time: \(bench.identity) (random weights; ViT-L/14-336, GPT-2, LongCLIP-L, "
+            + "\(bench.decoderLayers) LLaMA-7B layers), ACCM keeping 64 of 576 tokens, \(endToEnd) requests after one warm-up")
+        var embedded: [Double] = []
+        do {
+            Parallelism.threadCount = cores
+            BLAS.setThreadCount(1)
+            let pipeline = try bench.pipeline()
+            _ = try pipeline.answer([requests[0]])
+            for r in requests {
+                let t = ContinuousClock.now
+                _ = try pipeline.answer([r])
+                embedded.append(seconds(ContinuousClock.now - t))
+            }
+        }
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("accm-bench-e2e-\(getpid()).log").path
+        let up = try ChildProcess(["cluster", "up", "--model", benchModel, "--threads", "\(cores)", "--max-batch", "1"], log: log)
+        defer { up.stop() }
+        let endpoint = try up.waitForLine(prefix: "tcp://", timeout: 300)
+        let client = try ClusterClient(context: ZeroMQContext(), coordinator: endpoint)
+        defer { client.close() }
+        _ = try client.answer(requests[0], timeout: .seconds(600))
+        var cluster: [Double] = []
+        for r in requests {
+            let t = ContinuousClock.now
+            _ = try client.answer(r, timeout: .seconds(600))
+            cluster.append(seconds(ContinuousClock.now - t))
+        }
+        let e = embedded.reduce(0, +) / Double(embedded.count), c = cluster.reduce(0, +) / Double(cluster.count)
+        print("| server | mean | min | max |")
+        print("| --- | ---: | ---: | ---: |")
+        print(String(format: "| embedded (%d threads) | %.3f s | %.3f s | %.3f s |", cores, e, embedded.min()!, embedded.max()!))
+        print(String(format: "| cluster (a worker per stage, %d threads each) | %.3f s | %.3f s | %.3f s |", cores, c,
+                     cluster.min()!, cluster.max()!))
+        print(String(format: "cluster / embedded: %.3f (%+.1f%%)", c / e, (c / e - 1) * 100))
     }
 
     // MARK: Per hop

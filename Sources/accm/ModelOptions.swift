@@ -4,7 +4,7 @@ import ACCM
 import ArgumentParser
 
 struct ModelOptions: ParsableArguments {
-    @Option(help: "ACCM model directory (accm.json + one sub-directory per component; see ModelDirectory.swift). Default: $ACCM_MODEL, else the shipped family, Models/accm-world.")
+    @Option(help: "ACCM model directory (accm.json + one sub-directory per component; see ModelDirectory.swift), or bench:N for random weights at LLaVA-1.5-7B shapes with N decoder layers (BenchModel.swift). Default: $ACCM_MODEL, else the shipped family, Models/accm-world.")
     var model: String?
 
     @Flag(help: "Parse special tokens spelled in the question (\"</s>\", \"<image>\") as those tokens, as the authors' code does. Off by default: user text is tokenized as text, so only the prompt template inserts special tokens.")
@@ -13,8 +13,21 @@ struct ModelOptions: ParsableArguments {
     /// The directory in force.
     var directory: String { model ?? DefaultPaths.model }
 
+    /// The random-weight bench model `--model bench:N` names, if it does (tokenizers: the shipped family's).
+    var bench: BenchModel? {
+        get throws {
+            guard directory.hasPrefix("bench:") else { return nil }
+            let tokenizers = try ModelDirectory(DefaultPaths.model, parseSpecialTokens: parseSpecial)
+            guard let bench = BenchModel(directory, tokenizers: tokenizers) else {
+                throw ValidationError("\(directory): a bench model is bench:N with N in 1...32")
+            }
+            return bench
+        }
+    }
+
     /// Loads the embedded pipeline.
     func load() throws -> ACCMPipeline {
-        try ACCMPipeline.load(directory: directory, parseSpecialTokens: parseSpecial)
+        if let bench = try bench { return try bench.pipeline() }
+        return try ACCMPipeline.load(directory: directory, parseSpecialTokens: parseSpecial)
     }
 }

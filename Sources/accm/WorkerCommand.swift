@@ -35,12 +35,18 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         let threadCount = engine.apply()
-        let model = try ModelDirectory(modelOptions.directory, parseSpecialTokens: modelOptions.parseSpecial)
-        let loaded = try LoadedStage.load(stage, from: model)
+        let loaded: LoadedStage
+        let identity: String
+        if let bench = try modelOptions.bench {
+            (loaded, identity) = (try LoadedStage.load(stage, from: bench), bench.identity)
+        } else {
+            let model = try ModelDirectory(modelOptions.directory, parseSpecialTokens: modelOptions.parseSpecial)
+            (loaded, identity) = (try LoadedStage.load(stage, from: model), try model.identity())
+        }
         let worker = try StageWorker(
-            context: ZeroMQContext(), stage: loaded, modelIdentity: try model.identity(), modelPath: model.path,
+            context: ZeroMQContext(), stage: loaded, modelIdentity: identity, modelPath: modelOptions.directory,
             options: WorkerOptions(stage: stage, coordinator: coordinator, threads: threadCount, maxBatch: maxBatch))
-        print("worker: \(stage.rawValue) of \(model.path) (\(threadCount) thread\(threadCount == 1 ? "" : "s"), "
+        print("worker: \(stage.rawValue) of \(modelOptions.directory) (\(threadCount) thread\(threadCount == 1 ? "" : "s"), "
             + "batches of \(maxBatch)) → \(coordinator)")
         flushStandardOutput()
         let lifetime = ProcessLifetime.onTermination(parent: parentPid) { worker.stop() }
