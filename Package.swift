@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ACCM", "Images"]),
         // Runs the built `accm` binary as a user would (exit status, messages, peak memory).
         .testTarget(name: "CommandLineTests", dependencies: [
-            "accm", "CZlib", "CTurboJPEG", "ACCM", "Cluster", "Wire", "Transport",
+            "accm", "CZlib", "CTurboJPEG", "ACCM", "Cluster", "Wire", "Transport", "Tensor",
         ]),
     ]
 )

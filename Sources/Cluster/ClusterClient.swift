@@ -46,7 +46,19 @@ public final class ClusterClient: @unchecked Sendable {
         router.register(id, waiter)
         defer { router.forget(id) }
         thread.send(WireMessage.submit(request, requestID: id).frames(), on: 0)
-        return try waiter.wait(timeout: timeout).answer()
+        do {
+            return try waiter.wait(timeout: timeout).answer()
+        } catch let error as StageError where error.code == .deadlineExceeded {
+            cancel(id)  // nobody waits for it any more: the cluster stops working on it
+            throw error
+        }
+    }
+
+    /// Tells the coordinator to stop working on request `id` (it answers `cancelled`).
+    private func cancel(_ id: String) {
+        var e = Envelope.make(requestID: id)
+        e.cancel = Accm_V1_Cancel()
+        thread.send(WireMessage(e).frames(), on: 0)
     }
 
     /// The coordinator's view of its workers and queues.

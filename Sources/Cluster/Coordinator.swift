@@ -99,6 +99,7 @@ final class CoordinatorState: SocketHandler {
     var queues: [Stage: [String]] = [:]
     var modelIdentity: String?
     var droppedMessages = 0
+    private var lastHeartbeat = ContinuousClock.now
 
     init(options: CoordinatorOptions) {
         self.options = options
@@ -136,6 +137,14 @@ final class CoordinatorState: SocketHandler {
         let liveness = Duration.milliseconds(options.heartbeatIntervalMilliseconds * options.livenessIntervals)
         for (key, worker) in workers where now - worker.lastHeard > liveness {
             dropWorker(key, reason: "missed heartbeats for \(liveness)", loop: loop)
+        }
+        // Heartbeats run both ways: a worker that stops hearing the coordinator registers again.
+        if now - lastHeartbeat >= .milliseconds(options.heartbeatIntervalMilliseconds) {
+            var e = Envelope.make(requestID: "")
+            e.heartbeat = Accm_V1_Heartbeat()
+            let frames = WireMessage(e).frames()
+            for worker in workers.values { loop.send([Frame(copying: worker.routingID)] + frames, on: workerSocket) }
+            lastHeartbeat = now
         }
         dispatch(loop: loop)
     }
@@ -258,6 +267,8 @@ final class CoordinatorState: SocketHandler {
         switch envelope.body {
         case .submit:
             submit(message, from: identity, loop: loop)
+        case .cancel:
+            cancel(Self.key(identity) + "/" + envelope.requestID, loop: loop)
         case .statusRequest:
             var e = Envelope.make(requestID: envelope.requestID)
             e.status = status()
@@ -300,6 +311,19 @@ final class CoordinatorState: SocketHandler {
         }
         flights[key] = Flight(progress: RequestProgress(request), client: identity, clientRequestID: requestID)
         queues[.vision, default: []].append(key)
+    }
+
+    /// A client's CANCEL: the request is answered `cancelled` now; the worker holding it is told (a queued task
+    /// is dropped, a decoding one stops at its next step) and whatever it still sends is dropped as stale.
+    private func cancel(_ key: String, loop: SocketLoop) {
+        guard let flight = flights[key] else { return }
+        if let workerKey = flight.worker, let worker = workers[workerKey] {
+            var e = Envelope.make(requestID: key, stage: worker.stage, attempt: flight.attempt)
+            e.cancel = Accm_V1_Cancel()
+            loop.send([Frame(copying: worker.routingID)] + WireMessage(e).frames(), on: workerSocket)
+            workers[workerKey]?.inFlight.remove(key)
+        }
+        finish(key, StageError(.cancelled, "the client cancelled the request"), loop: loop)
     }
 
     // MARK: Progress

@@ -164,6 +164,7 @@ public final class StageWorker: @unchecked Sendable {
             do {
                 let finished = try session.step { id, delta in
                     guard let task = tasks[id] else { return true }
+                    if link.cancelled.withLock({ $0.contains(task.envelope.requestID) }) { return false }
                     var message = WireMessage.partial(delta, sequence: task.sequence, requestID: task.envelope.requestID)
                     message.envelope.stage = task.envelope.stage
                     message.envelope.attempt = task.envelope.attempt
@@ -173,6 +174,7 @@ public final class StageWorker: @unchecked Sendable {
                 }
                 for (id, result) in finished {
                     guard let task = tasks.removeValue(forKey: id) else { continue }
+                    link.cancelled.withLock { _ = $0.remove(task.envelope.requestID) }
                     var output = WireMessage.decoderOutput(result, envelope: Self.replyEnvelope(task.envelope))
                     output.envelope.computeSeconds = seconds(since: task.joined)
                     thread.send(output.frames(), on: 0)
@@ -266,6 +268,11 @@ final class TaskQueue: @unchecked Sendable {
 
     var count: Int { items.withLock { $0.queue.count } }
 
+    /// Drops a queued task (its semaphore count stays: a take that finds nothing waits again).
+    func remove(requestID: String) {
+        items.withLock { $0.queue.removeAll { $0.envelope.requestID == requestID } }
+    }
+
     /// Takes up to `limit` tasks without waiting; nil once closed.
     func poll(upTo limit: Int) -> [WireMessage]? {
         guard limit > 0 else { return items.withLock { $0.closed } ? nil : [] }
@@ -310,6 +317,10 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
     private let state = Mutex<(welcomed: Bool, completed: UInt64, busySeconds: Double, fatal: String?)>((false, 0, 0, nil))
     private var lastRegister: ContinuousClock.Instant?
     private var lastHeartbeat = ContinuousClock.now
+    /// When the coordinator was last heard; silent for 5 intervals, it is registered with again.
+    private var lastHeard = ContinuousClock.now
+    /// Requests the coordinator cancelled (dropped from the queue, or stopped at the decoder's next step).
+    let cancelled = Mutex<Set<String>>([])
     private var heartbeatInterval = Duration.seconds(1)
 
     init(registration: Accm_V1_Register, wire: WireLimits) {
@@ -335,7 +346,16 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
             return
         }
         let envelope = decoded.envelope
+        lastHeard = .now
         switch envelope.body {
+        case .cancel:
+            tasks.remove(requestID: envelope.requestID)
+            if registration.stage == .decoder {  // a decoding task stops at its next step
+                cancelled.withLock {
+                    if $0.count > 10_000 { $0.removeAll() }
+                    $0.insert(envelope.requestID)
+                }
+            }
         case .welcome(let welcome):
             state.withLock { $0.welcomed = true }
             heartbeatInterval = .milliseconds(max(100, Int(welcome.heartbeatIntervalMs)))
@@ -370,6 +390,12 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
                 _ = loop.send(WireMessage(e).frames(), on: 0)
                 lastRegister = now
             }
+            return
+        }
+        if now - lastHeard > heartbeatInterval * 5 {
+            state.withLock { $0.welcomed = false }  // the coordinator went quiet: register again
+            lastRegister = nil
+            lastHeard = now
             return
         }
         if now - lastHeartbeat >= heartbeatInterval {

@@ -170,11 +170,38 @@ final class ClusterTests: XCTestCase {
             XCTAssertTrue(codes.allSatisfy { [.invalidMessage, .unsupportedSchema, .notRegistered].contains($0) }, "\(codes)")
             probe.errors.removeAll()
         }
-        // A frame over the coordinator's size limit makes libzmq drop the connection; the coordinator stays up.
+        // A frame over the coordinator's 64 MiB limit (ZMQ_MAXMSGSIZE) makes libzmq drop that connection; the
+        // coordinator stays up.
+        let big = try SocketThread(context: context, sockets: [SocketSpec(kind: .dealer, endpoint: cluster.clients, bind: false,
+                                                                           routingID: "probe-big", maxFrameBytes: 128 << 20)],
+                                   handler: probe)
+        big.send([Frame(copying: try Envelope.make(requestID: "big").serializedBytes() as [UInt8]),
+                  Frame(copying: [UInt8](repeating: 7, count: 65 << 20))], on: 0)
+        usleep(500_000)
+        big.stop()
         XCTAssertTrue(cluster.isRunning)
         let status = try client.status()
         XCTAssertEqual(status.workers.count, 4)
         XCTAssertFalse(try client.answer(good, timeout: .seconds(30)).text.isEmpty, "the next good request is answered")
+    }
+}
+
+extension ClusterTests {
+    func testAWorkerOfAnotherModelIsRefusedWithAClearError() throws {
+        let cluster = try ClusterUnderTest()
+        let workers = try XCTUnwrap(
+            cluster.output.split(separator: "\n").first { $0.hasPrefix("coordinator:") }?
+                .split(separator: " ").dropFirst(3).first.map { String($0).replacingOccurrences(of: ",", with: "") })
+        let other = Accm.root.appendingPathComponent("Tests/Fixtures/accm/model").path
+        let result = try Accm.run(["worker", "--stage", "caption", "--model", other, "--coordinator", workers, "--threads", "1"],
+                                  timeout: 60)
+        XCTAssertFalse(result.timedOut)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("this cluster serves model"), result.stderr)
+        XCTAssertTrue(result.stderr.contains(other), result.stderr)
+        let client = try ClusterClient(context: ZeroMQContext(), coordinator: cluster.clients)
+        defer { client.close() }
+        XCTAssertEqual(try client.status().workers.count, 4, "the refused worker was never registered")
     }
 }
 
