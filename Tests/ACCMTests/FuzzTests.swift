@@ -14,15 +14,11 @@ final class FuzzTests: XCTestCase {
         .appendingPathComponent("Fixtures/accm")
     private static let model = fixtures.appendingPathComponent("model").path
 
+    /// The project's SplitMix64 with two helpers.
     private struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var base: SplitMix64
+        init(state: UInt64) { base = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { base.next() }
         mutating func pick<T>(_ options: [T]) -> T { options[Int.random(in: 0..<options.count, using: &self)] }
         mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
     }
