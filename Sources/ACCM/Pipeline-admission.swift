@@ -10,7 +10,6 @@ import Tensor
 extension ACCMPipeline {
     /// The request with its image preprocessed into pixels, or the reason it cannot be answered.
     public func admit(_ request: ACCMRequest) throws(RequestError) -> ACCMRequest {
-        if request.question.utf8.count > limits.maxQuestionBytes { try limits.check(request) }
         let patches = vision.patchCount
         if request.pruning != .none {
             guard (1...patches).contains(request.budget) else {

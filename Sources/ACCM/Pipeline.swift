@@ -3,10 +3,6 @@
 
 import Tensor
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The embedded pipeline.
 public struct ACCMPipeline: Sendable {
     public let vision: VisionStage

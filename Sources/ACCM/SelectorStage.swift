@@ -52,15 +52,3 @@ public struct SelectorStage: Sendable {
         }
     }
 }
-
-extension String {
-    /// The string without leading and trailing whitespace (Python's `str.strip()`, whose `str.isspace` is
-    /// Unicode's White_Space plus the separators U+001C–U+001F).
-    func trimmingWhitespace() -> String {
-        func isSpace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace || (0x1C...0x1F).contains(s.value) }
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !isSpace($0) }),
-              let last = scalars.lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(scalars[first...last])
-    }
-}

@@ -35,7 +35,7 @@ public struct RequestLimits: Sendable, Equatable {
         let question = request.question
         let bytes = question.utf8.count
         guard bytes <= maxQuestionBytes else { throw .questionTooLong(bytes: bytes, limit: maxQuestionBytes) }
-        guard question.unicodeScalars.contains(where: { !Self.isWhitespace($0) }) else { throw .emptyQuestion }
+        guard question.unicodeScalars.contains(where: { !$0.isPythonWhitespace }) else { throw .emptyQuestion }
         if request.pruning != .none, request.budget < 1 {
             throw .budgetOutOfRange(budget: request.budget, patches: 0)
         }
@@ -61,9 +61,6 @@ public struct RequestLimits: Sendable, Equatable {
             throw .image(.tooManyBytes(count: image.count, limit: self.image.maxBytes))
         }
     }
-
-    /// Python's `str.isspace`: Unicode White_Space plus the separators U+001C–U+001F.
-    static func isWhitespace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace || (0x1C...0x1F).contains(s.value) }
 }
 
 /// Why a request was refused before any stage ran.
