@@ -393,6 +393,7 @@ final class CoordinatorState: SocketHandler {
     private func status() -> Accm_V1_Status {
         var status = Accm_V1_Status()
         status.modelIdentity = modelIdentity ?? ""
+        status.droppedMessages = UInt64(droppedMessages)
         let now = ContinuousClock.now
         status.workers = workers.sorted { ($0.value.stage.rawValue, $0.key) < ($1.value.stage.rawValue, $1.key) }.map { key, w in
             var s = Accm_V1_WorkerStatus()

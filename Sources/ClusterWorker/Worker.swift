@@ -193,7 +193,7 @@ public final class StageWorker: @unchecked Sendable {
     /// Asks `run` to return after the batch (for the decoder: the step) it is computing.
     public func stop() { link.tasks.close() }
 
-    /// Every task's output or error message, in order.
+    /// Every task's output or error message, in order (the vision, caption and selector stages).
     private func compute(_ batch: [WireMessage]) -> [WireMessage] {
         func reply<Request, Output>(
             _ decode: (WireMessage) throws(StageError) -> Request, _ run: ([Request]) throws -> [Output],
@@ -225,24 +225,8 @@ public final class StageWorker: @unchecked Sendable {
         case .selector(let stage):
             return reply({ (m: WireMessage) throws(StageError) in try m.selectionRequest() }, { try stage($0) },
                          WireMessage.selectorOutput)
-        case .decoder(let stage):
-            // Streamed text goes out as PARTIALs, numbered per request so that a receiver drops repeats.
-            let sequences = Mutex<[String: UInt64]>([:])
-            let thread = self.thread
-            return reply({ (m: WireMessage) throws(StageError) in (m.envelope, try m.decodeRequest()) }, { items in
-                try stage(items.map(\.1)) { slot, delta in
-                    let envelope = items[slot].0
-                    let sequence = sequences.withLock { table -> UInt64 in
-                        defer { table[envelope.requestID, default: 0] += 1 }
-                        return table[envelope.requestID, default: 0]
-                    }
-                    var message = WireMessage.partial(delta, sequence: sequence, requestID: envelope.requestID)
-                    message.envelope.stage = envelope.stage
-                    message.envelope.attempt = envelope.attempt
-                    thread.send(message.frames(), on: 0)
-                    return true
-                }
-            }, WireMessage.decoderOutput)
+        case .decoder:
+            preconditionFailure("the decoder batches continuously (runContinuously), never through compute")
         }
     }
 

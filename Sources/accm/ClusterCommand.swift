@@ -209,6 +209,7 @@ struct ClusterStatus: ParsableCommand {
                                                          Int(w.lastHeartbeatMsAgo)))
             print("          model: \(w.modelPath)")
         }
+        print("dropped messages (malformed, stale or unroutable): \(status.droppedMessages)")
         print("queues: " + status.queues.map { "\(Stage(wire: $0.stage)?.rawValue ?? "?") \($0.waiting)" }.joined(separator: ", "))
     }
 }

@@ -182,6 +182,7 @@ final class ClusterTests: XCTestCase {
         XCTAssertTrue(cluster.isRunning)
         let status = try client.status()
         XCTAssertEqual(status.workers.count, 4)
+        XCTAssertGreaterThanOrEqual(status.droppedMessages, 16, "every malformed message at both sockets is counted")
         XCTAssertFalse(try client.answer(good, timeout: .seconds(30)).text.isEmpty, "the next good request is answered")
     }
 }

@@ -874,6 +874,9 @@ public nonisolated struct Accm_V1_Status: Sendable {
 
   public var modelIdentity: String = String()
 
+  /// malformed, stale or unroutable messages the coordinator dropped
+  public var droppedMessages: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2243,7 +2246,7 @@ nonisolated extension Accm_V1_StageQueue: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Accm_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Status"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{1}queues\0\u{3}model_identity\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{1}queues\0\u{3}model_identity\0\u{3}dropped_messages\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2254,6 +2257,7 @@ nonisolated extension Accm_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.workers) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.queues) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.modelIdentity) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.droppedMessages) }()
       default: break
       }
     }
@@ -2269,6 +2273,9 @@ nonisolated extension Accm_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if !self.modelIdentity.isEmpty {
       try visitor.visitSingularStringField(value: self.modelIdentity, fieldNumber: 3)
     }
+    if self.droppedMessages != 0 {
+      try visitor.visitSingularUInt64Field(value: self.droppedMessages, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2276,6 +2283,7 @@ nonisolated extension Accm_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.workers != rhs.workers {return false}
     if lhs.queues != rhs.queues {return false}
     if lhs.modelIdentity != rhs.modelIdentity {return false}
+    if lhs.droppedMessages != rhs.droppedMessages {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
