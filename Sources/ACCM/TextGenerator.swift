@@ -137,7 +137,9 @@ struct SequenceState {
     var sampler: TokenSampler
     var tokens: [Int] = []
     var text = ""
-    var streamed = 0  // unicode scalars of `text` already handed out
+    /// `text`'s scalars, kept beside it so that streaming a token's text does not rebuild them.
+    var scalars: [Unicode.Scalar] = []
+    var streamed = 0  // scalars of `text` already handed out
     var finish: FinishReason?
     var flops = 0.0
 
@@ -157,19 +159,21 @@ struct SequenceState {
         } else {
             tokens.append(token)
             if detokenizer != nil {
-                text += detokenizer!.append(token)
+                append(detokenizer!.append(token))
             } else {
                 text = decode(tokens)
+                scalars = Array(text.unicodeScalars)
             }
             if let stop = options.stopStrings.compactMap({ text.firstRange(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
                 text = String(text[..<stop.lowerBound])
+                scalars = Array(text.unicodeScalars)
                 finish = .stopString
             } else if tokens.count >= options.maxNewTokens {
                 finish = .length
             }
         }
         if finish == .stopToken || finish == .length, detokenizer != nil {
-            text += detokenizer!.finish()  // bytes held back for a character that never completed
+            append(detokenizer!.finish())  // bytes held back for a character that never completed
         }
         if !stream(onText, final: finish != nil) {
             finish = .cancelled
@@ -177,17 +181,21 @@ struct SequenceState {
         return finish == nil
     }
 
+    private mutating func append(_ delta: String) {
+        text += delta
+        scalars += delta.unicodeScalars
+    }
+
     /// Hands out the text that can no longer change: everything when final, otherwise without a trailing
     /// replacement character (an incomplete UTF-8 sequence) or a tail that may begin a stop string.
     mutating func stream(_ onText: (String) -> Bool, final: Bool) -> Bool {
-        let scalars = Array(text.unicodeScalars)
         var end = scalars.count
         if !final {
             while end > streamed && scalars[end - 1] == "\u{FFFD}" { end -= 1 }
             let held = options.stopStrings.map { stop in
                 let stopScalars = Array(stop.unicodeScalars)
                 return (1..<max(stopScalars.count, 1)).reversed().first { k in
-                    k <= end && Array(scalars[(end - k)..<end]) == Array(stopScalars[..<k])
+                    k <= end && scalars[(end - k)..<end].elementsEqual(stopScalars[..<k])
                 } ?? 0
             }.max() ?? 0
             end -= held
