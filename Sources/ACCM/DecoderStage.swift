@@ -157,6 +157,12 @@ public struct DecodeSession {
                             projectorFLOPs: projector.config.projectorFLOPs(tokens: features.shape[0]))
     }
 
+    /// Takes request `id` out of the batch unanswered (cancelled, or past its deadline).
+    public mutating func leave(_ id: Int) {
+        batch.remove(id)
+        joined.removeValue(forKey: id)
+    }
+
     /// One decode step for every request in the batch; returns those that finished. When the step fails,
     /// every request in the batch is dropped and the error thrown.
     public mutating func step(onText: (_ id: Int, _ delta: String) -> Bool) throws -> [(id: Int, result: DecodeResult)] {

@@ -84,6 +84,14 @@ public struct GenerationBatch<Model: CausalLanguageModel> {
                          cache: generator.model.makeCache(capacity: prompt.shape[0] + options.maxNewTokens), input: prompt))
     }
 
+    /// Drops sequence `id` (cancelled, or past its deadline) before the next step; false if it is not here.
+    @discardableResult
+    public mutating func remove(_ id: Int) -> Bool {
+        guard let index = live.firstIndex(where: { $0.id == id }) else { return false }
+        live.remove(at: index)
+        return true
+    }
+
     /// One forward pass for every live sequence and one token for each; returns the sequences that finished.
     /// `onText(id, delta)` streams text; returning false cancels that sequence. When the pass itself fails
     /// (non-finite logits), every live sequence is dropped and the error thrown.

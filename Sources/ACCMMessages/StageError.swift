@@ -25,6 +25,11 @@ public enum StageErrorCode: String, Sendable, CaseIterable, Codable {
     case `internal`
     /// A message from a peer the coordinator does not know.
     case notRegistered = "not_registered"
+    /// The coordinator holding the request restarted or went silent before any final answer (resubmitting
+    /// is safe: nothing was answered).
+    case coordinatorLost = "coordinator_lost"
+    /// The CURVE handshake with the coordinator failed: a wrong coordinator key, or a key not on its allow-list.
+    case unauthenticated
 }
 
 /// A failure with its code, a message that names the problem, and (for a request field) the field.

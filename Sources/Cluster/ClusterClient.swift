@@ -1,6 +1,8 @@
-// A client of the coordinator: one DEALER on its own socket thread. `answer` sends a SUBMIT and blocks the
-// calling thread (never a Swift task's) until the one final answer, handing streamed text to `onText` as it
-// arrives, in order and once each.
+// A client of the coordinator: one DEALER on its own socket thread. `answer` sends a SUBMIT with its deadline
+// and blocks the calling thread (never a Swift task's) until the one final answer, handing streamed text to
+// `onText` as it arrives, in order and once each. While it awaits answers it heartbeats the coordinator with
+// their ids: a restarted coordinator says which it does not hold, and a silent one is given up on, so a
+// request lost with a coordinator ends in a typed error (`coordinator_lost`), never a hang.
 
 import ACCMMessages
 import Dispatch
@@ -12,22 +14,53 @@ import Wire
 import Glibc
 #endif
 
+/// How a client talks to its coordinator.
+public struct ClusterClientOptions: Sendable {
+    public var wire: WireLimits
+    /// CURVE: this client's key pair and the coordinator's public key; nil: plain TCP.
+    public var curve: (keys: CurveKeyPair, coordinatorKey: String)?
+    /// How often it heartbeats while awaiting answers.
+    public var heartbeatInterval: Duration
+    /// Silence from the coordinator, while awaiting answers, after which they fail as `coordinator_lost`.
+    public var lostAfter: Duration
+    /// How long past a request's deadline it waits for the coordinator's own `deadline_exceeded`.
+    public var deadlineGrace: Duration
+
+    public init(wire: WireLimits = WireLimits(), curve: (keys: CurveKeyPair, coordinatorKey: String)? = nil,
+                heartbeatInterval: Duration = .seconds(1), lostAfter: Duration = .seconds(10),
+                deadlineGrace: Duration = .seconds(2)) {
+        self.wire = wire
+        self.curve = curve
+        self.heartbeatInterval = heartbeatInterval
+        self.lostAfter = lostAfter
+        self.deadlineGrace = deadlineGrace
+    }
+}
+
 /// Submits requests to a cluster.
 public final class ClusterClient: @unchecked Sendable {
     private let thread: SocketThread
     private let router: ClientRouter
     private let prefix: String
     private let counter = Atomic<Int>(0)
+    private let options: ClusterClientOptions
 
     /// Connects to the coordinator's client endpoint.
-    public init(context: ZeroMQContext, coordinator: String, wire: WireLimits = WireLimits()) throws {
+    public init(context: ZeroMQContext, coordinator: String, options: ClusterClientOptions = ClusterClientOptions()) throws {
         var bytes = [UInt8](repeating: 0, count: 8)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
         prefix = "c\(getpid())-" + bytes.map { String($0, radix: 16) }.joined()
-        router = ClientRouter(wire: wire)
+        self.options = options
+        router = ClientRouter(options: options, coordinator: coordinator)
         thread = try SocketThread(context: context, sockets: [
-            SocketSpec(kind: .dealer, endpoint: coordinator, bind: false, routingID: prefix, maxFrameBytes: wire.maxFrameBytes),
-        ], handler: router)
+            SocketSpec(kind: .dealer, endpoint: coordinator, bind: false, routingID: prefix, maxFrameBytes: options.wire.maxFrameBytes,
+                       curve: options.curve.map { .client($0.keys, serverPublicKey: $0.coordinatorKey) }),
+        ], tickInterval: .milliseconds(50), handler: router)
+    }
+
+    /// Connects over plain TCP with default options but for the wire limits.
+    public convenience init(context: ZeroMQContext, coordinator: String, wire: WireLimits) throws {
+        try self.init(context: context, coordinator: coordinator, options: ClusterClientOptions(wire: wire))
     }
 
     deinit { thread.stop() }
@@ -35,19 +68,25 @@ public final class ClusterClient: @unchecked Sendable {
     /// Closes the connection.
     public func close() { thread.stop() }
 
+    /// Replies that matched no awaited request: a second final answer, or one that came after its caller gave up.
+    public var strayReplies: Int { router.strays.load(ordering: .relaxed) }
+
     private func nextID() -> String { prefix + "-" + String(counter.add(1, ordering: .relaxed).newValue) }
 
-    /// Sends `request` (its image encoded) and waits for its answer; `onText` gets the answer's text as it is
-    /// made. Throws the request's `StageError`, or `deadlineExceeded` when nothing final came within `timeout`.
+    /// Sends `request` (its image encoded) with `timeout` as its deadline in the cluster and waits for its answer;
+    /// `onText` gets the answer's text as it is made. Throws the request's `StageError`: `deadline_exceeded` from
+    /// the coordinator (or locally, when nothing final came within the deadline and its grace), `coordinator_lost`,
+    /// `unauthenticated`.
     public func answer(_ request: ACCMRequest, timeout: Duration = .seconds(120),
                        onText: (@Sendable (String) -> Void)? = nil) throws -> ACCMAnswer {
         let id = nextID()
-        let waiter = Waiter(onText: onText)
-        router.register(id, waiter)
+        let waiter = Waiter(onText: onText, isRequest: true)
+        try router.register(id, waiter)
         defer { router.forget(id) }
-        thread.send(WireMessage.submit(request, requestID: id).frames(), on: 0)
+        let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        thread.send(WireMessage.submit(request, requestID: id, deadlineMilliseconds: milliseconds).frames(), on: 0)
         do {
-            return try waiter.wait(timeout: timeout).answer()
+            return try waiter.wait(timeout: timeout + options.deadlineGrace).answer()
         } catch let error as StageError where error.code == .deadlineExceeded {
             cancel(id)  // nobody waits for it any more: the cluster stops working on it
             throw error
@@ -64,8 +103,8 @@ public final class ClusterClient: @unchecked Sendable {
     /// The coordinator's view of its workers and queues.
     public func status(timeout: Duration = .seconds(10)) throws -> Accm_V1_Status {
         let id = nextID()
-        let waiter = Waiter(onText: nil)
-        router.register(id, waiter)
+        let waiter = Waiter(onText: nil, isRequest: false)
+        try router.register(id, waiter)
         defer { router.forget(id) }
         var e = Envelope.make(requestID: id)
         e.statusRequest = Accm_V1_StatusRequest()
@@ -82,11 +121,15 @@ public final class ClusterClient: @unchecked Sendable {
 private final class Waiter: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let onText: (@Sendable (String) -> Void)?
+    /// A SUBMIT (the coordinator holds it) rather than a status request.
+    let isRequest: Bool
+    let registered = ContinuousClock.now
     private var nextSequence: UInt64 = 0
-    private var final: WireMessage?
+    private var final: Result<WireMessage, StageError>?
 
-    init(onText: (@Sendable (String) -> Void)?) {
+    init(onText: (@Sendable (String) -> Void)?, isRequest: Bool) {
         self.onText = onText
+        self.isRequest = isRequest
     }
 
     /// On the socket thread.
@@ -96,10 +139,13 @@ private final class Waiter: @unchecked Sendable {
         onText?(p.delta)
     }
 
-    /// On the socket thread.
-    func finish(_ message: WireMessage) {
-        final = message
+    /// On the socket thread; the first final outcome wins (false for a later one).
+    @discardableResult
+    func finish(_ outcome: Result<WireMessage, StageError>) -> Bool {
+        guard final == nil else { return false }
+        final = outcome
         done.signal()
+        return true
     }
 
     func wait(timeout: Duration) throws -> WireMessage {
@@ -107,32 +153,95 @@ private final class Waiter: @unchecked Sendable {
         guard done.wait(timeout: .now() + seconds) == .success, let final else {
             throw StageError(.deadlineExceeded, "no answer from the coordinator within \(timeout)")
         }
-        if let error = final.stageError { throw error }
-        return final
+        let message = try final.get()
+        if let error = message.stageError { throw error }
+        return message
     }
 }
 
-/// Routes replies to their waiters (on the socket thread; registrations come from callers' threads).
+/// Routes replies to their waiters (on the socket thread; registrations come from callers' threads), and keeps
+/// track of whether the coordinator still holds what they wait for.
 private final class ClientRouter: SocketHandler, @unchecked Sendable {
     private let waiters = Mutex<[String: Waiter]>([:])
-    private let wire: WireLimits
+    let strays = Atomic<Int>(0)
+    /// Why new requests fail at once: a refused key (for good), or a broken handshake (until the coordinator
+    /// is heard from).
+    private let refusal = Mutex<StageError?>(nil)
+    private let options: ClusterClientOptions
+    private let coordinator: String
+    private var lastHeard = ContinuousClock.now
+    private var lastHeartbeat = ContinuousClock.now
+    private var refusedForGood = false
 
-    init(wire: WireLimits) {
-        self.wire = wire
+    init(options: ClusterClientOptions, coordinator: String) {
+        self.options = options
+        self.coordinator = coordinator
     }
 
-    func register(_ id: String, _ waiter: Waiter) { waiters.withLock { $0[id] = waiter } }
+    func register(_ id: String, _ waiter: Waiter) throws {
+        if let error = refusal.withLock({ $0 }) { throw error }
+        waiters.withLock { $0[id] = waiter }
+    }
+
     func forget(_ id: String) { _ = waiters.withLock { $0.removeValue(forKey: id) } }
 
+    private func failAll(_ error: StageError, where predicate: (String, Waiter) -> Bool = { _, _ in true }) {
+        let failed = waiters.withLock { $0.filter { predicate($0.key, $0.value) } }
+        for waiter in failed.values { waiter.finish(.failure(error)) }
+    }
+
     func received(_ message: ReceivedFrames, loop: SocketLoop) {
-        guard let decoded = try? WireMessage.decode(message.frames, droppedFrames: message.droppedFrames, limits: wire),
-              let waiter = waiters.withLock({ $0[decoded.envelope.requestID] }) else { return }
+        lastHeard = .now
+        if !refusedForGood { refusal.withLock { $0 = nil } }
+        guard let decoded = try? WireMessage.decode(message.frames, droppedFrames: message.droppedFrames, limits: options.wire)
+        else { return }
+        if case .heartbeat(let beat)? = decoded.envelope.body {
+            let lost = Set(beat.requestIds)
+            failAll(StageError(.coordinatorLost, "the coordinator at \(coordinator) does not hold this request (it restarted "
+                + "since the request was sent): it was lost before any answer; resubmitting it is safe")) { id, waiter in
+                waiter.isRequest && lost.contains(id)
+            }
+            return
+        }
+        guard let waiter = waiters.withLock({ $0[decoded.envelope.requestID] }) else {
+            strays.add(1, ordering: .relaxed)
+            return
+        }
         if case .partial(let partial)? = decoded.envelope.body {
             waiter.partial(partial)
         } else {
-            waiter.finish(decoded)
+            if !waiter.finish(.success(decoded)) { strays.add(1, ordering: .relaxed) }
         }
     }
 
-    func tick(loop: SocketLoop) {}
+    func tick(loop: SocketLoop) {
+        let now = ContinuousClock.now
+        let pending = waiters.withLock { $0 }
+        guard !pending.isEmpty else {
+            lastHeard = now  // silence only counts while something is awaited
+            return
+        }
+        if now - lastHeard > options.lostAfter {
+            failAll(StageError(.coordinatorLost, "the coordinator at \(coordinator) has not answered for \(now - lastHeard): "
+                + "it is down or unreachable; requests sent to it were not answered"))
+            lastHeard = now
+            return
+        }
+        guard now - lastHeartbeat >= options.heartbeatInterval else { return }
+        lastHeartbeat = now
+        // Only requests sent at least an interval ago: their SUBMIT reached the coordinator before this heartbeat.
+        let ids = pending.filter { $0.value.isRequest && now - $0.value.registered >= options.heartbeatInterval }.map(\.key)
+        var e = Envelope.make(requestID: "")
+        var beat = Accm_V1_Heartbeat()
+        beat.requestIds = Array(ids.prefix(4096))
+        e.heartbeat = beat
+        _ = loop.send(WireMessage(e).frames(), on: 0)
+    }
+
+    func handshakeFailed(_ failure: HandshakeFailure, loop: SocketLoop) {
+        let error = StageError(.unauthenticated, "\(failure)")
+        if case .refused = failure.kind { refusedForGood = true }
+        refusal.withLock { $0 = error }
+        failAll(error)
+    }
 }

@@ -23,13 +23,20 @@ public struct WorkerOptions: Sendable {
     public var threads: Int
     public var maxBatch: Int
     public var wire: WireLimits
+    /// Times a supervisor restarted this worker slot (reported in `accm cluster status`).
+    public var restarts: Int
+    /// CURVE: this worker's key pair and the coordinator's public key; nil: plain TCP.
+    public var curve: (keys: CurveKeyPair, coordinatorKey: String)?
 
-    public init(stage: Stage, coordinator: String, threads: Int, maxBatch: Int = 8, wire: WireLimits = WireLimits()) {
+    public init(stage: Stage, coordinator: String, threads: Int, maxBatch: Int = 8, wire: WireLimits = WireLimits(),
+                restarts: Int = 0, curve: (keys: CurveKeyPair, coordinatorKey: String)? = nil) {
         self.stage = stage
         self.coordinator = coordinator
         self.threads = threads
         self.maxBatch = maxBatch
         self.wire = wire
+        self.restarts = restarts
+        self.curve = curve
     }
 }
 
@@ -93,13 +100,15 @@ public final class StageWorker: @unchecked Sendable {
         registration.credits = UInt32(2 * options.maxBatch)  // one batch computing, the next one filling
         registration.maxFrameBytes = UInt64(options.wire.maxFrameBytes)
         registration.processID = UInt32(getpid())
+        registration.restarts = UInt32(clamping: options.restarts)
         link = WorkerLink(registration: registration, wire: options.wire)
         var random = [UInt8](repeating: 0, count: 6)
         for i in random.indices { random[i] = UInt8.random(in: 0...255) }
         let routingID = "\(loaded.stage.rawValue)-\(getpid())-" + random.map { String($0, radix: 16) }.joined()
         thread = try SocketThread(context: context, sockets: [
             SocketSpec(kind: .dealer, endpoint: options.coordinator, bind: false, routingID: routingID,
-                       maxFrameBytes: options.wire.maxFrameBytes),
+                       maxFrameBytes: options.wire.maxFrameBytes,
+                       curve: options.curve.map { .client($0.keys, serverPublicKey: $0.coordinatorKey) }),
         ], tickInterval: .milliseconds(100), handler: link)
     }
 
@@ -111,9 +120,15 @@ public final class StageWorker: @unchecked Sendable {
             if let fatal = link.fatal { throw WorkerStopped(description: fatal) }
             return
         }
-        while let batch = link.tasks.take(upTo: options.maxBatch) {
+        while let taken = link.tasks.take(upTo: options.maxBatch) {
+            let batch = taken.filter { task in
+                guard let reason = link.abandonment(of: task) else { return true }
+                link.stop(task, reason: reason)
+                return false
+            }
+            guard !batch.isEmpty else { continue }
             let start = ContinuousClock.now
-            let outputs = compute(batch)
+            let outputs = compute(batch.map(\.message))
             let elapsed = ContinuousClock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             for var output in outputs {
@@ -127,15 +142,17 @@ public final class StageWorker: @unchecked Sendable {
     }
 
     /// The decoder batches continuously: between decode steps, tasks that arrived join the running batch (up to
-    /// `maxBatch`), and each leaves it, answered, as soon as it finishes.
+    /// `maxBatch`), and each leaves it, answered, as soon as it finishes; one cancelled, past its deadline, or
+    /// taken back by the coordinator leaves it unanswered before the next step.
     private func runContinuously(_ stage: DecoderStage) {
-        struct Task {
-            let envelope: Envelope
+        struct Running {
+            let task: QueuedTask
             let joined: ContinuousClock.Instant
             var sequence: UInt64 = 0
+            var envelope: Envelope { task.message.envelope }
         }
         var session = stage.session()
-        var tasks: [Int: Task] = [:]
+        var running: [Int: Running] = [:]
         var nextID = 0
         func seconds(since start: ContinuousClock.Instant) -> Double {
             let d = ContinuousClock.now - start
@@ -149,42 +166,50 @@ public final class StageWorker: @unchecked Sendable {
             let incoming = session.isEmpty
                 ? link.tasks.take(upTo: options.maxBatch) : link.tasks.poll(upTo: options.maxBatch - session.count)
             guard let incoming else { return }
-            for message in incoming {
+            for task in incoming {
+                if let reason = link.abandonment(of: task) {
+                    link.stop(task, reason: reason)
+                    continue
+                }
                 do {
-                    try session.join(nextID, try message.decodeRequest())
-                    tasks[nextID] = Task(envelope: message.envelope, joined: .now)
+                    try session.join(nextID, try task.message.decodeRequest())
+                    running[nextID] = Running(task: task, joined: .now)
                     nextID += 1
                 } catch {
-                    fail(message.envelope, error)
+                    fail(task.message.envelope, error)
                     link.finished(1, seconds: 0)
                 }
+            }
+            for (id, entry) in running {
+                guard let reason = link.abandonment(of: entry.task) else { continue }
+                session.leave(id)
+                running.removeValue(forKey: id)
+                link.stop(entry.task, reason: reason, tokens: entry.sequence)
             }
             guard !session.isEmpty else { continue }
             let start = ContinuousClock.now
             do {
                 let finished = try session.step { id, delta in
-                    guard let task = tasks[id] else { return true }
-                    if link.cancelled.withLock({ $0.contains(task.envelope.requestID) }) { return false }
-                    var message = WireMessage.partial(delta, sequence: task.sequence, requestID: task.envelope.requestID)
-                    message.envelope.stage = task.envelope.stage
-                    message.envelope.attempt = task.envelope.attempt
+                    guard let entry = running[id] else { return true }
+                    var message = WireMessage.partial(delta, sequence: entry.sequence, requestID: entry.envelope.requestID)
+                    message.envelope.stage = entry.envelope.stage
+                    message.envelope.attempt = entry.envelope.attempt
                     thread.send(message.frames(), on: 0)
-                    tasks[id]?.sequence += 1
+                    running[id]?.sequence += 1
                     return true
                 }
                 for (id, result) in finished {
-                    guard let task = tasks.removeValue(forKey: id) else { continue }
-                    link.cancelled.withLock { _ = $0.remove(task.envelope.requestID) }
-                    var output = WireMessage.decoderOutput(result, envelope: Self.replyEnvelope(task.envelope))
-                    output.envelope.computeSeconds = seconds(since: task.joined)
+                    guard let entry = running.removeValue(forKey: id) else { continue }
+                    var output = WireMessage.decoderOutput(result, envelope: Self.replyEnvelope(entry.envelope))
+                    output.envelope.computeSeconds = seconds(since: entry.joined)
                     thread.send(output.frames(), on: 0)
                 }
                 link.finished(finished.count, seconds: seconds(since: start))
             } catch {
                 // The step itself failed (non-finite logits): every request in it fails with the error.
-                for task in tasks.values { fail(task.envelope, error) }
-                link.finished(tasks.count, seconds: seconds(since: start))
-                tasks.removeAll()
+                for entry in running.values { fail(entry.envelope, error) }
+                link.finished(running.count, seconds: seconds(since: start))
+                running.removeAll()
                 session = stage.session()
             }
         }
@@ -235,13 +260,24 @@ public final class StageWorker: @unchecked Sendable {
     }
 }
 
+/// A task as received: its message, when its deadline passes here (from the milliseconds left it carried),
+/// and the registration it arrived under.
+struct QueuedTask: Sendable {
+    let message: WireMessage
+    let deadline: ContinuousClock.Instant?
+    let registration: Int
+
+    /// "request#attempt": what a cancel names.
+    var key: String { message.envelope.requestID + "#" + String(message.envelope.attempt) }
+}
+
 /// The tasks received and not yet computed (filled on the socket thread, drained by `run`).
 final class TaskQueue: @unchecked Sendable {
-    private let items = Mutex<(queue: [WireMessage], closed: Bool)>(([], false))
+    private let items = Mutex<(queue: [QueuedTask], closed: Bool)>(([], false))
     private let available = DispatchSemaphore(value: 0)
 
-    func put(_ message: WireMessage) {
-        items.withLock { $0.queue.append(message) }
+    func put(_ task: QueuedTask) {
+        items.withLock { $0.queue.append(task) }
         available.signal()
     }
 
@@ -252,17 +288,22 @@ final class TaskQueue: @unchecked Sendable {
 
     var count: Int { items.withLock { $0.queue.count } }
 
-    /// Drops a queued task (its semaphore count stays: a take that finds nothing waits again).
-    func remove(requestID: String) {
-        items.withLock { $0.queue.removeAll { $0.envelope.requestID == requestID } }
+    /// Drops queued tasks (their semaphore counts stay: a take that finds nothing waits again); returns them.
+    @discardableResult
+    func remove(where predicate: (QueuedTask) -> Bool) -> [QueuedTask] {
+        items.withLock { state in
+            let removed = state.queue.filter(predicate)
+            state.queue.removeAll(where: predicate)
+            return removed
+        }
     }
 
     /// Takes up to `limit` tasks without waiting; nil once closed.
-    func poll(upTo limit: Int) -> [WireMessage]? {
+    func poll(upTo limit: Int) -> [QueuedTask]? {
         guard limit > 0 else { return items.withLock { $0.closed } ? nil : [] }
-        return items.withLock { state -> [WireMessage]? in
+        return items.withLock { state -> [QueuedTask]? in
             if state.closed { return nil }
-            var taken: [WireMessage] = []
+            var taken: [QueuedTask] = []
             while taken.count < limit, !state.queue.isEmpty, available.wait(timeout: .now()) == .success {
                 taken.append(state.queue.removeFirst())
             }
@@ -271,10 +312,10 @@ final class TaskQueue: @unchecked Sendable {
     }
 
     /// Waits for at least one task and takes up to `limit`; nil once closed.
-    func take(upTo limit: Int) -> [WireMessage]? {
+    func take(upTo limit: Int) -> [QueuedTask]? {
         while true {
             available.wait()
-            let batch = items.withLock { state -> [WireMessage]? in
+            let batch = items.withLock { state -> [QueuedTask]? in
                 if state.closed { return nil }
                 let n = min(limit, state.queue.count)
                 defer { state.queue.removeFirst(n) }
@@ -293,19 +334,32 @@ final class TaskQueue: @unchecked Sendable {
     }
 }
 
-/// The worker's side of the socket: registration, heartbeats, tasks in.
+/// The worker's side of the socket: registration, heartbeats, tasks in, cancels.
 final class WorkerLink: SocketHandler, @unchecked Sendable {
     let tasks = TaskQueue()
     private let registration: Accm_V1_Register
     private let wire: WireLimits
-    private let state = Mutex<(welcomed: Bool, completed: UInt64, busySeconds: Double, fatal: String?)>((false, 0, 0, nil))
+    private struct Shared {
+        var welcomed = false
+        /// Bumped each time the coordinator is lost: tasks of an earlier registration were taken back.
+        var registration = 0
+        var completed: UInt64 = 0
+        var stopped: UInt64 = 0
+        var busySeconds = 0.0
+        var fatal: String?
+        /// "request#attempt" of cancelled tasks (dropped from the queue, or stopped at the decoder's next step).
+        var cancelled: Set<String> = []
+        /// "request#attempt" of tasks received, most recent last: a repeated task is ignored.
+        var seen: Set<String> = []
+        var seenOrder: [String] = []
+    }
+    private let state = Mutex(Shared())
     private var lastRegister: ContinuousClock.Instant?
     private var lastHeartbeat = ContinuousClock.now
     /// When the coordinator was last heard; silent for 5 intervals, it is registered with again.
     private var lastHeard = ContinuousClock.now
-    /// Requests the coordinator cancelled (dropped from the queue, or stopped at the decoder's next step).
-    let cancelled = Mutex<Set<String>>([])
     private var heartbeatInterval = Duration.seconds(1)
+    private var lastHandshakeLog: ContinuousClock.Instant?
 
     init(registration: Accm_V1_Register, wire: WireLimits) {
         self.registration = registration
@@ -314,11 +368,56 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
 
     var fatal: String? { state.withLock { $0.fatal } }
 
+    private var stageName: String { Stage(wire: registration.stage)?.rawValue ?? "?" }
+
+    static func log(_ line: String) {
+        let bytes = Array("worker: \(line)\n".utf8)
+        _ = write(2, bytes, bytes.count)
+    }
+
     func finished(_ count: Int, seconds: Double) {
         state.withLock {
             $0.completed += UInt64(count)
             $0.busySeconds += seconds
         }
+    }
+
+    /// Why `task` must not be (or no longer be) computed: cancelled, past its deadline, or given to another
+    /// replica when this worker lost the coordinator; nil: compute it.
+    func abandonment(of task: QueuedTask) -> String? {
+        let (cancelled, registration) = state.withLock { ($0.cancelled.contains(task.key), $0.registration) }
+        if cancelled { return "cancelled" }
+        if task.registration != registration { return "taken back: this worker lost the coordinator" }
+        if let deadline = task.deadline, deadline <= .now { return "its deadline passed" }
+        return nil
+    }
+
+    /// Counts and logs a task stopped unanswered (the coordinator has answered it, or will send it elsewhere).
+    func stop(_ task: QueuedTask, reason: String, tokens: UInt64? = nil) {
+        state.withLock {
+            $0.stopped += 1
+            $0.cancelled.remove(task.key)
+        }
+        Self.log("\(stageName): stopped request \(task.message.envelope.requestID) attempt \(task.message.envelope.attempt) "
+            + "(\(reason))" + (tokens.map { " after \($0) streamed piece(s) of text" } ?? ""))
+    }
+
+    /// The coordinator is gone or forgot this worker: it has given every task held here to another replica.
+    private func lostCoordinator(_ why: String) {
+        let wasWelcomed = state.withLock { s -> Bool in
+            defer {
+                s.welcomed = false
+                s.registration += 1
+            }
+            return s.welcomed
+        }
+        let dropped = tasks.remove { _ in true }
+        if wasWelcomed {
+            Self.log("\(stageName): \(why); registering again (\(dropped.count) queued task(s) dropped: the coordinator "
+                + "sends them elsewhere)")
+        }
+        state.withLock { $0.stopped += UInt64(dropped.count) }
+        lastRegister = nil
     }
 
     func received(_ message: ReceivedFrames, loop: SocketLoop) {
@@ -330,43 +429,72 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
             return
         }
         let envelope = decoded.envelope
-        lastHeard = .now
+        let now = ContinuousClock.now
+        if now - lastHeard > heartbeatInterval * 5, state.withLock({ $0.welcomed }) {
+            // Frozen (SIGSTOP) or cut off past the coordinator's liveness window: it has dropped this worker.
+            lostCoordinator("the coordinator was not heard for \(now - lastHeard)")
+        }
+        lastHeard = now
         switch envelope.body {
         case .cancel:
-            tasks.remove(requestID: envelope.requestID)
-            if registration.stage == .decoder {  // a decoding task stops at its next step
-                cancelled.withLock {
-                    if $0.count > 10_000 { $0.removeAll() }
-                    $0.insert(envelope.requestID)
+            let key = envelope.requestID + "#" + String(envelope.attempt)
+            let removed = tasks.remove { $0.key == key }
+            for task in removed { stop(task, reason: "cancelled") }
+            if removed.isEmpty {  // computing (the decoder stops it at its next step) or already done
+                state.withLock {
+                    if $0.cancelled.count > 10_000 { $0.cancelled.removeAll() }
+                    $0.cancelled.insert(key)
                 }
             }
         case .welcome(let welcome):
             state.withLock { $0.welcomed = true }
-            heartbeatInterval = .milliseconds(max(100, Int(welcome.heartbeatIntervalMs)))
+            heartbeatInterval = .milliseconds(max(50, Int(welcome.heartbeatIntervalMs)))
         case .visionTask, .captionTask, .selectorTask, .decoderTask:
             guard envelope.stage == registration.stage else {
-                let error = StageError(.wrongStage, "this worker serves the \(Stage(wire: registration.stage)?.rawValue ?? "?") "
+                let error = StageError(.wrongStage, "this worker serves the \(stageName) "
                     + "stage, not \(Stage(wire: envelope.stage)?.rawValue ?? "an unknown one")")
                 loop.send(WireMessage.error(error, requestID: envelope.requestID, attempt: envelope.attempt).frames(), on: 0)
                 return
             }
-            tasks.put(decoded)
+            let key = envelope.requestID + "#" + String(envelope.attempt)
+            let (fresh, current) = state.withLock { s -> (Bool, Int) in
+                guard s.seen.insert(key).inserted else { return (false, s.registration) }
+                s.seenOrder.append(key)
+                if s.seenOrder.count > 4096 { s.seen.remove(s.seenOrder.removeFirst()) }
+                return (true, s.registration)
+            }
+            guard fresh else { return }  // the same task again: it is being computed
+            let deadline = envelope.deadlineMs > 0 ? now + .milliseconds(envelope.deadlineMs) : nil
+            tasks.put(QueuedTask(message: decoded, deadline: deadline, registration: current))
         case .error(let error):
             let code = StageErrorCode(wire: error.code)
             if code == .modelMismatch || code == .invalidMessage && !state.withLock({ $0.welcomed }) {
                 state.withLock { $0.fatal = "the coordinator refused this worker: \(error.message)" }
                 tasks.close()
             } else if code == .notRegistered {
-                state.withLock { $0.welcomed = false }  // the coordinator forgot us: register again
+                lostCoordinator("the coordinator does not know this worker (it restarted, or dropped it)")
             }
         default:
             break
         }
     }
 
+    func handshakeFailed(_ failure: HandshakeFailure, loop: SocketLoop) {
+        if case .refused = failure.kind {
+            // libzmq does not retry a refused key: nothing this process can do will get it in.
+            state.withLock { $0.fatal = "cannot join the cluster: \(failure)" }
+            tasks.close()
+            return
+        }
+        if lastHandshakeLog.map({ ContinuousClock.now - $0 > .seconds(5) }) ?? true {
+            Self.log("\(stageName): \(failure); retrying")
+            lastHandshakeLog = .now
+        }
+    }
+
     func tick(loop: SocketLoop) {
         let now = ContinuousClock.now
-        let (welcomed, completed, busy) = state.withLock { ($0.welcomed, $0.completed, $0.busySeconds) }
+        let (welcomed, completed, stopped, busy) = state.withLock { ($0.welcomed, $0.completed, $0.stopped, $0.busySeconds) }
         if !welcomed {
             if lastRegister.map({ now - $0 > .seconds(1) }) ?? true {
                 var e = Envelope.make(requestID: "")
@@ -377,8 +505,7 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
             return
         }
         if now - lastHeard > heartbeatInterval * 5 {
-            state.withLock { $0.welcomed = false }  // the coordinator went quiet: register again
-            lastRegister = nil
+            lostCoordinator("the coordinator went quiet for \(now - lastHeard)")
             lastHeard = now
             return
         }
@@ -386,6 +513,7 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
             var e = Envelope.make(requestID: "")
             var beat = Accm_V1_Heartbeat()
             beat.completed = completed
+            beat.stopped = stopped
             beat.inFlight = UInt32(tasks.count)
             beat.itemsPerSecond = busy > 0 ? Double(completed) / busy : 0
             e.heartbeat = beat

@@ -42,16 +42,61 @@ public struct SocketSpec: Sendable {
     public var maxFrameBytes: Int
     /// Messages queued per peer pipe each way (credits keep real queues far below this).
     public var highWaterMark: Int32
+    /// CURVE encryption and authentication; nil: plain TCP.
+    public var curve: CurveRole?
 
     public init(kind: Kind, endpoint: String, bind: Bool, routingID: String? = nil, maxFrameBytes: Int = 64 << 20,
-                highWaterMark: Int32 = 1000) {
+                highWaterMark: Int32 = 1000, curve: CurveRole? = nil) {
         self.kind = kind
         self.endpoint = endpoint
         self.bind = bind
         self.routingID = routingID
         self.maxFrameBytes = maxFrameBytes
         self.highWaterMark = highWaterMark
+        self.curve = curve
     }
+}
+
+/// A peer a CURVE server refused (its key is not on the socket's allow-list).
+public struct PeerRefusal: Sendable {
+    public var socket: Int
+    public var domain: String
+    public var address: String
+    /// The peer's public key (Z85).
+    public var publicKey: String
+}
+
+/// A CURVE handshake of a connecting socket that failed, as libzmq's monitor reports it.
+public struct HandshakeFailure: Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// The server's ZAP handler refused this socket's key (`code`: 400); libzmq does not retry.
+        case refused(code: Int)
+        /// The handshake broke: a server key other than the one configured, or a server without CURVE;
+        /// libzmq retries.
+        case broken(detail: Int)
+    }
+    public var socket: Int
+    public var endpoint: String
+    public var kind: Kind
+
+    public var description: String {
+        switch kind {
+        case .refused(let code):
+            "\(endpoint) refused this key (ZAP status \(code)): it is not on the server's allow-list"
+        case .broken:
+            "the CURVE handshake with \(endpoint) failed: the server's public key is not the one configured, "
+                + "or the server does not use CURVE"
+        }
+    }
+}
+
+/// What became of a message given to `SocketLoop.trySend`.
+public enum SendOutcome: Sendable {
+    case sent
+    /// The peer is not connected (a ROUTER's EHOSTUNREACH: it went away, or never was).
+    case unreachable
+    /// Its pipe is full, or (a DEALER) its connection is not up yet.
+    case full
 }
 
 /// Why a socket could not be set up.
@@ -70,6 +115,8 @@ public struct ReceivedFrames: Sendable {
     public var droppedFrames: Int
     /// The sender's IP address as libzmq reports it ("Peer-Address"), or "".
     public var peerAddress: String
+    /// The allow-list name of the CURVE key the sender authenticated with ("User-Id"), or "" without CURVE.
+    public var userID: String = ""
 }
 
 /// What a handler can do from the socket thread.
@@ -80,14 +127,20 @@ public final class SocketLoop: @unchecked Sendable {
     /// unknown or its pipe is full), in which case nothing of it was sent.
     @discardableResult
     public func send(_ frames: [Frame], on socket: Int) -> Bool {
-        guard socket < sockets.count, !frames.isEmpty else { return false }
+        if case .sent = trySend(frames, on: socket) { return true }
+        return false
+    }
+
+    /// Sends a multipart message now, without blocking, and says what became of it.
+    public func trySend(_ frames: [Frame], on socket: Int) -> SendOutcome {
+        guard socket < sockets.count, !frames.isEmpty else { return .unreachable }
         for (i, frame) in frames.enumerated() {
             if sendFrame(frame, on: sockets[socket], more: i + 1 < frames.count) != 0 {
                 // Only the first frame can fail (a started multipart message is queued whole).
-                return false
+                return zmq_errno() == EHOSTUNREACH ? .unreachable : .full
             }
         }
-        return true
+        return .sent
     }
 }
 
@@ -97,6 +150,15 @@ public protocol SocketHandler: AnyObject {
     func received(_ message: ReceivedFrames, loop: SocketLoop)
     /// About every `SocketThread.tickInterval`, and after every batch of messages.
     func tick(loop: SocketLoop)
+    /// A CURVE server socket refused a peer (default: nothing).
+    func refused(_ peer: PeerRefusal, loop: SocketLoop)
+    /// A CURVE client socket's handshake failed (default: nothing).
+    func handshakeFailed(_ failure: HandshakeFailure, loop: SocketLoop)
+}
+
+extension SocketHandler {
+    public func refused(_ peer: PeerRefusal, loop: SocketLoop) {}
+    public func handshakeFailed(_ failure: HandshakeFailure, loop: SocketLoop) {}
 }
 
 /// A thread owning sockets, polling them and a wake-up fd.
@@ -204,6 +266,29 @@ public final class SocketThread: @unchecked Sendable {
                 zmq_setsockopt(socket, ZMQ_ROUTING_ID, bytes, bytes.count)
             }
         }
+        func setString(_ option: Int32, _ value: String) -> Bool {
+            let bytes = Array(value.utf8) + [0]
+            return zmq_setsockopt(socket, option, bytes, bytes.count) == 0
+        }
+        switch spec.curve {
+        case .server(let keys, let domain, _)?:
+            set(ZMQ_CURVE_SERVER, 1)
+            // Fail closed: with a domain set and option 93 (ZMQ_ZAP_ENFORCE_DOMAIN, hidden by the public header),
+            // a handshake without an answering ZAP handler is refused instead of admitted.
+            set(93, 1)
+            guard setString(ZMQ_CURVE_SECRETKEY, keys.secretKey), !domain.isEmpty, setString(ZMQ_ZAP_DOMAIN, domain) else {
+                zmq_close(socket)
+                throw TransportError("CURVE server options on \(spec.endpoint)")
+            }
+        case .client(let keys, let serverKey)?:
+            guard setString(ZMQ_CURVE_SERVERKEY, serverKey), setString(ZMQ_CURVE_PUBLICKEY, keys.publicKey),
+                  setString(ZMQ_CURVE_SECRETKEY, keys.secretKey) else {
+                zmq_close(socket)
+                throw TransportError("CURVE client options for \(spec.endpoint)")
+            }
+        case nil:
+            break
+        }
         let status = spec.bind ? zmq_bind(socket, spec.endpoint) : zmq_connect(socket, spec.endpoint)
         guard status == 0 else {
             let error = TransportError("\(spec.bind ? "bind" : "connect") \(spec.endpoint)")
@@ -220,22 +305,67 @@ public final class SocketThread: @unchecked Sendable {
         return String(cString: buffer)
     }
 
+    /// The ZAP handler (RFC 27) of this context: a REP socket that every CURVE server socket asks about each
+    /// connecting peer. It must be bound before those sockets are.
+    private func openAuthenticator() throws -> UnsafeMutableRawPointer {
+        guard let socket = zmq_socket(context.handle, ZMQ_REP) else { throw TransportError("zmq_socket (ZAP)") }
+        var zero: Int32 = 0
+        zmq_setsockopt(socket, ZMQ_LINGER, &zero, 4)
+        guard zmq_bind(socket, "inproc://zeromq.zap.01") == 0 else {
+            let error = TransportError("bind the ZAP handler (one CURVE server thread per process)")
+            zmq_close(socket)
+            throw error
+        }
+        return socket
+    }
+
+    /// A PAIR socket receiving the handshake events of `socket` (a CURVE client).
+    private func openMonitor(_ socket: UnsafeMutableRawPointer, index: Int) throws -> UnsafeMutableRawPointer {
+        let address = "inproc://accm-monitor-\(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))-\(index)"
+        let events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+        guard zmq_socket_monitor(socket, address, events) == 0, let pair = zmq_socket(context.handle, ZMQ_PAIR) else {
+            throw TransportError("monitor \(specs[index].endpoint)")
+        }
+        var zero: Int32 = 0
+        zmq_setsockopt(pair, ZMQ_LINGER, &zero, 4)
+        guard zmq_connect(pair, address) == 0 else {
+            zmq_close(pair)
+            throw TransportError("connect the monitor of \(specs[index].endpoint)")
+        }
+        return pair
+    }
+
     private func run() {
         let loop = SocketLoop()
+        var authenticator: UnsafeMutableRawPointer?
+        var monitors: [(socket: Int, pair: UnsafeMutableRawPointer)] = []
         do {
-            for spec in specs {
+            if specs.contains(where: { if case .server? = $0.curve { true } else { false } }) {
+                authenticator = try openAuthenticator()
+            }
+            for (index, spec) in specs.enumerated() {
                 let socket = try open(spec)
                 loop.sockets.append(socket)
                 endpoints.append(spec.bind ? lastEndpoint(socket, spec.endpoint) : spec.endpoint)
+                if case .client? = spec.curve { monitors.append((index, try openMonitor(socket, index: index))) }
             }
         } catch let error as TransportError {
             setupError = error
         } catch {}
         setup.signal()
-        defer { for socket in loop.sockets { zmq_close(socket) } }
+        defer {
+            for socket in loop.sockets { zmq_close(socket) }
+            for monitor in monitors { zmq_close(monitor.pair) }
+            if let authenticator { zmq_close(authenticator) }
+        }
         guard setupError == nil else { return }
 
         var items = loop.sockets.map { zmq_pollitem_t(socket: $0, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        let extras = (authenticator.map { [$0] } ?? []) + monitors.map(\.pair)
+        items += extras.map { zmq_pollitem_t(socket: $0, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        let authenticatorItem = authenticator == nil ? nil : loop.sockets.count
+        let firstMonitorItem = loop.sockets.count + (authenticator == nil ? 0 : 1)
         items.append(zmq_pollitem_t(socket: nil, fd: wakeRead, events: Int16(ZMQ_POLLIN), revents: 0))
         var pending: [(socket: Int, frames: [Frame], since: ContinuousClock.Instant)] = []
         while !stopping.load(ordering: .acquiring) {
@@ -245,6 +375,12 @@ public final class SocketThread: @unchecked Sendable {
             if items[items.count - 1].revents != 0 {
                 var scratch = [UInt8](repeating: 0, count: 256)
                 while read(wakeRead, &scratch, 256) > 0 {}
+            }
+            if let item = authenticatorItem, items[item].revents & Int16(ZMQ_POLLIN) != 0, let authenticator {
+                authenticate(authenticator, loop: loop)
+            }
+            for (k, monitor) in monitors.enumerated() where items[firstMonitorItem + k].revents & Int16(ZMQ_POLLIN) != 0 {
+                readEvents(monitor.pair, socket: monitor.socket, loop: loop)
             }
             for index in loop.sockets.indices where items[index].revents & Int16(ZMQ_POLLIN) != 0 {
                 drain(socket: index, loop: loop)
@@ -273,6 +409,7 @@ public final class SocketThread: @unchecked Sendable {
             var frames: [Frame] = []
             var dropped = 0
             var address = ""
+            var userID = ""
             var more = true
             while more {
                 let message = ReceivedMessage()
@@ -285,10 +422,70 @@ public final class SocketThread: @unchecked Sendable {
                 if address.isEmpty, let peer = zmq_msg_gets(message.message, "Peer-Address") {
                     address = String(cString: peer)
                 }
+                if frames.isEmpty, specs[index].curve != nil, let user = zmq_msg_gets(message.message, "User-Id") {
+                    userID = String(cString: user)
+                }
                 if frames.count < Self.maxFramesPerMessage + 1 { frames.append(message.frame) } else { dropped += 1 }
             }
-            handler.received(ReceivedFrames(socket: index, frames: frames, droppedFrames: dropped, peerAddress: address),
-                             loop: loop)
+            handler.received(ReceivedFrames(socket: index, frames: frames, droppedFrames: dropped, peerAddress: address,
+                                            userID: userID), loop: loop)
+        }
+    }
+}
+
+extension SocketThread {
+    /// Every whole message waiting on `socket`, as byte arrays (small control sockets only).
+    private func receiveAll(_ socket: UnsafeMutableRawPointer, _ body: ([[UInt8]]) -> Void) {
+        while true {
+            var parts: [[UInt8]] = []
+            var more = true
+            while more {
+                let message = ReceivedMessage()
+                guard zmq_msg_recv(message.message, socket, ZMQ_DONTWAIT) >= 0 else { return }
+                more = zmq_msg_more(message.message) != 0
+                parts.append(message.frame.array)
+            }
+            body(parts)
+        }
+    }
+
+    /// Answers ZAP requests: a CURVE peer whose key is on its socket's allow-list is admitted under the key's
+    /// name (every message it sends then carries that name as "User-Id"); anything else is refused (400).
+    private func authenticate(_ zap: UnsafeMutableRawPointer, loop: SocketLoop) {
+        receiveAll(zap) { parts in
+            // version, request id, domain, address, identity, mechanism, credentials…
+            let text = { (i: Int) -> String in i < parts.count ? String(decoding: parts[i], as: UTF8.self) : "" }
+            let server = specs.firstIndex { if case .server(_, let domain, _)? = $0.curve { domain == text(2) } else { false } }
+            var name: String?
+            if parts.count >= 7, text(0) == "1.0", text(5) == "CURVE", let server,
+               case .server(_, _, let allow)? = specs[server].curve {
+                name = allow.name(of: parts[6])
+            }
+            let reply: [[UInt8]] = [Array("1.0".utf8), parts.count > 1 ? parts[1] : [],
+                                    Array((name == nil ? "400" : "200").utf8),
+                                    Array((name == nil ? "key not on the allow-list" : "OK").utf8),
+                                    Array((name ?? "").utf8), []]
+            for (i, part) in reply.enumerated() {
+                _ = zmq_send(zap, part, part.count, i + 1 < reply.count ? ZMQ_SNDMORE : 0)
+            }
+            if name == nil {
+                var key = [CChar](repeating: 0, count: 41)
+                if parts.count >= 7, parts[6].count == 32 { _ = zmq_z85_encode(&key, parts[6], 32) }
+                handler.refused(PeerRefusal(socket: server ?? -1, domain: text(2), address: text(3),
+                                            publicKey: String(cString: key)), loop: loop)
+            }
+        }
+    }
+
+    /// Hands a CURVE client socket's failed handshakes to the handler.
+    private func readEvents(_ pair: UnsafeMutableRawPointer, socket: Int, loop: SocketLoop) {
+        receiveAll(pair) { parts in
+            guard parts.count == 2, parts[0].count == 6 else { return }
+            let event = Int32(UInt16(parts[0][0]) | UInt16(parts[0][1]) << 8)
+            let value = Int(UInt32(parts[0][2]) | UInt32(parts[0][3]) << 8 | UInt32(parts[0][4]) << 16 | UInt32(parts[0][5]) << 24)
+            let endpoint = String(decoding: parts[1], as: UTF8.self)
+            let kind: HandshakeFailure.Kind = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? .refused(code: value) : .broken(detail: value)
+            handler.handshakeFailed(HandshakeFailure(socket: socket, endpoint: endpoint, kind: kind), loop: loop)
         }
     }
 }

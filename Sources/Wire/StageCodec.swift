@@ -44,6 +44,8 @@ extension StageErrorCode {
         case .nonFinite: .nonFinite
         case .internal: .internal
         case .notRegistered: .notRegistered
+        case .coordinatorLost: .coordinatorLost
+        case .unauthenticated: .unauthenticated
         }
     }
 
@@ -60,6 +62,8 @@ extension StageErrorCode {
         case .cancelled: self = .cancelled
         case .nonFinite: self = .nonFinite
         case .notRegistered: self = .notRegistered
+        case .coordinatorLost: self = .coordinatorLost
+        case .unauthenticated: self = .unauthenticated
         default: self = .internal
         }
     }
@@ -161,14 +165,14 @@ private func ints(_ values: [Int64], _ what: String) throws(StageError) -> [Int]
 // MARK: Envelopes
 
 extension Envelope {
-    /// An envelope for request `requestID` at `stage` (attempt and deadline as given).
+    /// An envelope for request `requestID` at `stage` (attempt, and milliseconds left until its deadline, as given).
     public static func make(requestID: String, stage: Stage? = nil, attempt: UInt32 = 0,
-                            deadlineUnixMilliseconds: Int64 = 0) -> Envelope {
+                            deadlineMilliseconds: Int64 = 0) -> Envelope {
         var e = Envelope()
         e.requestID = requestID
         if let stage { e.stage = stage.wire }
         e.attempt = attempt
-        e.deadlineUnixMs = deadlineUnixMilliseconds
+        e.deadlineMs = deadlineMilliseconds
         return e
     }
 }
@@ -362,8 +366,9 @@ extension WireMessage {
     // MARK: Client
 
     /// A SUBMIT of `request` (its image must be encoded: clients send files, not pixels).
-    public static func submit(_ r: ACCMRequest, requestID: String, deadlineUnixMilliseconds: Int64 = 0) -> WireMessage {
-        var e = Envelope.make(requestID: requestID, deadlineUnixMilliseconds: deadlineUnixMilliseconds)
+    /// `deadlineMilliseconds`: how long the cluster may work on it (0: the coordinator's default).
+    public static func submit(_ r: ACCMRequest, requestID: String, deadlineMilliseconds: Int64 = 0) -> WireMessage {
+        var e = Envelope.make(requestID: requestID, deadlineMilliseconds: deadlineMilliseconds)
         var body = Accm_V1_Submit()
         body.question = r.question
         body.budget = Int64(r.budget)

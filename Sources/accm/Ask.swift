@@ -53,12 +53,18 @@ struct Ask: ParsableCommand {
     @Option(help: "Ask a running cluster (the coordinator's client endpoint, tcp://HOST:PORT) instead of answering in this process.")
     var coordinator: String?
 
+    @OptionGroup var curve: CurveClientOptions
+
+    @Option(help: "With --coordinator: seconds the cluster may take (its deadline for the request).")
+    var timeout: Double = 120
+
     @Flag(help: "Print one JSON object instead of text (on failure: {\"error\": {\"field\", \"message\"}}, exit status 1).")
     var json = false
 
     func validate() throws {
         if let keep, keep < 1 { throw ValidationError("--keep must be at least 1") }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+        if !(timeout > 0 && timeout <= 3600) { throw ValidationError("--timeout must be in (0, 3600] seconds") }
     }
 
     func run() throws {
@@ -105,9 +111,9 @@ struct Ask: ParsableCommand {
                 return true
             }[0]
         } else {
-            let client = try ClusterClient(context: ZeroMQContext(), coordinator: coordinator!)
+            let client = try ClusterClient(context: ZeroMQContext(), coordinator: coordinator!, options: try curve.clientOptions())
             defer { client.close() }
-            answer = try client.answer(request) { delta in
+            answer = try client.answer(request, timeout: .milliseconds(Int(timeout * 1000))) { delta in
                 if !json { FileHandle.standardOutput.write(Data(delta.utf8)) }
             }
         }

@@ -49,6 +49,11 @@ struct ClusterUp: ParsableCommand {
     @Option(help: "Threads per worker.") var threads: Int?
     @Option(help: "Most tasks a worker computes together.") var maxBatch: Int?
 
+    @Option(help: "The coordinator's heartbeat interval, in milliseconds.") var heartbeatMs = 1000
+    @Option(help: "Heartbeat intervals a worker may stay silent before its work goes to another replica.") var liveness = 4
+    @Option(help: "Requests waiting for one stage before new ones are refused as overloaded.") var maxQueued = 256
+    @Option(help: "Deadline of a request that sets none, in milliseconds.") var defaultDeadlineMs = 120_000
+
     @Option(help: "Port the workers connect to (0: a free one).") var workersPort = 0
     @Option(help: "Port the clients connect to (0: a free one).") var clientsPort = 0
 
@@ -73,6 +78,8 @@ struct ClusterUp: ParsableCommand {
         let supervisor = Supervisor()
         supervisor.start(name: "coordinator", arguments: [
             "coordinator", "--workers", workersEndpoint, "--clients", clientsEndpoint, "--parent-pid", "\(me)",
+            "--heartbeat-ms", "\(heartbeatMs)", "--liveness", "\(liveness)", "--max-queued", "\(maxQueued)",
+            "--default-deadline-ms", "\(defaultDeadlineMs)",
         ])
         for stage in Stage.allCases {
             for i in 0..<counts[stage]! {
@@ -131,14 +138,20 @@ final class Supervisor {
         var name: String
         var arguments: [String]
         var pid: pid_t
+        var started: Date
         var restarts: Int
+        /// Exits in a row that came soon after a start (they set the backoff).
+        var quickExits: Int
         var nextStart: Date?
     }
     private var children: [Child] = []
     private let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+    /// A child that ran this long before exiting is restarted after the shortest delay again.
+    private let steadyRun: TimeInterval = 10
 
     func start(name: String, arguments: [String]) {
-        children.append(Child(name: name, arguments: arguments, pid: spawn(arguments), restarts: 0, nextStart: nil))
+        children.append(Child(name: name, arguments: arguments, pid: spawn(arguments), started: Date(), restarts: 0,
+                              quickExits: 0, nextStart: nil))
     }
 
     private func spawn(_ arguments: [String]) -> pid_t {
@@ -148,20 +161,30 @@ final class Supervisor {
         return posix_spawn(&pid, binary, nil, nil, argv, environ) == 0 ? pid : -1
     }
 
-    /// Notices children that exited and starts them again: after 1 s, then 2, 4, … up to 30 s.
+    /// Notices children that exited and starts them again: after 0.5 s, then 1, 2, 4, … up to 30 s while they
+    /// keep exiting soon after starting (the count starts over once one runs for 10 s). A worker is told how
+    /// many times its slot was restarted (`accm cluster status` shows it).
     func reapAndRestart() {
         for i in children.indices {
             if children[i].pid > 0 {
                 var status: Int32 = 0
                 guard waitpid(children[i].pid, &status, WNOHANG) == children[i].pid else { continue }
-                let delay = min(30.0, pow(2.0, Double(children[i].restarts)))
-                printError("cluster: \(children[i].name) exited (status \(status)); restarting in \(Int(delay)) s")
+                let ran = Date().timeIntervalSince(children[i].started)
+                children[i].quickExits = ran >= steadyRun ? 0 : children[i].quickExits + 1
+                let delay = min(30.0, 0.5 * pow(2.0, Double(max(0, children[i].quickExits - 1))))
+                let how = status & 0x7F == 0 ? "exited with status \((status >> 8) & 0xFF)" : "was killed by signal \(status & 0x7F)"
+                printError("cluster: \(children[i].name) (pid \(children[i].pid)) \(how) after \(String(format: "%.1f", ran)) s; "
+                    + "restart \(children[i].restarts + 1) in \(String(format: "%.1f", delay)) s")
                 children[i].pid = 0
                 children[i].nextStart = Date().addingTimeInterval(delay)
             } else if let next = children[i].nextStart, next <= Date() {
-                children[i].pid = spawn(children[i].arguments)
                 children[i].restarts += 1
+                var arguments = children[i].arguments
+                if arguments.first == "worker" { arguments += ["--restarts", "\(children[i].restarts)"] }
+                children[i].pid = spawn(arguments)
+                children[i].started = Date()
                 children[i].nextStart = nil
+                printError("cluster: restarted \(children[i].name) as pid \(children[i].pid)")
             }
         }
     }
@@ -194,22 +217,27 @@ struct ClusterStatus: ParsableCommand {
     @Option(help: "The coordinator's client endpoint.")
     var coordinator = "tcp://127.0.0.1:5556"
 
+    @OptionGroup var curve: CurveClientOptions
+
     func run() throws {
-        let client = try ClusterClient(context: ZeroMQContext(), coordinator: coordinator)
+        let client = try ClusterClient(context: ZeroMQContext(), coordinator: coordinator, options: try curve.clientOptions())
         defer { client.close() }
         let status = try client.status()
         print("model \(status.modelIdentity.isEmpty ? "(none registered)" : status.modelIdentity)")
-        print("stage     worker                        address          threads batch credits in-flight   done  items/s  heartbeat")
+        print("coordinator pid \(status.processID), CURVE \(status.curve ? "on" : "off"); requests: \(status.inFlight) in flight, "
+            + "\(status.answered) answered, \(status.failed) failed (\(status.expired) past their deadline); "
+            + "\(status.redispatched) task(s) sent to another replica")
+        print("stage     worker                        address          threads batch credits in-flight   done stopped restarts  items/s  heartbeat")
         for w in status.workers {
             let stage = (Stage(wire: w.stage)?.rawValue ?? "?").padding(toLength: 9, withPad: " ", startingAt: 0)
             let id = w.workerID.padding(toLength: 29, withPad: " ", startingAt: 0)
             let address = w.address.padding(toLength: 16, withPad: " ", startingAt: 0)
-            print("\(stage) \(id) \(address) " + String(format: "%7d %5d %7d %9d %6llu %8.1f  %d ms ago", w.threads,
-                                                         w.maxBatch, w.credits, w.inFlight, w.completed, w.itemsPerSecond,
-                                                         Int(w.lastHeartbeatMsAgo)))
-            print("          model: \(w.modelPath)")
+            print("\(stage) \(id) \(address) " + String(format: "%7d %5d %7d %9d %6llu %7llu %8d %8.1f  %d ms ago", w.threads,
+                                                         w.maxBatch, w.credits, w.inFlight, w.completed, w.stopped, w.restarts,
+                                                         w.itemsPerSecond, Int(w.lastHeartbeatMsAgo)))
+            print("          pid \(w.processID), model \(w.modelPath)" + (w.keyName.isEmpty ? "" : ", key \(w.keyName)"))
         }
-        print("dropped messages (malformed, stale or unroutable): \(status.droppedMessages)")
+        print("dropped messages (malformed, stale or unroutable): \(status.droppedMessages); refused peers (CURVE): \(status.refusedPeers)")
         print("queues: " + status.queues.map { "\(Stage(wire: $0.stage)?.rawValue ?? "?") \($0.waiting)" }.joined(separator: ", "))
     }
 }

@@ -20,6 +20,20 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Requests waiting for one stage before new ones are refused as overloaded.")
     var maxQueued = 256
 
+    @Option(help: "Requests held at once before new ones are refused as overloaded.")
+    var maxInFlight = 1024
+
+    @Option(help: "Deadline of a request that sets none, in milliseconds.")
+    var defaultDeadlineMs = 120_000
+
+    @Option(help: "Heartbeat interval (both ways), in milliseconds.")
+    var heartbeatMs = 1000
+
+    @Option(help: "Heartbeat intervals a worker may stay silent before its work goes to another replica.")
+    var liveness = 4
+
+    @OptionGroup var curve: CurveServerOptions
+
     @Option(help: .hidden)
     var parentPid: Int32?
 
@@ -32,9 +46,21 @@ struct CoordinatorCommand: ParsableCommand {
 
     func run() throws {
         let context = ZeroMQContext()
-        let coordinator = try Coordinator(context: context, options: CoordinatorOptions(
-            workersEndpoint: workers, clientsEndpoint: clients, maxQueuedPerStage: maxQueued))
-        print("coordinator: workers at \(coordinator.workersEndpoint), clients at \(coordinator.clientsEndpoint)")
+        let security = try curve.load()
+        let options = CoordinatorOptions(
+            workersEndpoint: workers, clientsEndpoint: clients, heartbeatIntervalMilliseconds: heartbeatMs,
+            livenessIntervals: liveness, maxQueuedPerStage: maxQueued, maxInFlight: maxInFlight,
+            defaultDeadlineMilliseconds: defaultDeadlineMs, maxDeadlineMilliseconds: max(3_600_000, defaultDeadlineMs),
+            security: security, insecure: curve.insecure)
+        do {
+            try options.validate()
+        } catch {
+            throw CommandError("the coordinator will not start: \(error)")
+        }
+        let coordinator = try Coordinator(context: context, options: options)
+        print("coordinator: workers at \(coordinator.workersEndpoint), clients at \(coordinator.clientsEndpoint)"
+            + (security.map { ", CURVE on (\($0.workers.count) worker key(s), \($0.clients.count) client key(s) allowed)" }
+                ?? (curve.insecure ? ", plain TCP (--insecure)" : ", plain TCP on loopback")))
         flushStandardOutput()
         let done = DispatchSemaphore(value: 0)
         let lifetime = ProcessLifetime.onTermination(parent: parentPid) { done.signal() }

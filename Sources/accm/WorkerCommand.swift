@@ -26,8 +26,14 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Most tasks computed together.")
     var maxBatch = 8
 
+    @OptionGroup var curve: CurveClientOptions
+
     @Option(help: .hidden)
     var parentPid: Int32?
+
+    /// How many times `accm cluster up` restarted this slot (shown by `accm cluster status`).
+    @Option(help: .hidden)
+    var restarts = 0
 
     func validate() throws {
         if !(1...256).contains(maxBatch) { throw ValidationError("--max-batch must be in 1...256") }
@@ -45,7 +51,8 @@ struct WorkerCommand: ParsableCommand {
         }
         let worker = try StageWorker(
             context: ZeroMQContext(), stage: loaded, modelIdentity: identity, modelPath: modelOptions.directory,
-            options: WorkerOptions(stage: stage, coordinator: coordinator, threads: threadCount, maxBatch: maxBatch))
+            options: WorkerOptions(stage: stage, coordinator: coordinator, threads: threadCount, maxBatch: maxBatch,
+                                   restarts: restarts, curve: try curve.load()))
         print("worker: \(stage.rawValue) of \(modelOptions.directory) (\(threadCount) thread\(threadCount == 1 ? "" : "s"), "
             + "batches of \(maxBatch)) → \(coordinator)")
         flushStandardOutput()

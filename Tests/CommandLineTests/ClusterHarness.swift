@@ -72,3 +72,28 @@ final class ClusterUnderTest: @unchecked Sendable {
         waitpid(pid, &status, 0)
     }
 }
+
+/// Requests the cluster tests send, over the shipped model and its committed test split.
+enum ClusterWorkload {
+    static let model = Accm.root.appendingPathComponent("Models/accm-world").path
+    static let split = Accm.root.appendingPathComponent("Training/test")
+
+    /// Requests over the shipped model: every pruner, with and without a caption, several budgets.
+    static func requests(count: Int) throws -> [ACCMRequest] {
+        let lines = try String(contentsOf: split.appendingPathComponent("test.jsonl"), encoding: .utf8)
+            .split(separator: "\n").prefix(count)
+        let pruners: [(PruningMethod, Bool)] = [
+            (.none, false), (.random(seed: 3), false), (.uniform, false), (.classAttention, false),
+            (.textGuided(.mostSimilar), false), (.accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil), false),
+            (.accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil), true),
+            (.accm(ranking: .leastSimilar, cap: .highestIndex, textPicks: nil), true),
+        ]
+        return try lines.enumerated().map { i, line in
+            let item = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let image = [UInt8](try Data(contentsOf: split.appendingPathComponent(item["image"] as! String)))
+            let (pruning, compensate) = pruners[i % pruners.count]
+            return ACCMRequest(image: .encoded(image), question: item["question"] as! String, budget: [4, 8, 16][i % 3],
+                               pruning: pruning, compensate: compensate, generation: GenerationOptions(maxNewTokens: 6))
+        }
+    }
+}

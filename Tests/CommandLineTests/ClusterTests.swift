@@ -11,24 +11,7 @@ final class ClusterTests: XCTestCase {
     private static let model = Accm.root.appendingPathComponent("Models/accm-world").path
     private static let split = Accm.root.appendingPathComponent("Training/test")
 
-    /// Requests over the shipped model: every pruner, with and without a caption, several budgets.
-    private func requests(count: Int) throws -> [ACCMRequest] {
-        let lines = try String(contentsOf: Self.split.appendingPathComponent("test.jsonl"), encoding: .utf8)
-            .split(separator: "\n").prefix(count)
-        let pruners: [(PruningMethod, Bool)] = [
-            (.none, false), (.random(seed: 3), false), (.uniform, false), (.classAttention, false),
-            (.textGuided(.mostSimilar), false), (.accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil), false),
-            (.accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil), true),
-            (.accm(ranking: .leastSimilar, cap: .highestIndex, textPicks: nil), true),
-        ]
-        return try lines.enumerated().map { i, line in
-            let item = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            let image = [UInt8](try Data(contentsOf: Self.split.appendingPathComponent(item["image"] as! String)))
-            let (pruning, compensate) = pruners[i % pruners.count]
-            return ACCMRequest(image: .encoded(image), question: item["question"] as! String, budget: [4, 8, 16][i % 3],
-                               pruning: pruning, compensate: compensate, generation: GenerationOptions(maxNewTokens: 6))
-        }
-    }
+    private func requests(count: Int) throws -> [ACCMRequest] { try ClusterWorkload.requests(count: count) }
 
     func testTheClusterAnswersLikeTheEmbeddedPipelineFromFourConcurrentClients() throws {
         let cluster = try ClusterUnderTest(["--decoder", "2"])

@@ -340,7 +340,7 @@ int main(int argc, char **argv)
 
         envelope.schema_version = ACCM__V1__SCHEMA_VERSION__SCHEMA_VERSION_CURRENT;
         envelope.request_id = request_id;
-        envelope.deadline_unix_ms = 0;
+        envelope.deadline_ms = 0;
         envelope.n_tensors = 1;
         envelope.tensors = tensors;
         envelope.body_case = ACCM__V1__ENVELOPE__BODY_SUBMIT;

@@ -191,6 +191,12 @@ public nonisolated enum Accm_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// a message from a peer the coordinator does not know
   case notRegistered // = 12
+
+  /// (client side) the coordinator holding the request restarted or went
+  case coordinatorLost // = 13
+
+  /// silent: the request was lost before any final answer; resubmitting is safe
+  case unauthenticated // = 14
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -212,6 +218,8 @@ public nonisolated enum Accm_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 10: self = .nonFinite
     case 11: self = .internal
     case 12: self = .notRegistered
+    case 13: self = .coordinatorLost
+    case 14: self = .unauthenticated
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -231,6 +239,8 @@ public nonisolated enum Accm_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .nonFinite: return 10
     case .internal: return 11
     case .notRegistered: return 12
+    case .coordinatorLost: return 13
+    case .unauthenticated: return 14
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -250,6 +260,8 @@ public nonisolated enum Accm_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterabl
     .nonFinite,
     .internal,
     .notRegistered,
+    .coordinatorLost,
+    .unauthenticated,
   ]
 
 }
@@ -458,6 +470,9 @@ public nonisolated struct Accm_V1_Register: Sendable {
 
   public var processID: UInt32 = 0
 
+  /// times its supervisor restarted this worker slot (accm cluster up)
+  public var restarts: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -475,6 +490,9 @@ public nonisolated struct Accm_V1_Welcome: Sendable {
   public init() {}
 }
 
+/// Worker → coordinator every interval; coordinator → worker every interval; client → coordinator every
+/// interval while it awaits answers (`request_ids`: the ones it awaits), answered by the coordinator with a
+/// heartbeat whose `request_ids` are those of them it does not hold (lost: the coordinator restarted).
 public nonisolated struct Accm_V1_Heartbeat: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -487,6 +505,11 @@ public nonisolated struct Accm_V1_Heartbeat: Sendable {
 
   /// its measured throughput (items over compute time), 0 before any
   public var itemsPerSecond: Double = 0
+
+  public var requestIds: [String] = []
+
+  /// tasks the worker dropped or stopped for a cancel or a passed deadline
+  public var stopped: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -844,6 +867,15 @@ public nonisolated struct Accm_V1_WorkerStatus: Sendable {
 
   public var itemsPerSecond: Double = 0
 
+  public var processID: UInt32 = 0
+
+  public var restarts: UInt32 = 0
+
+  public var stopped: UInt64 = 0
+
+  /// the allow-listed CURVE key it authenticated with ("" without CURVE)
+  public var keyName: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -876,6 +908,30 @@ public nonisolated struct Accm_V1_Status: Sendable {
 
   /// malformed, stale or unroutable messages the coordinator dropped
   public var droppedMessages: UInt64 = 0
+
+  /// the coordinator's
+  public var processID: UInt32 = 0
+
+  /// requests answered with a result
+  public var answered: UInt64 = 0
+
+  /// requests answered with an error (refusals at SUBMIT included)
+  public var failed: UInt64 = 0
+
+  /// tasks sent again to another replica after their worker was lost
+  public var redispatched: UInt64 = 0
+
+  /// requests answered deadline_exceeded
+  public var expired: UInt64 = 0
+
+  /// requests the coordinator holds now
+  public var inFlight: UInt32 = 0
+
+  /// whether both sockets require CURVE with an allow-list
+  public var curve: Bool = false
+
+  /// CURVE handshakes refused: keys not on an allow-list
+  public var refusedPeers: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -953,12 +1009,13 @@ public nonisolated struct Accm_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._attempt = newValue}
   }
 
-  /// absolute deadline (0: none)
-  public var deadlineUnixMs: Int64 {
-    get {_storage._deadlineUnixMs}
-    set {_uniqueStorage()._deadlineUnixMs = newValue}
+  /// milliseconds left until the request's deadline as this message is sent
+  public var deadlineMs: Int64 {
+    get {_storage._deadlineMs}
+    set {_uniqueStorage()._deadlineMs = newValue}
   }
 
+  /// (0: none; on a SUBMIT: the cluster's default). Relative: clocks differ.
   public var tensors: [Accm_V1_TensorDescriptor] {
     get {_storage._tensors}
     set {_uniqueStorage()._tensors = newValue}
@@ -1174,7 +1231,7 @@ nonisolated extension Accm_V1_Stage: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Accm_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_INVALID_REQUEST\0\u{1}ERROR_CODE_INVALID_MESSAGE\0\u{1}ERROR_CODE_UNSUPPORTED_SCHEMA\0\u{1}ERROR_CODE_WRONG_STAGE\0\u{1}ERROR_CODE_MODEL_MISMATCH\0\u{1}ERROR_CODE_STAGE_UNAVAILABLE\0\u{1}ERROR_CODE_OVERLOADED\0\u{1}ERROR_CODE_DEADLINE_EXCEEDED\0\u{1}ERROR_CODE_CANCELLED\0\u{1}ERROR_CODE_NON_FINITE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_NOT_REGISTERED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_INVALID_REQUEST\0\u{1}ERROR_CODE_INVALID_MESSAGE\0\u{1}ERROR_CODE_UNSUPPORTED_SCHEMA\0\u{1}ERROR_CODE_WRONG_STAGE\0\u{1}ERROR_CODE_MODEL_MISMATCH\0\u{1}ERROR_CODE_STAGE_UNAVAILABLE\0\u{1}ERROR_CODE_OVERLOADED\0\u{1}ERROR_CODE_DEADLINE_EXCEEDED\0\u{1}ERROR_CODE_CANCELLED\0\u{1}ERROR_CODE_NON_FINITE\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_NOT_REGISTERED\0\u{1}ERROR_CODE_COORDINATOR_LOST\0\u{1}ERROR_CODE_UNAUTHENTICATED\0")
 }
 
 nonisolated extension Accm_V1_PruningKind: SwiftProtobuf._ProtoNameProviding {
@@ -1346,7 +1403,7 @@ nonisolated extension Accm_V1_Generation: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Accm_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Register"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{3}model_identity\0\u{3}model_path\0\u{1}threads\0\u{3}max_batch\0\u{1}credits\0\u{3}max_frame_bytes\0\u{3}process_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{3}model_identity\0\u{3}model_path\0\u{1}threads\0\u{3}max_batch\0\u{1}credits\0\u{3}max_frame_bytes\0\u{3}process_id\0\u{1}restarts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1362,6 +1419,7 @@ nonisolated extension Accm_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.credits) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.maxFrameBytes) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.processID) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.restarts) }()
       default: break
       }
     }
@@ -1392,6 +1450,9 @@ nonisolated extension Accm_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.processID != 0 {
       try visitor.visitSingularUInt32Field(value: self.processID, fieldNumber: 8)
     }
+    if self.restarts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.restarts, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1404,6 +1465,7 @@ nonisolated extension Accm_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.credits != rhs.credits {return false}
     if lhs.maxFrameBytes != rhs.maxFrameBytes {return false}
     if lhs.processID != rhs.processID {return false}
+    if lhs.restarts != rhs.restarts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1441,7 +1503,7 @@ nonisolated extension Accm_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Accm_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}completed\0\u{3}in_flight\0\u{3}items_per_second\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}completed\0\u{3}in_flight\0\u{3}items_per_second\0\u{3}request_ids\0\u{1}stopped\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1452,6 +1514,8 @@ nonisolated extension Accm_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.completed) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.inFlight) }()
       case 3: try { try decoder.decodeSingularDoubleField(value: &self.itemsPerSecond) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.requestIds) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.stopped) }()
       default: break
       }
     }
@@ -1467,6 +1531,12 @@ nonisolated extension Accm_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.itemsPerSecond.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.itemsPerSecond, fieldNumber: 3)
     }
+    if !self.requestIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.requestIds, fieldNumber: 4)
+    }
+    if self.stopped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.stopped, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1474,6 +1544,8 @@ nonisolated extension Accm_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.completed != rhs.completed {return false}
     if lhs.inFlight != rhs.inFlight {return false}
     if lhs.itemsPerSecond != rhs.itemsPerSecond {return false}
+    if lhs.requestIds != rhs.requestIds {return false}
+    if lhs.stopped != rhs.stopped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2131,7 +2203,7 @@ nonisolated extension Accm_V1_StatusRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Accm_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}stage\0\u{1}address\0\u{3}model_path\0\u{1}threads\0\u{3}max_batch\0\u{1}credits\0\u{3}in_flight\0\u{1}completed\0\u{3}last_heartbeat_ms_ago\0\u{3}items_per_second\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}stage\0\u{1}address\0\u{3}model_path\0\u{1}threads\0\u{3}max_batch\0\u{1}credits\0\u{3}in_flight\0\u{1}completed\0\u{3}last_heartbeat_ms_ago\0\u{3}items_per_second\0\u{3}process_id\0\u{1}restarts\0\u{1}stopped\0\u{3}key_name\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2150,6 +2222,10 @@ nonisolated extension Accm_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.completed) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.lastHeartbeatMsAgo) }()
       case 11: try { try decoder.decodeSingularDoubleField(value: &self.itemsPerSecond) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.processID) }()
+      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.restarts) }()
+      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.stopped) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.keyName) }()
       default: break
       }
     }
@@ -2189,6 +2265,18 @@ nonisolated extension Accm_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf
     if self.itemsPerSecond.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.itemsPerSecond, fieldNumber: 11)
     }
+    if self.processID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.processID, fieldNumber: 12)
+    }
+    if self.restarts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.restarts, fieldNumber: 13)
+    }
+    if self.stopped != 0 {
+      try visitor.visitSingularUInt64Field(value: self.stopped, fieldNumber: 14)
+    }
+    if !self.keyName.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyName, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2204,6 +2292,10 @@ nonisolated extension Accm_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.completed != rhs.completed {return false}
     if lhs.lastHeartbeatMsAgo != rhs.lastHeartbeatMsAgo {return false}
     if lhs.itemsPerSecond != rhs.itemsPerSecond {return false}
+    if lhs.processID != rhs.processID {return false}
+    if lhs.restarts != rhs.restarts {return false}
+    if lhs.stopped != rhs.stopped {return false}
+    if lhs.keyName != rhs.keyName {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2246,7 +2338,7 @@ nonisolated extension Accm_V1_StageQueue: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Accm_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Status"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{1}queues\0\u{3}model_identity\0\u{3}dropped_messages\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{1}queues\0\u{3}model_identity\0\u{3}dropped_messages\0\u{3}process_id\0\u{1}answered\0\u{1}failed\0\u{1}redispatched\0\u{1}expired\0\u{3}in_flight\0\u{1}curve\0\u{3}refused_peers\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2258,6 +2350,14 @@ nonisolated extension Accm_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.queues) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.modelIdentity) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.droppedMessages) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.processID) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.answered) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.failed) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.redispatched) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.expired) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.inFlight) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.curve) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.refusedPeers) }()
       default: break
       }
     }
@@ -2276,6 +2376,30 @@ nonisolated extension Accm_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.droppedMessages != 0 {
       try visitor.visitSingularUInt64Field(value: self.droppedMessages, fieldNumber: 4)
     }
+    if self.processID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.processID, fieldNumber: 5)
+    }
+    if self.answered != 0 {
+      try visitor.visitSingularUInt64Field(value: self.answered, fieldNumber: 6)
+    }
+    if self.failed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.failed, fieldNumber: 7)
+    }
+    if self.redispatched != 0 {
+      try visitor.visitSingularUInt64Field(value: self.redispatched, fieldNumber: 8)
+    }
+    if self.expired != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expired, fieldNumber: 9)
+    }
+    if self.inFlight != 0 {
+      try visitor.visitSingularUInt32Field(value: self.inFlight, fieldNumber: 10)
+    }
+    if self.curve != false {
+      try visitor.visitSingularBoolField(value: self.curve, fieldNumber: 11)
+    }
+    if self.refusedPeers != 0 {
+      try visitor.visitSingularUInt64Field(value: self.refusedPeers, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2284,6 +2408,14 @@ nonisolated extension Accm_V1_Status: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.queues != rhs.queues {return false}
     if lhs.modelIdentity != rhs.modelIdentity {return false}
     if lhs.droppedMessages != rhs.droppedMessages {return false}
+    if lhs.processID != rhs.processID {return false}
+    if lhs.answered != rhs.answered {return false}
+    if lhs.failed != rhs.failed {return false}
+    if lhs.redispatched != rhs.redispatched {return false}
+    if lhs.expired != rhs.expired {return false}
+    if lhs.inFlight != rhs.inFlight {return false}
+    if lhs.curve != rhs.curve {return false}
+    if lhs.refusedPeers != rhs.refusedPeers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2390,14 +2522,14 @@ nonisolated extension Accm_V1_Cancel: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}schema_version\0\u{3}request_id\0\u{1}stage\0\u{1}attempt\0\u{3}deadline_unix_ms\0\u{1}tensors\0\u{3}compute_seconds\0\u{2}\u{3}register\0\u{1}welcome\0\u{1}heartbeat\0\u{1}credit\0\u{4}\u{7}vision_task\0\u{3}vision_output\0\u{3}caption_task\0\u{3}caption_output\0\u{3}selector_task\0\u{3}selector_output\0\u{3}decoder_task\0\u{3}decoder_output\0\u{2}\u{3}submit\0\u{1}answer\0\u{1}partial\0\u{1}error\0\u{1}cancel\0\u{3}status_request\0\u{1}status\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}schema_version\0\u{3}request_id\0\u{1}stage\0\u{1}attempt\0\u{3}deadline_ms\0\u{1}tensors\0\u{3}compute_seconds\0\u{2}\u{3}register\0\u{1}welcome\0\u{1}heartbeat\0\u{1}credit\0\u{4}\u{7}vision_task\0\u{3}vision_output\0\u{3}caption_task\0\u{3}caption_output\0\u{3}selector_task\0\u{3}selector_output\0\u{3}decoder_task\0\u{3}decoder_output\0\u{2}\u{3}submit\0\u{1}answer\0\u{1}partial\0\u{1}error\0\u{1}cancel\0\u{3}status_request\0\u{1}status\0")
 
   fileprivate class _StorageClass {
     var _schemaVersion: UInt32 = 0
     var _requestID: String = String()
     var _stage: Accm_V1_Stage = .unspecified
     var _attempt: UInt32 = 0
-    var _deadlineUnixMs: Int64 = 0
+    var _deadlineMs: Int64 = 0
     var _tensors: [Accm_V1_TensorDescriptor] = []
     var _computeSeconds: Double = 0
     var _body: Accm_V1_Envelope.OneOf_Body?
@@ -2415,7 +2547,7 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
       _requestID = source._requestID
       _stage = source._stage
       _attempt = source._attempt
-      _deadlineUnixMs = source._deadlineUnixMs
+      _deadlineMs = source._deadlineMs
       _tensors = source._tensors
       _computeSeconds = source._computeSeconds
       _body = source._body
@@ -2441,7 +2573,7 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 2: try { try decoder.decodeSingularStringField(value: &_storage._requestID) }()
         case 3: try { try decoder.decodeSingularEnumField(value: &_storage._stage) }()
         case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._attempt) }()
-        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._deadlineUnixMs) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._deadlineMs) }()
         case 6: try { try decoder.decodeRepeatedMessageField(value: &_storage._tensors) }()
         case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._computeSeconds) }()
         case 10: try {
@@ -2715,8 +2847,8 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
       if _storage._attempt != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._attempt, fieldNumber: 4)
       }
-      if _storage._deadlineUnixMs != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._deadlineUnixMs, fieldNumber: 5)
+      if _storage._deadlineMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._deadlineMs, fieldNumber: 5)
       }
       if !_storage._tensors.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._tensors, fieldNumber: 6)
@@ -2816,7 +2948,7 @@ nonisolated extension Accm_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._requestID != rhs_storage._requestID {return false}
         if _storage._stage != rhs_storage._stage {return false}
         if _storage._attempt != rhs_storage._attempt {return false}
-        if _storage._deadlineUnixMs != rhs_storage._deadlineUnixMs {return false}
+        if _storage._deadlineMs != rhs_storage._deadlineMs {return false}
         if _storage._tensors != rhs_storage._tensors {return false}
         if _storage._computeSeconds != rhs_storage._computeSeconds {return false}
         if _storage._body != rhs_storage._body {return false}
