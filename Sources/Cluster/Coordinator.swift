@@ -91,7 +91,7 @@ final class CoordinatorState: SocketHandler {
     var counts = (dropped: 0, answered: 0, failed: 0, redispatched: 0, expired: 0, refused: 0)
     private var lastHeartbeat = ContinuousClock.now
     private var lastDeadlineSweep = ContinuousClock.now
-    private var lastRefusalLog: ContinuousClock.Instant?
+    private var lastRefusalLog: [String: ContinuousClock.Instant] = [:]
 
     init(options: CoordinatorOptions) {
         self.options = options
@@ -158,11 +158,11 @@ final class CoordinatorState: SocketHandler {
 
     func refused(_ peer: PeerRefusal, loop: SocketLoop) {
         counts.refused += 1
-        // A refused peer retries; say so once a second at most.
-        if lastRefusalLog.map({ ContinuousClock.now - $0 > .seconds(1) }) ?? true {
+        // A refused peer may retry; say so once a second per socket at most.
+        if lastRefusalLog[peer.domain].map({ ContinuousClock.now - $0 > .seconds(1) }) ?? true {
             Self.log("refused a \(peer.domain == "workers" ? "worker" : "client") at \(peer.address): its key \(peer.publicKey) "
                 + "is not on the \(peer.domain) allow-list (\(counts.refused) refused so far)")
-            lastRefusalLog = .now
+            lastRefusalLog[peer.domain] = .now
         }
     }
 

@@ -266,6 +266,7 @@ public final class SocketThread: @unchecked Sendable {
                 zmq_setsockopt(socket, ZMQ_ROUTING_ID, bytes, bytes.count)
             }
         }
+        /// A Z85 key option: 40 characters and a NUL (the 41-byte form libzmq reads as text).
         func setString(_ option: Int32, _ value: String) -> Bool {
             let bytes = Array(value.utf8) + [0]
             return zmq_setsockopt(socket, option, bytes, bytes.count) == 0
@@ -276,7 +277,9 @@ public final class SocketThread: @unchecked Sendable {
             // Fail closed: with a domain set and option 93 (ZMQ_ZAP_ENFORCE_DOMAIN, hidden by the public header),
             // a handshake without an answering ZAP handler is refused instead of admitted.
             set(93, 1)
-            guard setString(ZMQ_CURVE_SECRETKEY, keys.secretKey), !domain.isEmpty, setString(ZMQ_ZAP_DOMAIN, domain) else {
+            let domainBytes = Array(domain.utf8)  // a length-counted string: no terminating NUL
+            guard setString(ZMQ_CURVE_SECRETKEY, keys.secretKey), !domain.isEmpty,
+                  zmq_setsockopt(socket, ZMQ_ZAP_DOMAIN, domainBytes, domainBytes.count) == 0 else {
                 zmq_close(socket)
                 throw TransportError("CURVE server options on \(spec.endpoint)")
             }
@@ -422,7 +425,8 @@ public final class SocketThread: @unchecked Sendable {
                 if address.isEmpty, let peer = zmq_msg_gets(message.message, "Peer-Address") {
                     address = String(cString: peer)
                 }
-                if frames.isEmpty, specs[index].curve != nil, let user = zmq_msg_gets(message.message, "User-Id") {
+                // (A ROUTER's routing-id frame carries no metadata: read it off the first frame that does.)
+                if userID.isEmpty, specs[index].curve != nil, let user = zmq_msg_gets(message.message, "User-Id") {
                     userID = String(cString: user)
                 }
                 if frames.count < Self.maxFramesPerMessage + 1 { frames.append(message.frame) } else { dropped += 1 }
