@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(pkg-config libopenblas-dev libzmq3-dev protobuf-compiler protobuf-c-compiler libprotobuf-c-dev zlib1g-dev
-          libturbojpeg0-dev)
+          libturbojpeg0-dev iproute2)  # iproute2: the several-hosts test puts processes in network namespaces
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
