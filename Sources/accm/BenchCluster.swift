@@ -40,8 +40,19 @@ struct BenchCluster: ParsableCommand {
     @Option(help: "Requests, one at a time, for the end-to-end comparison on the bench model.")
     var endToEnd = 4
 
+    @Flag(help: ArgumentHelp("Instead: the load with two workers per stage, without faults and then while a worker of each "
+        + "stage in turn is killed (SIGKILL) every --fault-interval seconds and restarted by the supervisor."))
+    var faults = false
+
+    @Option(help: "With --faults: seconds between kills.")
+    var faultInterval = 2.0
+
+    @Option(help: "With --faults: seconds of load per run.")
+    var faultSeconds = 20.0
+
     func run() throws {
         print(MachineDescription.current.lines.joined(separator: "\n"))
+        if faults { return try loadUnderFaults() }
         try hopLatency()
         try load()
         if benchModel != "none" { try endToEndOnTheBenchModel() }
@@ -139,21 +150,30 @@ struct BenchCluster: ParsableCommand {
 
     // MARK: Load
 
-    private func load() throws {
-        let levels = try clients.split(separator: ",").map { value -> Int in
+    func loadLevels() throws -> [Int] {
+        try clients.split(separator: ",").map { value -> Int in
             guard let n = Int(value), (1...256).contains(n) else { throw ValidationError("client count '\(value)'") }
             return n
         }
+    }
+
+    /// The load's requests: ACCM at 4 tokens on the committed test split's questions.
+    func loadWork() throws -> [ACCMRequest] {
         let split = URL(fileURLWithPath: DefaultPaths.testSplit)
         let lines = try String(contentsOf: split.appendingPathComponent("test.jsonl"), encoding: .utf8)
             .split(separator: "\n").prefix(requests)
-        let work = try lines.map { line -> ACCMRequest in
+        return try lines.map { line -> ACCMRequest in
             let item = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             let image = [UInt8](try Data(contentsOf: split.appendingPathComponent(item["image"] as! String)))
             return ACCMRequest(image: .encoded(image), question: item["question"] as! String, budget: 4,
                                pruning: .accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil),
                                generation: GenerationOptions(maxNewTokens: 4))
         }
+    }
+
+    private func load() throws {
+        let levels = try loadLevels()
+        let work = try loadWork()
         print("\n## Load: \(work.count) requests (ACCM at 4 tokens, answers of at most 4 tokens), \(modelOptions.directory)")
         print("| server | concurrency | requests/s | p50 latency | p99 latency |")
         print("| --- | ---: | ---: | ---: | ---: |")
@@ -203,9 +223,9 @@ struct BenchCluster: ParsableCommand {
         }
     }
 
-    private func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
-    private func report(_ server: String, _ concurrency: Int, _ count: Int, _ wall: Double, _ latencies: [Double]) {
+    func report(_ server: String, _ concurrency: Int, _ count: Int, _ wall: Double, _ latencies: [Double]) {
         let sorted = latencies.sorted()
         guard !sorted.isEmpty else { return print("| \(server) | \(concurrency) | – | – | – |") }
         let p50 = sorted[sorted.count / 2], p99 = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
@@ -260,7 +280,7 @@ private final class Receiver: SocketHandler, @unchecked Sendable {
     }
 }
 
-private final class LockedLatencies: @unchecked Sendable {
+final class LockedLatencies: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [Double] = []
     func append(_ v: Double) { lock.lock(); storage.append(v); lock.unlock() }
