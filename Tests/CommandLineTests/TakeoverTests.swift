@@ -24,8 +24,10 @@ final class TakeoverTests: XCTestCase {
         private var registered = false
         private var tasks: [Envelope] = []
         private var running = true
-        private(set) var cancels: [String] = []
-        private(set) var received = 0
+        private var cancelled: [String] = []
+        private var tasksReceived = 0
+        var cancels: [String] { lock.lock(); defer { lock.unlock() }; return cancelled }
+        var received: Int { lock.lock(); defer { lock.unlock() }; return tasksReceived }
 
         init(pieces: [String], vanishAfter: Int?, context: ZeroMQContext, endpoint: String, interval: Double = 0.05) throws {
             self.pieces = pieces
@@ -73,8 +75,8 @@ final class TakeoverTests: XCTestCase {
             lock.lock(); defer { lock.unlock() }
             switch m.envelope.body {
             case .welcome: registered = true
-            case .decoderTask: tasks.append(m.envelope); received += 1
-            case .cancel: cancels.append(m.envelope.requestID)
+            case .decoderTask: tasks.append(m.envelope); tasksReceived += 1
+            case .cancel: cancelled.append(m.envelope.requestID)
             default: break
             }
         }
@@ -103,6 +105,23 @@ final class TakeoverTests: XCTestCase {
             workersEndpoint: "tcp://127.0.0.1:*", clientsEndpoint: "tcp://127.0.0.1:*", heartbeatIntervalMilliseconds: 100))
     }
 
+    /// Sends the request while `doomed` is the only decoder; once it holds the task, starts the replica that will
+    /// take it over (scripted with `pieces`); returns the request's outcome and that replica.
+    private func answerWhileReplacing(_ doomed: ScriptedDecoder, client: ClusterClient, streamed: LockedArray<String>,
+                                      with pieces: [String], context: ZeroMQContext,
+                                      endpoint: String) throws -> (Result<ACCMAnswer, Error>, ScriptedDecoder) {
+        usleep(300_000)  // the doomed one registers
+        let outcome = LockedArray<Result<ACCMAnswer, Error>>()
+        let request = self.request
+        let asking = Thread { outcome.append(Result { try client.answer(request, timeout: .seconds(20)) { streamed.append($0) } }) }
+        asking.start()
+        let deadline = Date().addingTimeInterval(10)
+        while doomed.received == 0 && Date() < deadline { usleep(5_000) }
+        let replacement = try ScriptedDecoder(pieces: pieces, vanishAfter: nil, context: context, endpoint: endpoint)
+        while !asking.isFinished { usleep(10_000) }
+        return (outcome.values[0], replacement)
+    }
+
     func testTheReplicaThatTakesOverSkipsTheTextTheClientAlreadyHas() throws {
         let context = ZeroMQContext()
         let coordinator = try coordinator(context)
@@ -111,15 +130,15 @@ final class TakeoverTests: XCTestCase {
                                                    endpoint: coordinator.workersEndpoint)
         defer { vision.stop() }
         let pieces = ["The", " cross", " is", " red", " and", " small", "."]
-        let doomed = try ScriptedDecoder(pieces: pieces, vanishAfter: 3, context: context, endpoint: coordinator.workersEndpoint)
-        usleep(300_000)  // the doomed one registers first and gets the task
-        let survivor = try ScriptedDecoder(pieces: pieces, vanishAfter: nil, context: context, endpoint: coordinator.workersEndpoint)
-        defer { survivor.stop() }
-        usleep(300_000)
+        let doomed = try ScriptedDecoder(pieces: pieces, vanishAfter: 3, context: context, endpoint: coordinator.workersEndpoint,
+                                         interval: 0.1)
         let client = try ClusterClient(context: context, coordinator: coordinator.clientsEndpoint)
         defer { client.close() }
         let streamed = LockedArray<String>()
-        let answer = try client.answer(request, timeout: .seconds(20)) { streamed.append($0) }
+        let (result, survivor) = try answerWhileReplacing(doomed, client: client, streamed: streamed, with: pieces, context: context,
+                                                          endpoint: coordinator.workersEndpoint)
+        defer { survivor.stop() }
+        let answer = try result.get()
         XCTAssertEqual(doomed.received + survivor.received, 2, "one task to each replica")
         XCTAssertEqual(answer.text, pieces.joined())
         XCTAssertEqual(streamed.values.joined(), pieces.joined(), "every character once: \(streamed.values)")
@@ -138,16 +157,15 @@ final class TakeoverTests: XCTestCase {
                                                    endpoint: coordinator.workersEndpoint)
         defer { vision.stop() }
         let doomed = try ScriptedDecoder(pieces: ["The", " cross", " is", " red"], vanishAfter: 2, context: context,
-                                         endpoint: coordinator.workersEndpoint)
-        usleep(300_000)
-        let other = try ScriptedDecoder(pieces: ["The", " square", " is", " blue"], vanishAfter: nil, context: context,
-                                        endpoint: coordinator.workersEndpoint)
-        defer { other.stop() }
-        usleep(300_000)
+                                         endpoint: coordinator.workersEndpoint, interval: 0.1)
         let client = try ClusterClient(context: context, coordinator: coordinator.clientsEndpoint)
         defer { client.close() }
         let streamed = LockedArray<String>()
-        XCTAssertThrowsError(try client.answer(request, timeout: .seconds(20)) { streamed.append($0) }) { error in
+        let (result, other) = try answerWhileReplacing(doomed, client: client, streamed: streamed,
+                                                       with: ["The", " square", " is", " blue"], context: context,
+                                                       endpoint: coordinator.workersEndpoint)
+        defer { other.stop() }
+        XCTAssertThrowsError(try result.get()) { error in
             XCTAssertEqual((error as? StageError)?.code, .internal, "\(error)")
             XCTAssertTrue("\(error)".contains("splice"), "\(error)")
         }
