@@ -82,8 +82,15 @@ public struct GPT2: CausalLanguageModel {
 
     /// Loads from `store`, with the base model's tensors under `prefix` (`transformer.` in `GPT2LMHeadModel`).
     public init(store: WeightStore, config: GPT2Configuration, prefix: String = "transformer.") throws {
-        guard !config.scaleByInverseLayerIndex, !config.reorderAndUpcastAttention, config.scaleAttentionWeights else {
-            throw ModelError.unsupported("GPT-2 attention variants scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn")
+        let variants = [
+            config.scaleAttentionWeights ? nil : "scale_attn_weights: false",
+            config.scaleByInverseLayerIndex ? "scale_attn_by_inverse_layer_idx: true" : nil,
+            config.reorderAndUpcastAttention ? "reorder_and_upcast_attn: true" : nil,
+        ].compactMap { $0 }
+        guard variants.isEmpty else {
+            throw ModelError.unsupported(
+                "GPT-2 attention variant \(variants.joined(separator: ", ")) in config.json (the engine runs only "
+                    + "scale_attn_weights: true, scale_attn_by_inverse_layer_idx: false, reorder_and_upcast_attn: false)")
         }
         self.config = config
         let c = config.hiddenSize, eps = config.layerNormEpsilon

@@ -33,11 +33,9 @@ public struct LlamaConfiguration: Decodable, Sendable {
         case attentionBias = "attention_bias", mlpBias = "mlp_bias"
     }
 
-    /// `rope_scaling` (transformers 4) or `rope_parameters` (transformers 5).
-    struct RopeParameters: Decodable {
-        var rope_type: String?
-        var type: String?
-        var rope_theta: Float?
+    /// The keys of a `rope_scaling` (transformers 4) or `rope_parameters` (transformers 5) object the engine reads.
+    enum RopeKeys: String, CodingKey {
+        case ropeType = "rope_type", type, ropeTheta = "rope_theta"
     }
 
     public init(from decoder: Decoder) throws {
@@ -64,18 +62,52 @@ public struct LlamaConfiguration: Decodable, Sendable {
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
-        let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
-            ?? c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
-        ropeTheta = try c.decodePositive(.ropeTheta, default: rope?.rope_theta ?? 10_000)
-        if let kind = rope?.rope_type ?? rope?.type, kind != "default" {
-            throw DecodingError.dataCorruptedError(
-                forKey: .ropeParameters, in: c, debugDescription: "rope type '\(kind)' is not supported (only 'default')")
-        }
+        ropeTheta = try Self.decodeRopeTheta(c)
         guard headCount % kvHeadCount == 0 else {
             throw DecodingError.dataCorruptedError(
                 forKey: .kvHeadCount, in: c,
                 debugDescription: "\(headCount) attention heads cannot share \(kvHeadCount) key/value heads")
         }
+    }
+
+    /// The rotary base frequency, read with transformers 5's precedence (`RotaryEmbeddingConfigMixin.
+    /// convert_rope_params_to_dict`): the RoPE object is a non-empty `rope_scaling` if there is one, else
+    /// `rope_parameters`; its `rope_theta` wins over a top-level `rope_theta`, which wins over 10000; its
+    /// `rope_type` wins over its legacy `type` (only the default type is supported).
+    static func decodeRopeTheta(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Float {
+        func isNonEmptyObject(_ key: CodingKeys) throws -> Bool {
+            guard c.contains(key), try !c.decodeNil(forKey: key) else { return false }
+            guard let object = try? c.nestedContainer(keyedBy: AnyKey.self, forKey: key) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be an object")
+            }
+            return !object.allKeys.isEmpty
+        }
+        let objectKey: CodingKeys? = try isNonEmptyObject(.ropeScaling) ? .ropeScaling
+            : try isNonEmptyObject(.ropeParameters) ? .ropeParameters : nil
+        if let objectKey {
+            let rope = try c.nestedContainer(keyedBy: RopeKeys.self, forKey: objectKey)
+            let typeKey: RopeKeys = rope.contains(.ropeType) ? .ropeType : .type
+            let kind = try rope.decodeIfPresent(String.self, forKey: typeKey) ?? "default"
+            guard kind == "default" else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: typeKey, in: rope, debugDescription: "rope type '\(kind)' is not supported (only 'default')")
+            }
+            if rope.contains(.ropeTheta), try !rope.decodeNil(forKey: .ropeTheta) {
+                return try rope.decodePositive(.ropeTheta, default: 10_000)
+            }
+        }
+        if c.contains(.ropeTheta), try !c.decodeNil(forKey: .ropeTheta) {
+            return try c.decodePositive(.ropeTheta, default: 10_000)
+        }
+        return 10_000
+    }
+
+    /// Any key (to list an object's keys).
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }
 
