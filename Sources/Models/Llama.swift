@@ -119,21 +119,23 @@ public struct Llama: CausalLanguageModel {
         let inputNorm: RMSNorm, postAttentionNorm: RMSNorm
         let query: Linear, key: Linear, value: Linear, output: Linear
         let gate: Linear, up: Linear, down: Linear
+
+        var matrices: [WeightMatrix] { [query, key, value, output, gate, up, down].map(\.weight) }
     }
 
     public let config: LlamaConfiguration
-    let tokenEmbedding: Tensor
+    let tokenEmbedding: WeightMatrix
     let blocks: [Block]
     let finalNorm: RMSNorm
-    let head: Tensor
+    let head: WeightMatrix
     let rotary: RotaryEmbedding
     let attention: AttentionShape
     let activation: Activation
 
     /// Loads a `LlamaForCausalLM` directory.
-    public init(directory: String) throws {
+    public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
         let config = try ConfigFile.load(LlamaConfiguration.self, from: directory)
-        let store = try WeightStore(directory: directory)
+        let store = try WeightStore(directory: directory, matrixFormat: matrixFormat)
         try self.init(store: store, config: config)
         try store.verifyAllUsed(ignoring: { $0.hasSuffix("rotary_emb.inv_freq") })
     }
@@ -146,7 +148,7 @@ public struct Llama: CausalLanguageModel {
         let q = config.headCount * config.headDim, kv = config.kvHeadCount * config.headDim
         let ab = config.attentionBias, mb = config.mlpBias
         let s = store.scope(prefix + "model.")
-        tokenEmbedding = try s.tensor("embed_tokens.weight", shape: [config.vocabularySize, c])
+        tokenEmbedding = try s.matrix("embed_tokens.weight", rows: config.vocabularySize, columns: c)
         blocks = try (0..<config.layerCount).map { i in
             let b = s.scope("layers.\(i).")
             return Block(
@@ -165,12 +167,24 @@ public struct Llama: CausalLanguageModel {
         if config.tieWordEmbeddings && !store.contains(headName) {
             head = tokenEmbedding
         } else {
-            head = try store.tensor(headName, shape: [config.vocabularySize, c])
+            head = try store.matrix(headName, rows: config.vocabularySize, columns: c)
         }
         rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
         attention = AttentionShape(heads: config.headCount, kvHeads: config.kvHeadCount, headDim: config.headDim)
         activation = try Models.activation(named: config.hiddenAct, in: "LLaMA")
     }
+
+    /// The formats the model's weight matrices are kept in (more than one when some could not be quantized,
+    /// see `WeightStore.keptInStoredFormat`).
+    public var matrixFormats: Set<WeightFormat> {
+        Set(blocks.flatMap(\.matrices).map(\.format) + [tokenEmbedding.format, head.format])
+    }
+
+    /// Bytes of layer `index`'s weight matrices: what one decode step reads of that layer.
+    public func layerMatrixBytes(_ index: Int) -> Int { blocks[index].matrices.reduce(0) { $0 + $1.byteCount } }
+
+    /// Bytes of the language-model head (read once per generated token).
+    public var headBytes: Int { head.byteCount }
 
     public var hiddenSize: Int { config.hiddenSize }
     public var vocabularySize: Int { config.vocabularySize }
@@ -216,5 +230,5 @@ public struct Llama: CausalLanguageModel {
         return layout.outputs(hidden: h, states: states)
     }
 
-    public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(weight: head) }
+    public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(head) }
 }

@@ -1,5 +1,7 @@
 // Element types a safetensors file may hold, and their conversion to fp32.
 
+import Tensor
+
 /// A safetensors element type.
 public enum DType: String, Sendable, CaseIterable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
@@ -18,6 +20,15 @@ public enum DType: String, Sendable, CaseIterable {
 
     /// Whether the engine converts this type to fp32 weights.
     public var isSupportedFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    /// The weight-matrix format that keeps this type as it is (nil: not a float type the engine reads).
+    public var matrixFormat: WeightFormat? {
+        switch self {
+        case .f32: .f32
+        case .bf16: .bf16
+        case .f16: .f16
+        default: nil
+        }
+    }
     /// Whether the engine reads this type as integers.
     public var isSupportedInteger: Bool { self == .i64 || self == .i32 }
 }
