@@ -219,11 +219,12 @@ struct EngineBenchmark {
             cache.truncate(to: 640)
             _ = model.logits(try model.forward(token, cache: &cache, recordHiddenStates: false).hidden)
         }
-        print(String(format: "peak RSS after decoding: %.2f GB (weights %.2f GB + KV cache %.2f GB at 660 positions)",
+        print(String(format: "peak RSS after decoding: %.2f GB (weights %.2f GB, fp32 KV cache %.2f GB at 660 positions, "
+                     + "and the bandwidth probe's two 0.27 GB buffers)",
                      ProcessMemory.peakResidentGigabytes, Double(weightBytes) / 1e9,
                      Double(2 * modelLayers * 660 * 4096 * 4) / 1e9))
         let flop = config.flops(newTokens: 1, cached: 640, logitRows: 1)
-        return result("llama-7b \(modelLayers) layers+head decode 1 at 640", seconds, flop,
+        return result("llama-7b \(modelLayers)L+head decode at 640", seconds, flop,
                       Double(weightBytes) / seconds.median / 1e9, "stream GB/s", bandwidth)
     }
 

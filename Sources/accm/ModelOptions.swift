@@ -42,6 +42,11 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
+    /// The model directory in force, with the --weights settings applied over its manifest's "weights".
+    func modelDirectory() throws -> ModelDirectory {
+        try ModelDirectory(directory, parseSpecialTokens: parseSpecial, weightSettings: weights)
+    }
+
     /// Loads the embedded pipeline.
     func load() throws -> ACCMPipeline {
         if let bench = try bench { return try bench.pipeline() }
