@@ -42,7 +42,7 @@ let package = Package(
         // C kernels over bf16/f16 and block-quantized weights: AVX2/FMA/F16C paths chosen at run time, a portable path.
         .target(name: "CKernels"),
         .target(name: "Tensor", dependencies: ["TensorCore", "CBLAS", "CKernels"]),
-        .target(name: "Weights", dependencies: ["Tensor"]),
+        .target(name: "Weights", dependencies: ["Tensor", "CKernels"]),
         .target(name: "Models", dependencies: ["Tensor", "Weights"]),
         .target(name: "Tokenizers"),
         .target(name: "Images", dependencies: ["TensorCore", "CZlib", "CTurboJPEG"]),
