@@ -110,12 +110,14 @@ def time_llamacpp(path: Path, threads: int, repeat: int) -> tuple[list[float], l
 
 
 def time_accm(accm: str, layers: int, kind: str, threads: int, repeat: int) -> str:
-    out = subprocess.run([accm, "bench", "engine", "--cases", "llama-model", "--layers", str(layers),
+    """accm's decode on the same model (llama-model); its prefill per layer from llama-prefill (warmed up and
+    repeated: llama-model's prefill is one cold run), times the layers (the head adds one row's logits)."""
+    out = subprocess.run([accm, "bench", "engine", "--cases", "llama-prefill", "llama-model", "--layers", str(layers),
                           "--dtype", ACCM_DTYPE[kind], "--threads", str(threads), "--repeat", str(repeat)],
                          capture_output=True, text=True, check=True).stdout
-    prefill = re.search(r"prefill 640: ([0-9.]+) s", out).group(1)
+    prefill = re.search(r"layer prefill 640\s+([0-9.]+ s\s*\[[^\]]+\])", out).group(1)
     decode = re.search(r"decode at 640\s+([0-9.]+ ms \[[^\]]+\])", out).group(1)
-    return f"prefill 640 {prefill} s (one run), decode {decode}"
+    return f"prefill 640 {prefill} a layer, decode {decode}"
 
 
 def main() -> None:
