@@ -39,8 +39,10 @@ let package = Package(
         // Engine.
         // The tensor value type alone (no BLAS): what messages and weightless processes use.
         .target(name: "TensorCore"),
-        .target(name: "Tensor", dependencies: ["TensorCore", "CBLAS"]),
-        .target(name: "Weights", dependencies: ["Tensor"]),
+        // C kernels over bf16/f16 and block-quantized weights: AVX2/FMA/F16C paths chosen at run time, a portable path.
+        .target(name: "CKernels"),
+        .target(name: "Tensor", dependencies: ["TensorCore", "CBLAS", "CKernels"]),
+        .target(name: "Weights", dependencies: ["Tensor", "CKernels"]),
         .target(name: "Models", dependencies: ["Tensor", "Weights"]),
         .target(name: "Tokenizers"),
         .target(name: "Images", dependencies: ["TensorCore", "CZlib", "CTurboJPEG"]),
@@ -71,7 +73,7 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),

@@ -5,7 +5,7 @@ Face layout (config.json + safetensors), plus `reference.safetensors` holding
 the inputs and the reference outputs that PyTorch computes for them in float32.
 Nothing is downloaded: all models are built from configs.
 
-Usage:  python Scripts/make_engine_fixtures.py
+Usage:  python Scripts/make_engine_fixtures.py [fixture ...]   (default: every fixture)
 See Tests/Fixtures/engine/README.md for the list of fixtures.
 """
 
@@ -270,6 +270,83 @@ def make_llama() -> None:
     save_reference(path, causal_lm_reference(model, gen, input_ids, hidden=48, embeds_len=8))
 
 
+def make_gpt2_bf16() -> None:
+    """GPT-2 with bf16 weights on disk (Conv1D `[in, out]` in bf16), reference in float32 from them."""
+    path = fixture_dir("gpt2_bf16")
+    config = GPT2Config(
+        vocab_size=96,
+        n_positions=32,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        activation_function="gelu_new",
+        layer_norm_epsilon=1e-5,
+        bos_token_id=95,
+        eos_token_id=95,
+    )
+    model, gen = new_model(GPT2LMHeadModel, config)
+    round_weights(model, torch.bfloat16)
+    model.save_pretrained(path)
+    model.float()
+    input_ids = randint(gen, 0, 95, (2, 9))
+    save_reference(path, causal_lm_reference(model, gen, input_ids, hidden=64, embeds_len=None))
+
+
+def make_llama_blocks() -> None:
+    """A bf16 LLaMA whose every matrix holds whole blocks of 32 inputs (64 wide, MLP 128): the int8/int4
+    quantization fixture (no matrix falls back), and a second bf16 parity case."""
+    path = fixture_dir("llama_blocks")
+    config = LlamaConfig(
+        vocab_size=96,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+    )
+    model, gen = new_model(LlamaForCausalLM, config)
+    round_weights(model, torch.bfloat16)
+    model.save_pretrained(path)
+    model.float()
+    input_ids = randint(gen, 0, 95, (2, 11))
+    reference = causal_lm_reference(model, gen, input_ids, hidden=64, embeds_len=None)
+    # The same model with every matrix (embedding, projections, head) replaced by its Q8_0 / Q4_0 round trip,
+    # as the engine quantizes at load: the engine's prefill (fp32 compute on dequantized blocks) must match.
+    weights = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for fmt, quantize in (("int8", q8_0_round_trip), ("int4", q4_0_round_trip)):
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(quantize(weights[name]) if p.dim() == 2 else weights[name])
+        reference[f"logits.{fmt}"] = model(input_ids=input_ids).logits
+    save_reference(path, reference)
+
+
+def q8_0_round_trip(w: torch.Tensor) -> torch.Tensor:
+    """llama.cpp's quantize_row_q8_0_ref + dequantize, along the last dimension in blocks of 32 (fp32 math,
+    the scale stored in fp16, q = roundf(x / d): halves away from zero)."""
+    blocks = w.float().reshape(-1, 32)
+    d = blocks.abs().amax(dim=1, keepdim=True) / 127.0
+    inverse = torch.where(d != 0, 1.0 / d, torch.zeros_like(d))
+    scaled = blocks * inverse
+    q = torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)
+    return (q * d.half().float()).reshape(w.shape)
+
+
+def q4_0_round_trip(w: torch.Tensor) -> torch.Tensor:
+    """llama.cpp's quantize_row_q4_0_ref + dequantize: d = (the value of largest magnitude) / -8,
+    q = min(15, trunc(x / d + 8.5)), weight = (q - 8) · fp16(d)."""
+    blocks = w.float().reshape(-1, 32)
+    extreme = blocks.gather(1, blocks.abs().argmax(dim=1, keepdim=True))
+    d = extreme / -8.0
+    inverse = torch.where(d != 0, 1.0 / d, torch.zeros_like(d))
+    q = torch.clamp(torch.trunc(blocks * inverse + 8.5), max=15)
+    return ((q - 8) * d.half().float()).reshape(w.shape)
+
+
 def make_llama_tied() -> None:
     path = fixture_dir("llama_tied")
     config = LlamaConfig(
@@ -342,14 +419,22 @@ def make_selector() -> None:
     save_reference(path, {"input": x, "scores": model(x)})
 
 
-FIXTURES = [make_clip, make_gpt2, make_llama, make_llama_tied, make_llava, make_mapper, make_selector]
+FIXTURES = [
+    make_clip, make_gpt2, make_gpt2_bf16, make_llama, make_llama_blocks, make_llama_tied, make_llava, make_mapper,
+    make_selector,
+]
 
 
 def main() -> None:
     torch.set_grad_enabled(False)
     hf_logging.disable_progress_bar()
+    wanted = set(sys.argv[1:])
+    known = {make.__name__.removeprefix("make_") for make in FIXTURES}
+    if wanted - known:
+        sys.exit(f"unknown fixture(s) {sorted(wanted - known)}; known: {sorted(known)}")
     for make in FIXTURES:
-        make()
+        if not wanted or make.__name__.removeprefix("make_") in wanted:
+            make()
     files = sorted(p for p in OUT.rglob("*") if p.is_file())
     for file in files:
         print(f"{file.stat().st_size:>9}  {file.relative_to(OUT)}")

@@ -14,12 +14,19 @@ public struct BenchModel: Sendable {
     public let decoderLayers: Int
     /// Where the tokenizers and the caption stop text come from.
     public let tokenizers: ModelDirectory
+    /// The format each component's random matrices are made in (absent: fp32), without an fp32 copy.
+    public let weights: WeightFormatChoice
 
     /// Parses "bench:N" (N in 1...32); nil for anything else.
-    public init?(_ spec: String, tokenizers: ModelDirectory) {
+    public init?(_ spec: String, tokenizers: ModelDirectory, weights: WeightFormatChoice = WeightFormatChoice()) {
         guard spec.hasPrefix("bench:"), let n = Int(spec.dropFirst(6)), (1...32).contains(n) else { return nil }
         decoderLayers = n
         self.tokenizers = tokenizers
+        self.weights = weights
+    }
+
+    private func random(_ seed: UInt64, _ component: ModelComponent) -> WeightStore {
+        .random(seed: seed, matrixFormat: weights.format(for: component))
     }
 
     /// What a worker registers as its model identity.
@@ -39,10 +46,10 @@ public struct BenchModel: Sendable {
         let preprocessor = try CLIPImagePreprocessor(
             configuration: PreprocessorConfiguration(size: .shortestEdge(336), cropHeight: 336, cropWidth: 336),
             padToSquare: true)
-        let text = try CLIP.Text(store: .random(seed: 11), config: shapes.questionText, projectionDim: shapes.projectionDim)
+        let text = try CLIP.Text(store: random(11, .vision), config: shapes.questionText, projectionDim: shapes.projectionDim)
         let fit = Self.fitting(real.encodeQuestion, context: text.contextLength, endOfText: shapes.questionText.eosTokenId)
         return try VisionStage(
-            vision: CLIP.Vision(store: .random(seed: 10), config: shapes.vision, projectionDim: shapes.projectionDim),
+            vision: CLIP.Vision(store: random(10, .vision), config: shapes.vision, projectionDim: shapes.projectionDim),
             text: text, featureLayer: -2,
             encodeQuestion: fit,
             preprocess: { image in
@@ -57,8 +64,8 @@ public struct BenchModel: Sendable {
         let shapes = try shapes
         let real = try CaptionStage.load(tokenizers)
         return try CaptionStage(
-            mapper: CaptionMapper(WeightStore.random(seed: 12).scope(""), config: shapes.mapper),
-            languageModel: GPT2(store: .random(seed: 13), config: shapes.captionModel),
+            mapper: CaptionMapper(random(12, .captionMapper).scope(""), config: shapes.mapper),
+            languageModel: GPT2(store: random(13, .captionLanguageModel), config: shapes.captionModel),
             options: BeamSearchOptions(beams: real.options.beams, maxNewTokens: 24, stopTokenID: real.options.stopTokenID),
             encode: real.encode, decode: real.decode)
     }
@@ -66,16 +73,16 @@ public struct BenchModel: Sendable {
     public func selector() throws -> SelectorStage {
         let shapes = try shapes
         let real = try SelectorStage.load(tokenizers)
-        let text = try CLIP.Text(store: .random(seed: 14), config: shapes.selectorText, projectionDim: shapes.projectionDim)
+        let text = try CLIP.Text(store: random(14, .selectorTextEncoder), config: shapes.selectorText, projectionDim: shapes.projectionDim)
         return try SelectorStage(
-            text: text, selector: CaptionSelector(WeightStore.random(seed: 15).scope(""), config: shapes.selector),
+            text: text, selector: CaptionSelector(random(15, .selector).scope(""), config: shapes.selector),
             encode: Self.fitting(real.encode, context: text.contextLength, endOfText: shapes.selectorText.eosTokenId))
     }
 
     public func decoder() throws -> DecoderStage {
         let shapes = try shapes
         let real = try DecoderStage.load(tokenizers)
-        let store = WeightStore.random(seed: 16)
+        let store = random(16, .llava)
         return try DecoderStage(
             projector: LlavaProjector(store.scope("multi_modal_projector."), config: shapes.projector),
             languageModel: Llama(store: store, config: shapes.decoder, prefix: "language_model."),

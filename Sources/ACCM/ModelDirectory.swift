@@ -14,7 +14,11 @@
 // {"format": 1, "vision": "vision", "caption_mapper": "caption/mapper", "caption_language_model":
 //  "caption/gpt2", "selector_text_encoder": "selector/text", "selector": "selector/scorer", "llava": "llava",
 //  "image_aspect_ratio": "pad", "vision_feature_layer": -2, "caption_stop": ".", "caption_beams": 3,
-//  "caption_max_new_tokens": 67}
+//  "caption_max_new_tokens": 67, "weights": {"llava": "int4"}}
+//
+// "weights" (optional) is the format each component keeps its weight matrices in: one of "stored" (the
+// checkpoint's own type, the default), "f32", "bf16", "f16", "int8", "int4" for every component, or an
+// object naming components (the keys above: "vision", "caption_mapper", ...). See WeightFormatChoice.
 
 import Images
 import Models
@@ -36,13 +40,15 @@ public struct ModelManifest: Decodable, Sendable {
     public var captionStop: String
     public var captionBeams: Int
     public var captionMaxNewTokens: Int
+    /// The weight format per component (empty: every component as stored).
+    public var weights: WeightFormatChoice
 
     enum CodingKeys: String, CodingKey {
         case format, vision, selector, llava
         case captionMapper = "caption_mapper", captionLanguageModel = "caption_language_model"
         case selectorTextEncoder = "selector_text_encoder", imageAspectRatio = "image_aspect_ratio"
         case visionFeatureLayer = "vision_feature_layer", captionStop = "caption_stop"
-        case captionBeams = "caption_beams", captionMaxNewTokens = "caption_max_new_tokens"
+        case captionBeams = "caption_beams", captionMaxNewTokens = "caption_max_new_tokens", weights
     }
 
     public init(from decoder: Decoder) throws {
@@ -63,6 +69,7 @@ public struct ModelManifest: Decodable, Sendable {
         captionStop = try c.decodeIfPresent(String.self, forKey: .captionStop) ?? "."
         captionBeams = try c.decodeInteger(.captionBeams, in: 1...Self.largestBeamCount, default: 3)
         captionMaxNewTokens = try c.decodeSize(.captionMaxNewTokens, default: 67)
+        weights = try c.decodeIfPresent(WeightFormatChoice.self, forKey: .weights) ?? WeightFormatChoice()
     }
 
     /// The most caption beams a manifest may ask for (each is a GPT-2 sequence in every step).
@@ -83,13 +90,22 @@ public struct ModelDirectory: Sendable {
     public let manifest: ModelManifest
     /// User text is tokenized as text unless this is set (see `ACCMPipeline.load`).
     public let parseSpecialTokens: Bool
+    /// The weight format of each component: the manifest's, with `weightSettings` applied over it.
+    public let weights: WeightFormatChoice
 
-    /// Reads `directory/accm.json`.
-    public init(_ path: String, parseSpecialTokens: Bool = false) throws {
+    /// Reads `directory/accm.json`; `weightSettings` ("int8", "llava=int4", as `--weights` takes them) override
+    /// the manifest's "weights".
+    public init(_ path: String, parseSpecialTokens: Bool = false, weightSettings: [String] = []) throws {
         self.path = path
         self.manifest = try ConfigFile.decode(ModelManifest.self, path: path + "/accm.json")
         self.parseSpecialTokens = parseSpecialTokens
+        var weights = manifest.weights
+        try weights.apply(settings: weightSettings)
+        self.weights = weights
     }
+
+    /// The format `component`'s weight matrices are kept in (nil: as stored).
+    public func matrixFormat(_ component: ModelComponent) -> WeightFormat? { weights.format(for: component) }
 
     /// The absolute path of a component directory named in the manifest.
     public func component(_ relative: String) -> String { path + "/" + relative }
@@ -101,12 +117,12 @@ extension VisionStage {
         let parse = model.parseSpecialTokens
         let clipDirectory = model.component(model.manifest.vision)
         let clipTokenizer = try CLIPTokenizer(directory: clipDirectory)
-        let clipText = try CLIP.Text(directory: clipDirectory)
+        let clipText = try CLIP.Text(directory: clipDirectory, matrixFormat: model.matrixFormat(.vision))
         let preprocessor = try CLIPImagePreprocessor(
             contentsOf: clipDirectory + "/preprocessor_config.json", padToSquare: model.manifest.imageAspectRatio == .pad)
         let contextLength = clipText.contextLength
         return try VisionStage(
-            vision: CLIP.Vision(directory: clipDirectory), text: clipText, featureLayer: model.manifest.visionFeatureLayer,
+            vision: CLIP.Vision(directory: clipDirectory, matrixFormat: model.matrixFormat(.vision)), text: clipText, featureLayer: model.manifest.visionFeatureLayer,
             encodeQuestion: { try clipTokenizer.encode($0, contextLength: contextLength, parseSpecialTokens: parse) },
             preprocess: { image in
                 switch image {
@@ -129,7 +145,8 @@ extension CaptionStage {
             throw ModelError.invalidConfig("the caption stop text '\(manifest.captionStop)' is not one GPT-2 token")
         }
         return try CaptionStage(
-            mapper: CaptionMapper(directory: model.component(manifest.captionMapper)), languageModel: GPT2(directory: gpt2Directory),
+            mapper: CaptionMapper(directory: model.component(manifest.captionMapper), matrixFormat: model.matrixFormat(.captionMapper)),
+            languageModel: GPT2(directory: gpt2Directory, matrixFormat: model.matrixFormat(.captionLanguageModel)),
             options: BeamSearchOptions(beams: manifest.captionBeams, maxNewTokens: manifest.captionMaxNewTokens,
                                        stopTokenID: stopIDs[0]),
             encode: { gpt2Tokenizer.encode($0, addSpecialTokens: false, parseSpecialTokens: parse) },
@@ -143,10 +160,11 @@ extension SelectorStage {
         let parse = model.parseSpecialTokens
         let textDirectory = model.component(model.manifest.selectorTextEncoder)
         let tokenizer = try CLIPTokenizer(directory: textDirectory)
-        let text = try CLIP.Text(directory: textDirectory)
+        let text = try CLIP.Text(directory: textDirectory, matrixFormat: model.matrixFormat(.selectorTextEncoder))
         let context = text.contextLength
         return try SelectorStage(
-            text: text, selector: CaptionSelector(directory: model.component(model.manifest.selector)),
+            text: text,
+            selector: CaptionSelector(directory: model.component(model.manifest.selector), matrixFormat: model.matrixFormat(.selector)),
             encode: { try tokenizer.encode($0, contextLength: context, parseSpecialTokens: parse) })
     }
 }
@@ -165,7 +183,7 @@ extension DecoderStage {
         struct LlavaTextConfig: Decodable { let text_config: LlamaConfiguration }
         let llamaConfig = try ConfigFile.load(LlavaTextConfig.self, from: llavaDirectory).text_config
         let llavaConfig = try ConfigFile.load(LlavaConfiguration.self, from: llavaDirectory)
-        let store = try WeightStore(directory: llavaDirectory)
+        let store = try WeightStore(directory: llavaDirectory, matrixFormat: model.matrixFormat(.llava))
         guard store.contains("language_model.model.embed_tokens.weight") else {
             throw ModelError.unsupported("LLaVA checkpoint layout in \(llavaDirectory): expected language_model.model.* tensors")
         }
@@ -188,13 +206,14 @@ extension DecoderStage {
 }
 
 extension ACCMPipeline {
-    /// Loads every stage of the model directory `directory` (see the layout above). User text (the question,
+    /// Loads every stage of the model directory `directory` (see the layout above), each component's matrices
+    /// in the format the manifest's "weights" and then `weightSettings` give it. User text (the question,
     /// and the caption the decoder reads) is tokenized as text unless `parseSpecialTokens` (what the authors'
     /// code does, kept for the parity fixtures): then text spelling `</s>` or `<image>` becomes that token.
     public static func load(
-        directory: String, limits: RequestLimits = .default, parseSpecialTokens: Bool = false
+        directory: String, limits: RequestLimits = .default, parseSpecialTokens: Bool = false, weightSettings: [String] = []
     ) throws -> ACCMPipeline {
-        let model = try ModelDirectory(directory, parseSpecialTokens: parseSpecialTokens)
+        let model = try ModelDirectory(directory, parseSpecialTokens: parseSpecialTokens, weightSettings: weightSettings)
         return ACCMPipeline(
             vision: try VisionStage.load(model, imageLimits: limits.image), caption: try CaptionStage.load(model),
             selector: try SelectorStage.load(model), decoder: try DecoderStage.load(model), limits: limits)

@@ -115,7 +115,7 @@ extension CLIP {
             norm2 = try LayerNorm(s, "layer_norm2", width: c, epsilon: config.layerNormEpsilon)
             let parts = try ["q_proj", "k_proj", "v_proj"].map { try Linear(s, "self_attn." + $0, inputs: c, outputs: c) }
             qkv = Linear(
-                weight: Tensor.concatenateRows(parts.map(\.weight)),
+                weight: WeightMatrix.concatenateRows(parts.map(\.weight)),
                 bias: Tensor.concatenateRows(parts.map { $0.bias!.reshaped([1, c]) }).reshaped([3 * c]))
             output = try Linear(s, "self_attn.out_proj", inputs: c, outputs: c)
             fc1 = try Linear(s, "mlp.fc1", inputs: c, outputs: config.intermediateSize)
@@ -204,10 +204,10 @@ extension CLIP {
 
         /// Loads `vision_model.*` (and `visual_projection.weight` when present) from a `CLIPModel`,
         /// `CLIPVisionModel` or `CLIPVisionModelWithProjection` directory.
-        public init(directory: String) throws {
+        public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
             let config = try ConfigFile.load(CLIPConfiguration.self, from: directory)
             guard let vision = config.vision else { throw ModelError.invalidConfig("\(directory) has no vision_config") }
-            let store = try WeightStore(directory: directory)
+            let store = try WeightStore(directory: directory, matrixFormat: matrixFormat)
             try self.init(store: store, config: vision, projectionDim: config.projectionDim ?? vision.projectionDim)
             try store.verifyAllUsed(under: "vision_model.", ignoring: { $0.hasSuffix("position_ids") })
         }
@@ -234,8 +234,12 @@ extension CLIP {
             }
         }
 
-        /// Width of the joint embedding space, when the tower has a projection.
-        public var projectionDim: Int? { projection?.outputs }
+        /// Width of the joint embedding space, when the tower has a projection. (Written without `?.`: Swift
+        /// 6.3.1's SIL ownership verifier crashed on `projection?.outputs` inlined into the ACCM module.)
+        public var projectionDim: Int? {
+            guard let projection else { return nil }
+            return projection.outputs
+        }
 
         /// Runs images `[B, channels, imageSize, imageSize]` (already normalised) through the tower.
         public func callAsFunction(_ pixels: Tensor) throws -> VisionOutput {
@@ -309,10 +313,10 @@ extension CLIP {
 
         /// Loads `text_model.*` (and `text_projection.weight` when present) from a `CLIPModel` or
         /// `CLIPTextModel(WithProjection)` directory.
-        public init(directory: String) throws {
+        public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
             let config = try ConfigFile.load(CLIPConfiguration.self, from: directory)
             guard let text = config.text else { throw ModelError.invalidConfig("\(directory) has no text_config") }
-            let store = try WeightStore(directory: directory)
+            let store = try WeightStore(directory: directory, matrixFormat: matrixFormat)
             try self.init(store: store, config: text, projectionDim: config.projectionDim ?? text.projectionDim)
             try store.verifyAllUsed(under: "text_model.", ignoring: { $0.hasSuffix("position_ids") })
         }
@@ -338,7 +342,10 @@ extension CLIP {
 
         /// The context length (77 for CLIP, 248 for LongCLIP).
         public var contextLength: Int { config.maxPositions }
-        public var projectionDim: Int? { projection?.outputs }
+        public var projectionDim: Int? {
+            guard let projection else { return nil }
+            return projection.outputs
+        }
 
         /// Where a text is pooled: the first end-of-text token, or (configs with the legacy `eos_token_id` 2)
         /// the largest id, as the reference does.

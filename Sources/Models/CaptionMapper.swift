@@ -63,9 +63,9 @@ public struct CaptionMapper: Sendable {
     let layers: [Layer]
     let attention: AttentionShape
 
-    public init(directory: String) throws {
+    public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
         let config = try ConfigFile.load(CaptionMapperConfiguration.self, from: directory)
-        let store = try WeightStore(directory: directory)
+        let store = try WeightStore(directory: directory, matrixFormat: matrixFormat)
         try self.init(store.scope(""), config: config)
         try store.verifyAllUsed()
     }

@@ -55,9 +55,9 @@ public struct CaptionSelector: Sendable {
     let attention: AttentionShape
     let activation: Activation
 
-    public init(directory: String) throws {
+    public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
         let config = try ConfigFile.load(CaptionSelectorConfiguration.self, from: directory)
-        let store = try WeightStore(directory: directory)
+        let store = try WeightStore(directory: directory, matrixFormat: matrixFormat)
         try self.init(store.scope(""), config: config)
         try store.verifyAllUsed()
     }
@@ -71,7 +71,7 @@ public struct CaptionSelector: Sendable {
                 norm1: try LayerNorm(l, "norm1", width: d, epsilon: eps),
                 norm2: try LayerNorm(l, "norm2", width: d, epsilon: eps),
                 inProjection: Linear(
-                    weight: try l.tensor("self_attn.in_proj_weight", shape: [3 * d, d]),
+                    weight: try l.matrix("self_attn.in_proj_weight", rows: 3 * d, columns: d),
                     bias: try l.tensor("self_attn.in_proj_bias", shape: [3 * d])),
                 outProjection: try Linear(l, "self_attn.out_proj", inputs: d, outputs: d),
                 linear1: try Linear(l, "linear1", inputs: d, outputs: f),

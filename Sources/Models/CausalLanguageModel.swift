@@ -103,8 +103,8 @@ struct BatchLayout {
 }
 
 /// Looks up `ids` in an embedding table `[vocabulary, width]`, rejecting ids outside it.
-func embedTokens(_ ids: [Int], table: Tensor) throws -> Tensor {
-    let vocabulary = table.shape[0]
+func embedTokens(_ ids: [Int], table: WeightMatrix) throws -> Tensor {
+    let vocabulary = table.rows
     if let bad = ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
         throw ModelError.invalidInput("token id \(bad) is outside the vocabulary of \(vocabulary)")
     }

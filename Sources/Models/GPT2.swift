@@ -63,18 +63,18 @@ public struct GPT2: CausalLanguageModel {
     }
 
     public let config: GPT2Configuration
-    let tokenEmbedding: Tensor
+    let tokenEmbedding: WeightMatrix
     let positionEmbedding: Tensor
     let blocks: [Block]
     let finalNorm: LayerNorm
-    let head: Tensor
+    let head: WeightMatrix
     let activation: Activation
     let attention: AttentionShape
 
     /// Loads a `GPT2LMHeadModel` (or bare `GPT2Model`) directory.
-    public init(directory: String) throws {
+    public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
         let config = try ConfigFile.load(GPT2Configuration.self, from: directory)
-        let store = try WeightStore(directory: directory)
+        let store = try WeightStore(directory: directory, matrixFormat: matrixFormat)
         let prefix = store.contains("transformer.wte.weight") ? "transformer." : ""
         try self.init(store: store, config: config, prefix: prefix)
         try store.verifyAllUsed(ignoring: { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") })
@@ -82,13 +82,20 @@ public struct GPT2: CausalLanguageModel {
 
     /// Loads from `store`, with the base model's tensors under `prefix` (`transformer.` in `GPT2LMHeadModel`).
     public init(store: WeightStore, config: GPT2Configuration, prefix: String = "transformer.") throws {
-        guard !config.scaleByInverseLayerIndex, !config.reorderAndUpcastAttention, config.scaleAttentionWeights else {
-            throw ModelError.unsupported("GPT-2 attention variants scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn")
+        let variants = [
+            config.scaleAttentionWeights ? nil : "scale_attn_weights: false",
+            config.scaleByInverseLayerIndex ? "scale_attn_by_inverse_layer_idx: true" : nil,
+            config.reorderAndUpcastAttention ? "reorder_and_upcast_attn: true" : nil,
+        ].compactMap { $0 }
+        guard variants.isEmpty else {
+            throw ModelError.unsupported(
+                "GPT-2 attention variant \(variants.joined(separator: ", ")) in config.json (the engine runs only "
+                    + "scale_attn_weights: true, scale_attn_by_inverse_layer_idx: false, reorder_and_upcast_attn: false)")
         }
         self.config = config
         let c = config.hiddenSize, eps = config.layerNormEpsilon
         let s = store.scope(prefix)
-        tokenEmbedding = try s.tensor("wte.weight", shape: [config.vocabularySize, c])
+        tokenEmbedding = try s.matrix("wte.weight", rows: config.vocabularySize, columns: c)
         positionEmbedding = try s.tensor("wpe.weight", shape: [config.maxPositions, c])
         blocks = try (0..<config.layerCount).map { i in
             let b = s.scope("h.\(i).")
@@ -102,7 +109,7 @@ public struct GPT2: CausalLanguageModel {
         }
         finalNorm = try LayerNorm(s, "ln_f", width: c, epsilon: eps)
         head = store.contains("lm_head.weight")
-            ? try store.tensor("lm_head.weight", shape: [config.vocabularySize, c]) : tokenEmbedding
+            ? try store.matrix("lm_head.weight", rows: config.vocabularySize, columns: c) : tokenEmbedding
         activation = try Models.activation(named: config.activation, in: "GPT-2")
         attention = AttentionShape(heads: config.headCount, headDim: config.headDim)
     }
@@ -146,5 +153,5 @@ public struct GPT2: CausalLanguageModel {
         return layout.outputs(hidden: h, states: states)
     }
 
-    public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(weight: head) }
+    public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(head) }
 }

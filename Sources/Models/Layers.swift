@@ -3,39 +3,40 @@
 import Tensor
 import Weights
 
-/// `y = x·Wᵀ + b` with PyTorch `[out, in]` weights.
+/// `y = x·Wᵀ + b` with PyTorch `[out, in]` weights, kept in the store's matrix format.
 public struct Linear: Sendable {
-    public let weight: Tensor
+    public let weight: WeightMatrix
     public let bias: Tensor?
 
-    public init(weight: Tensor, bias: Tensor?) {
+    public init(weight: WeightMatrix, bias: Tensor?) {
         self.weight = weight
         self.bias = bias
     }
 
     /// Loads `<name>.weight` `[outputs, inputs]` and, when `bias`, `<name>.bias` `[outputs]`.
     public init(_ scope: WeightScope, _ name: String, inputs: Int, outputs: Int, bias: Bool = true) throws {
-        weight = try scope.tensor(name + ".weight", shape: [outputs, inputs])
+        weight = try scope.matrix(name + ".weight", rows: outputs, columns: inputs)
         self.bias = bias ? try scope.tensor(name + ".bias", shape: [outputs]) : nil
     }
 
-    public var inputs: Int { weight.shape[1] }
-    public var outputs: Int { weight.shape[0] }
+    public var inputs: Int { weight.columns }
+    public var outputs: Int { weight.rows }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight, bias: bias) }
 }
 
-/// GPT-2's `Conv1D`: a linear map whose weight is stored `[in, out]`.
+/// GPT-2's `Conv1D`: a linear map whose weight is stored `[in, out]` (kept so in fp32; other formats hold
+/// it `[out, in]`, transposed at load).
 public struct Conv1D: Sendable {
-    public let weight: Tensor
+    public let weight: WeightMatrix
     public let bias: Tensor
 
     public init(_ scope: WeightScope, _ name: String, inputs: Int, outputs: Int) throws {
-        weight = try scope.tensor(name + ".weight", shape: [inputs, outputs])
+        weight = try scope.matrix(name + ".weight", rows: outputs, columns: inputs, inputMajor: true)
         bias = try scope.tensor(name + ".bias", shape: [outputs])
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { x.matmul(weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight, bias: bias) }
 }
 
 /// Layer normalisation with weight and bias.

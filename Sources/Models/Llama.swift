@@ -33,11 +33,9 @@ public struct LlamaConfiguration: Decodable, Sendable {
         case attentionBias = "attention_bias", mlpBias = "mlp_bias"
     }
 
-    /// `rope_scaling` (transformers 4) or `rope_parameters` (transformers 5).
-    struct RopeParameters: Decodable {
-        var rope_type: String?
-        var type: String?
-        var rope_theta: Float?
+    /// The keys of a `rope_scaling` (transformers 4) or `rope_parameters` (transformers 5) object the engine reads.
+    enum RopeKeys: String, CodingKey {
+        case ropeType = "rope_type", type, ropeTheta = "rope_theta"
     }
 
     public init(from decoder: Decoder) throws {
@@ -64,18 +62,52 @@ public struct LlamaConfiguration: Decodable, Sendable {
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
         attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         mlpBias = try c.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
-        let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
-            ?? c.decodeIfPresent(RopeParameters.self, forKey: .ropeScaling)
-        ropeTheta = try c.decodePositive(.ropeTheta, default: rope?.rope_theta ?? 10_000)
-        if let kind = rope?.rope_type ?? rope?.type, kind != "default" {
-            throw DecodingError.dataCorruptedError(
-                forKey: .ropeParameters, in: c, debugDescription: "rope type '\(kind)' is not supported (only 'default')")
-        }
+        ropeTheta = try Self.decodeRopeTheta(c)
         guard headCount % kvHeadCount == 0 else {
             throw DecodingError.dataCorruptedError(
                 forKey: .kvHeadCount, in: c,
                 debugDescription: "\(headCount) attention heads cannot share \(kvHeadCount) key/value heads")
         }
+    }
+
+    /// The rotary base frequency, read with transformers 5's precedence (`RotaryEmbeddingConfigMixin.
+    /// convert_rope_params_to_dict`): the RoPE object is a non-empty `rope_scaling` if there is one, else
+    /// `rope_parameters`; its `rope_theta` wins over a top-level `rope_theta`, which wins over 10000; its
+    /// `rope_type` wins over its legacy `type` (only the default type is supported).
+    static func decodeRopeTheta(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Float {
+        func isNonEmptyObject(_ key: CodingKeys) throws -> Bool {
+            guard c.contains(key), try !c.decodeNil(forKey: key) else { return false }
+            guard let object = try? c.nestedContainer(keyedBy: AnyKey.self, forKey: key) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be an object")
+            }
+            return !object.allKeys.isEmpty
+        }
+        let objectKey: CodingKeys? = try isNonEmptyObject(.ropeScaling) ? .ropeScaling
+            : try isNonEmptyObject(.ropeParameters) ? .ropeParameters : nil
+        if let objectKey {
+            let rope = try c.nestedContainer(keyedBy: RopeKeys.self, forKey: objectKey)
+            let typeKey: RopeKeys = rope.contains(.ropeType) ? .ropeType : .type
+            let kind = try rope.decodeIfPresent(String.self, forKey: typeKey) ?? "default"
+            guard kind == "default" else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: typeKey, in: rope, debugDescription: "rope type '\(kind)' is not supported (only 'default')")
+            }
+            if rope.contains(.ropeTheta), try !rope.decodeNil(forKey: .ropeTheta) {
+                return try rope.decodePositive(.ropeTheta, default: 10_000)
+            }
+        }
+        if c.contains(.ropeTheta), try !c.decodeNil(forKey: .ropeTheta) {
+            return try c.decodePositive(.ropeTheta, default: 10_000)
+        }
+        return 10_000
+    }
+
+    /// Any key (to list an object's keys).
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }
 
@@ -87,21 +119,23 @@ public struct Llama: CausalLanguageModel {
         let inputNorm: RMSNorm, postAttentionNorm: RMSNorm
         let query: Linear, key: Linear, value: Linear, output: Linear
         let gate: Linear, up: Linear, down: Linear
+
+        var matrices: [WeightMatrix] { [query, key, value, output, gate, up, down].map(\.weight) }
     }
 
     public let config: LlamaConfiguration
-    let tokenEmbedding: Tensor
+    let tokenEmbedding: WeightMatrix
     let blocks: [Block]
     let finalNorm: RMSNorm
-    let head: Tensor
+    let head: WeightMatrix
     let rotary: RotaryEmbedding
     let attention: AttentionShape
     let activation: Activation
 
     /// Loads a `LlamaForCausalLM` directory.
-    public init(directory: String) throws {
+    public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
         let config = try ConfigFile.load(LlamaConfiguration.self, from: directory)
-        let store = try WeightStore(directory: directory)
+        let store = try WeightStore(directory: directory, matrixFormat: matrixFormat)
         try self.init(store: store, config: config)
         try store.verifyAllUsed(ignoring: { $0.hasSuffix("rotary_emb.inv_freq") })
     }
@@ -114,7 +148,7 @@ public struct Llama: CausalLanguageModel {
         let q = config.headCount * config.headDim, kv = config.kvHeadCount * config.headDim
         let ab = config.attentionBias, mb = config.mlpBias
         let s = store.scope(prefix + "model.")
-        tokenEmbedding = try s.tensor("embed_tokens.weight", shape: [config.vocabularySize, c])
+        tokenEmbedding = try s.matrix("embed_tokens.weight", rows: config.vocabularySize, columns: c)
         blocks = try (0..<config.layerCount).map { i in
             let b = s.scope("layers.\(i).")
             return Block(
@@ -133,12 +167,24 @@ public struct Llama: CausalLanguageModel {
         if config.tieWordEmbeddings && !store.contains(headName) {
             head = tokenEmbedding
         } else {
-            head = try store.tensor(headName, shape: [config.vocabularySize, c])
+            head = try store.matrix(headName, rows: config.vocabularySize, columns: c)
         }
         rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
         attention = AttentionShape(heads: config.headCount, kvHeads: config.kvHeadCount, headDim: config.headDim)
         activation = try Models.activation(named: config.hiddenAct, in: "LLaMA")
     }
+
+    /// The formats the model's weight matrices are kept in (more than one when some could not be quantized,
+    /// see `WeightStore.keptInStoredFormat`).
+    public var matrixFormats: Set<WeightFormat> {
+        Set(blocks.flatMap(\.matrices).map(\.format) + [tokenEmbedding.format, head.format])
+    }
+
+    /// Bytes of layer `index`'s weight matrices: what one decode step reads of that layer.
+    public func layerMatrixBytes(_ index: Int) -> Int { blocks[index].matrices.reduce(0) { $0 + $1.byteCount } }
+
+    /// Bytes of the language-model head (read once per generated token).
+    public var headBytes: Int { head.byteCount }
 
     public var hiddenSize: Int { config.hiddenSize }
     public var vocabularySize: Int { config.vocabularySize }
@@ -184,5 +230,5 @@ public struct Llama: CausalLanguageModel {
         return layout.outputs(hidden: h, states: states)
     }
 
-    public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(weight: head) }
+    public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(head) }
 }

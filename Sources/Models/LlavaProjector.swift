@@ -40,9 +40,9 @@ public struct LlavaProjector: Sendable {
     let activation: Activation
 
     /// Loads `multi_modal_projector.*` (or `model.multi_modal_projector.*`) from a LLaVA directory.
-    public init(directory: String) throws {
+    public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
         let config = try ConfigFile.load(LlavaConfiguration.self, from: directory)
-        let store = try WeightStore(directory: directory)
+        let store = try WeightStore(directory: directory, matrixFormat: matrixFormat)
         let prefix = store.contains("model.multi_modal_projector.linear_1.weight")
             ? "model.multi_modal_projector." : "multi_modal_projector."
         try self.init(store.scope(prefix), config: config)

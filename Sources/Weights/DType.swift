@@ -1,5 +1,8 @@
 // Element types a safetensors file may hold, and their conversion to fp32.
 
+import CKernels
+import Tensor
+
 /// A safetensors element type.
 public enum DType: String, Sendable, CaseIterable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
@@ -18,6 +21,15 @@ public enum DType: String, Sendable, CaseIterable {
 
     /// Whether the engine converts this type to fp32 weights.
     public var isSupportedFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    /// The weight-matrix format that keeps this type as it is (nil: not a float type the engine reads).
+    public var matrixFormat: WeightFormat? {
+        switch self {
+        case .f32: .f32
+        case .bf16: .bf16
+        case .f16: .f16
+        default: nil
+        }
+    }
     /// Whether the engine reads this type as integers.
     public var isSupportedInteger: Bool { self == .i64 || self == .i32 }
 }
@@ -28,36 +40,14 @@ enum Conversion {
         switch dtype {
         case .f32:
             UnsafeMutableRawPointer(out).copyMemory(from: source, byteCount: count * 4)
+        // The C kernels read any alignment (a safetensors offset may be odd); little-endian hosts only, as the
+        // engine is built for.
         case .f16:
-            for i in 0..<count {
-                let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                out[i] = halfToFloat(bits)
-            }
+            accm_f16_to_f32(source.assumingMemoryBound(to: UInt16.self), out, count)
         case .bf16:
-            for i in 0..<count {
-                let bits = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                out[i] = Float(bitPattern: UInt32(bits) << 16)
-            }
+            accm_bf16_to_f32(source.assumingMemoryBound(to: UInt16.self), out, count)
         default:
             preconditionFailure("\(dtype) is not a float type the engine converts")
-        }
-    }
-
-    /// IEEE 754 binary16 → binary32, exact for every value (subnormals, infinities, NaN).
-    @inline(__always)
-    static func halfToFloat(_ h: UInt16) -> Float {
-        let sign = UInt32(h & 0x8000) << 16
-        let exponent = Int((h >> 10) & 0x1F)
-        let mantissa = UInt32(h & 0x3FF)
-        switch exponent {
-        case 0:
-            // ±0 or subnormal: mantissa · 2^-24
-            let magnitude = Float(mantissa) * 5.960_464_5e-8
-            return sign == 0 ? magnitude : -magnitude
-        case 31:
-            return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))
-        default:
-            return Float(bitPattern: sign | UInt32(exponent + 112) << 23 | (mantissa << 13))
         }
     }
 }

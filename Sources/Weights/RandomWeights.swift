@@ -4,30 +4,25 @@ import Tensor
 
 extension WeightStore {
     /// A synthetic checkpoint: every tensor uniform in ±`scale`·√3 (standard deviation `scale`), except
-    /// norm weights (names containing "norm") which are 1. Values depend only on `seed` and the name.
-    public static func random(seed: UInt64 = 0, scale: Float = 0.02) -> WeightStore {
-        WeightStore(location: "random weights (seed \(seed))") { name, shape in
-            var t = Tensor(uninitializedShape: shape)
+    /// norm weights (names containing "norm") which are 1. Each value depends only on `seed`, the name and
+    /// its index, so a matrix made a block of rows at a time in `matrixFormat` holds the same values (before
+    /// rounding to that format) as the fp32 one.
+    public static func random(seed: UInt64 = 0, scale: Float = 0.02, matrixFormat: WeightFormat? = nil) -> WeightStore {
+        WeightStore(location: "random weights (seed \(seed))", matrixFormat: matrixFormat) { name, _, range, out in
             if name.contains("norm") && name.hasSuffix("weight") {
-                t.withUnsafeMutableBufferPointer { $0.update(repeating: 1) }
-                return t
+                out.update(repeating: 1, count: range.count)
+                return
             }
-            let nameHash = name.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+            let key = name.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 } ^ seed
             let amplitude = scale * Float(3).squareRoot()
-            t.withUnsafeMutableBufferPointer { buffer in
-                Parallelism.forEachChunk(count: buffer.count, grain: 1 << 16) { range in
-                    var state = (seed ^ nameHash) &+ UInt64(range.lowerBound) &* 0x9E37_79B9_7F4A_7C15 | 1
-                    for i in range {
-                        // xorshift64*: 24 high bits → uniform in [-1, 1)
-                        state ^= state >> 12
-                        state ^= state << 25
-                        state ^= state >> 27
-                        let bits = (state &* 0x2545_F491_4F6C_DD1D) >> 40
-                        buffer[i] = (Float(bits) * (2.0 / 16_777_216.0) - 1) * amplitude
-                    }
-                }
+            for (j, i) in range.enumerated() {
+                // SplitMix64 of (key, index): 24 high bits → uniform in [-1, 1)
+                var z = key &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                let bits = (z ^ (z >> 31)) >> 40
+                out[j] = (Float(bits) * (2.0 / 16_777_216.0) - 1) * amplitude
             }
-            return t
         }
     }
 }

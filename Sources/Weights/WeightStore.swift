@@ -14,16 +14,31 @@ public final class WeightStore: @unchecked Sendable {
     public let location: String
     private let files: [SafeTensorsFile]
     private let fileOfTensor: [String: Int]
-    /// Makes every requested tensor instead of reading it (benchmarks at real shapes without a checkpoint).
-    private let synthesizer: (@Sendable (_ name: String, _ shape: [Int]) -> Tensor)?
+    /// Makes every requested tensor instead of reading it (benchmarks at real shapes without a checkpoint):
+    /// writes elements `range` of the row-major tensor `name` of `shape` at the pointer.
+    private let synthesizer: Synthesizer?
     private var used: Set<String> = []
+    /// Matrices asked for in a block-quantized format whose input dimension is not a whole number of blocks,
+    /// kept in their stored type instead (as llama.cpp does for such tensors).
+    public private(set) var keptInStoredFormat: [String] = []
+
+    /// Writes elements `range` of the row-major tensor `name` of `shape` at the pointer; called from several
+    /// threads at once for disjoint ranges.
+    public typealias Synthesizer = @Sendable (
+        _ name: String, _ shape: [Int], _ range: Range<Int>, _ destination: UnsafeMutablePointer<Float>
+    ) -> Void
+
+    /// The format linear maps, language-model heads and token-embedding tables are kept in (`matrix(_:...)`);
+    /// nil keeps each in its stored type (f32, bf16 or f16; a synthetic store makes f32). Every other tensor
+    /// (norms, biases, position and patch embeddings) is fp32.
+    public let matrixFormat: WeightFormat?
 
     /// Names of every tensor in the checkpoint.
     public var names: [String] { fileOfTensor.keys.sorted() }
 
     /// Opens the safetensors files of `directory`: those named by `model.safetensors.index.json` when it
     /// exists, else `model.safetensors`, else every `*.safetensors` file in it.
-    public convenience init(directory: String) throws {
+    public convenience init(directory: String, matrixFormat: WeightFormat? = nil) throws {
         let index = directory + "/model.safetensors.index.json"
         let paths: [String]
         if FileSystem.exists(index) {
@@ -37,11 +52,11 @@ public final class WeightStore: @unchecked Sendable {
             }
             paths = found.map { directory + "/" + $0 }
         }
-        try self.init(files: paths.map { try SafeTensorsFile(path: $0) }, location: directory)
+        try self.init(files: paths.map { try SafeTensorsFile(path: $0) }, location: directory, matrixFormat: matrixFormat)
     }
 
     /// Wraps already opened files; a tensor name may appear in only one of them.
-    public init(files: [SafeTensorsFile], location: String) throws {
+    public init(files: [SafeTensorsFile], location: String, matrixFormat: WeightFormat? = nil) throws {
         var fileOfTensor: [String: Int] = [:]
         for (i, file) in files.enumerated() {
             for name in file.entries.keys {
@@ -56,15 +71,17 @@ public final class WeightStore: @unchecked Sendable {
         self.fileOfTensor = fileOfTensor
         self.location = location
         self.synthesizer = nil
+        self.matrixFormat = matrixFormat
     }
 
     /// A store with no files that makes every tensor a model asks for with `synthesize` (optional tensors
     /// are reported absent, so models take their default: tied heads, no projection).
-    public init(location: String, synthesize: @escaping @Sendable (_ name: String, _ shape: [Int]) -> Tensor) {
+    public init(location: String, matrixFormat: WeightFormat? = nil, synthesize: @escaping Synthesizer) {
         self.files = []
         self.fileOfTensor = [:]
         self.location = location
         self.synthesizer = synthesize
+        self.matrixFormat = matrixFormat
     }
 
     private static func shardPaths(indexPath: String, directory: String) throws -> [String] {
@@ -97,7 +114,7 @@ public final class WeightStore: @unchecked Sendable {
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         if let synthesizer {
             used.insert(name)
-            return synthesizer(name, shape)
+            return Self.synthesized(name, shape: shape, synthesizer)
         }
         guard let i = fileOfTensor[name] else { throw WeightsError.missingTensor(name: name, in: location) }
         let entry = files[i].entries[name]!
@@ -106,6 +123,81 @@ public final class WeightStore: @unchecked Sendable {
         }
         let t = try files[i].tensor(named: name)
         used.insert(name)
+        return t
+    }
+
+    /// The weight matrix `name` of `rows` outputs × `columns` inputs, in `matrixFormat` (or its stored type),
+    /// marked as used. The checkpoint holds it `[rows, columns]` (PyTorch `Linear`), or `[columns, rows]` when
+    /// `inputMajor` (GPT-2's `Conv1D`). Stored bf16/f16 kept as they are stay in the mapped file; a conversion
+    /// runs a block of rows at a time, so no fp32 copy of the whole matrix is made (except for input-major
+    /// matrices, converted through one fp32 matrix at load).
+    public func matrix(_ name: String, rows: Int, columns: Int, inputMajor: Bool = false) throws -> WeightMatrix {
+        let shape = inputMajor ? [columns, rows] : [rows, columns]
+        if let synthesizer {
+            used.insert(name)
+            let target = resolvedFormat(name, stored: .f32, columns: columns)
+            if target == .f32 || inputMajor {
+                let t = Self.synthesized(name, shape: shape, synthesizer)
+                let m = inputMajor ? WeightMatrix(inputMajor: t) : WeightMatrix(t)
+                return target == .f32 ? m : m.converted(to: target)
+            }
+            return WeightMatrix.build(target, rows: rows, columns: columns) { range, out in
+                synthesizer(name, shape, (range.lowerBound * columns)..<(range.upperBound * columns), out)
+            }
+        }
+        guard let i = fileOfTensor[name] else { throw WeightsError.missingTensor(name: name, in: location) }
+        let file = files[i], entry = file.entries[name]!
+        guard entry.shape == shape else {
+            throw WeightsError.wrongShape(name: name, expected: shape, found: entry.shape, in: location)
+        }
+        guard let stored = entry.dtype.matrixFormat else {
+            throw WeightsError.unsupportedDType(name: name, dtype: entry.dtype.rawValue)
+        }
+        let target = resolvedFormat(name, stored: stored, columns: columns)
+        let matrix: WeightMatrix
+        if target == .f32 || inputMajor {
+            let t = try file.tensor(named: name)
+            let m = inputMajor ? WeightMatrix(inputMajor: t) : WeightMatrix(t)
+            matrix = target == .f32 ? m : m.converted(to: target)
+        } else if let base = file.file.bytes.baseAddress, entry.count > 0 {
+            let source = base + entry.byteRange.lowerBound
+            if target == stored {
+                matrix = WeightMatrix(
+                    half: WeightBytes(borrowing: source, count: entry.byteRange.count, owner: file.file),
+                    format: target, rows: rows, columns: columns)
+            } else {
+                let dtype = entry.dtype
+                matrix = WeightMatrix.build(target, rows: rows, columns: columns) { range, out in
+                    Conversion.toFloat(source + range.lowerBound * columns * dtype.size, dtype: dtype,
+                                       count: range.count * columns, into: out)
+                }
+            }
+        } else {
+            matrix = WeightMatrix(Tensor(shape: shape))
+        }
+        used.insert(name)
+        return matrix
+    }
+
+    /// `matrixFormat` (or `stored`), except that a block-quantized format falls back to `stored` when
+    /// `columns` is not a whole number of blocks.
+    private func resolvedFormat(_ name: String, stored: WeightFormat, columns: Int) -> WeightFormat {
+        let wanted = matrixFormat ?? stored
+        if wanted.isBlockQuantized && columns % WeightFormat.quantBlock != 0 {
+            keptInStoredFormat.append(name)
+            return stored
+        }
+        return wanted
+    }
+
+    private static func synthesized(_ name: String, shape: [Int], _ synthesizer: Synthesizer) -> Tensor {
+        var t = Tensor(uninitializedShape: shape)
+        t.withUnsafeMutableBufferPointer { buffer in
+            let base = UnsafeSendable(buffer.baseAddress!)
+            Parallelism.forEachChunk(count: buffer.count, grain: 1 << 16) { range in
+                synthesizer(name, shape, range, base.value + range.lowerBound)
+            }
+        }
         return t
     }
 
@@ -128,6 +220,15 @@ public struct WeightScope: Sendable {
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         try store.tensor(prefix + name, shape: shape)
     }
+    public func matrix(_ name: String, rows: Int, columns: Int, inputMajor: Bool = false) throws -> WeightMatrix {
+        try store.matrix(prefix + name, rows: rows, columns: columns, inputMajor: inputMajor)
+    }
     public func contains(_ name: String) -> Bool { store.contains(prefix + name) }
     public func scope(_ sub: String) -> WeightScope { WeightScope(store: store, prefix: prefix + sub) }
+}
+
+/// Carries a pointer to disjoint per-thread ranges across `Parallelism.forEachChunk`.
+private struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -10,6 +10,23 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "Parse special tokens spelled in the question (\"</s>\", \"<image>\") as those tokens, as the authors' code does. Off by default: user text is tokenized as text, so only the prompt template inserts special tokens.")
     var parseSpecial = false
 
+    @Option(name: .customLong("weights"), help: ArgumentHelp(
+        "The format weight matrices are kept in: FORMAT for every component or COMPONENT=FORMAT for one (repeatable, later wins). FORMAT: \(WeightFormatChoice.allowedValues.joined(separator: ", ")) (stored = the checkpoint's own type, the default; int8/int4 quantize at load). COMPONENT: \(ModelComponent.allCases.map(\.rawValue).joined(separator: ", ")). Overrides the manifest's \"weights\"; for bench:N, formats the random weights are made in (default f32).",
+        valueName: "format"))
+    var weights: [String] = []
+
+    func validate() throws {
+        var choice = WeightFormatChoice()
+        do { try choice.apply(settings: weights) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// The --weights settings as a choice over the components (on top of nothing: for bench models).
+    var weightChoice: WeightFormatChoice {
+        var choice = WeightFormatChoice()
+        try? choice.apply(settings: weights)  // validated already
+        return choice
+    }
+
     /// The directory in force.
     var directory: String { model ?? DefaultPaths.model }
 
@@ -18,16 +35,21 @@ struct ModelOptions: ParsableArguments {
         get throws {
             guard directory.hasPrefix("bench:") else { return nil }
             let tokenizers = try ModelDirectory(DefaultPaths.model, parseSpecialTokens: parseSpecial)
-            guard let bench = BenchModel(directory, tokenizers: tokenizers) else {
+            guard let bench = BenchModel(directory, tokenizers: tokenizers, weights: weightChoice) else {
                 throw ValidationError("\(directory): a bench model is bench:N with N in 1...32")
             }
             return bench
         }
     }
 
+    /// The model directory in force, with the --weights settings applied over its manifest's "weights".
+    func modelDirectory() throws -> ModelDirectory {
+        try ModelDirectory(directory, parseSpecialTokens: parseSpecial, weightSettings: weights)
+    }
+
     /// Loads the embedded pipeline.
     func load() throws -> ACCMPipeline {
         if let bench = try bench { return try bench.pipeline() }
-        return try ACCMPipeline.load(directory: directory, parseSpecialTokens: parseSpecial)
+        return try ACCMPipeline.load(directory: directory, parseSpecialTokens: parseSpecial, weightSettings: weights)
     }
 }

@@ -22,8 +22,21 @@ final class ConfigValidationTests: XCTestCase {
     private func decode<T: Decodable>(
         _ type: T.Type, fixture: String, _ path: String, _ value: Any
     ) throws -> T {
+        try decode(type, fixture: fixture, changing: { _ in }, path, value)
+    }
+
+    /// The fixture's config.json changed by `edit` (on the whole JSON object), then `value` set at `path`.
+    private func decode<T: Decodable>(
+        _ type: T.Type, fixture: String, changing edit: (inout [String: Any]) -> Void, _ path: String = "", _ value: Any = 0
+    ) throws -> T {
         let source = try Fixture(fixture).directory + "/config.json"
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source))) as! [String: Any]
+        edit(&json)
+        guard !path.isEmpty else {
+            let file = directory.appendingPathComponent("config.json")
+            try JSONSerialization.data(withJSONObject: json).write(to: file)
+            return try ConfigFile.decode(T.self, path: file.path)
+        }
         func set(_ dict: inout [String: Any], _ keys: ArraySlice<Substring>) {
             let key = String(keys.first!)
             if keys.count == 1 {
@@ -76,7 +89,7 @@ final class ConfigValidationTests: XCTestCase {
             assertRefused(CaptionMapperConfiguration.self, fixture: "mapper", "layer_norm_eps", value, mentions: "greater than 0")
             assertRefused(CaptionSelectorConfiguration.self, fixture: "selector", "layer_norm_eps", value, mentions: "greater than 0")
         }
-        assertRefused(LlamaConfiguration.self, fixture: "llama", "rope_theta", -1.0, mentions: "greater than 0")
+        assertRefused(LlamaConfiguration.self, fixture: "llama", "rope_parameters.rope_theta", -1.0, mentions: "greater than 0")
     }
 
     func testSizesMustBeWholePositiveNumbersWithinBounds() {
@@ -93,6 +106,43 @@ final class ConfigValidationTests: XCTestCase {
     func testAWholeNumberWrittenWithAZeroFractionIsAccepted() throws {
         let config = try decode(LlamaConfiguration.self, fixture: "llama", "num_hidden_layers", 2.0)
         XCTAssertEqual(config.layerCount, 2)
+    }
+
+    /// The rotary base of a config that states it in several places, with transformers 5.24's precedence
+    /// (each expected value is what `LlamaConfig.from_dict(...).rope_parameters["rope_theta"]` gives there).
+    func testRopeThetaFollowsTransformersPrecedenceInBothLayouts() throws {
+        func theta(_ keys: [String: Any]) throws -> Float {
+            try decode(LlamaConfiguration.self, fixture: "llama", changing: { json in
+                for key in ["rope_theta", "rope_scaling", "rope_parameters"] { json[key] = nil }
+                for (key, value) in keys { json[key] = value }
+            }).ropeTheta
+        }
+        let parameters: [String: Any] = ["rope_type": "default", "rope_theta": 20_000.0]
+        // transformers 4 layout: a top-level rope_theta (and a rope_scaling without a theta).
+        XCTAssertEqual(try theta(["rope_theta": 5_000.0]), 5_000)
+        XCTAssertEqual(try theta(["rope_theta": 7_000.0, "rope_scaling": NSNull()]), 7_000)
+        XCTAssertEqual(try theta(["rope_theta": 7_000.0, "rope_scaling": ["type": "default"]]), 7_000)
+        // transformers 5 layout: rope_parameters.rope_theta, which wins over a top-level rope_theta.
+        XCTAssertEqual(try theta(["rope_parameters": parameters]), 20_000)
+        XCTAssertEqual(try theta(["rope_theta": 5_000.0, "rope_parameters": parameters]), 20_000)
+        XCTAssertEqual(try theta(["rope_theta": 5_000.0, "rope_parameters": ["rope_type": "default"]]), 5_000)
+        // Both objects: a non-empty rope_scaling replaces rope_parameters entirely (its theta, or else the top-level one).
+        XCTAssertEqual(try theta(["rope_scaling": ["type": "default", "rope_theta": 30_000.0], "rope_parameters": parameters]), 30_000)
+        XCTAssertEqual(
+            try theta(["rope_theta": 7_000.0, "rope_scaling": ["type": "default"], "rope_parameters": parameters]), 7_000)
+        XCTAssertEqual(try theta(["rope_scaling": ["type": "default"], "rope_parameters": parameters]), 10_000)
+        // An empty rope_scaling does not count.
+        XCTAssertEqual(try theta(["rope_scaling": [String: Any](), "rope_parameters": parameters]), 20_000)
+        XCTAssertEqual(try theta([:]), 10_000)
+    }
+
+    func testAnUnsupportedRopeTypeNamesTheObjectItCameFrom() {
+        assertRefused(LlamaConfiguration.self, fixture: "llama", "rope_scaling.type", "linear", mentions: "rope_scaling.type")
+        assertRefused(LlamaConfiguration.self, fixture: "llama", "rope_parameters.rope_type", "yarn", mentions: "'yarn'")
+        // rope_scaling wins, so its type is the one refused even beside a default rope_parameters.
+        assertRefused(LlamaConfiguration.self, fixture: "llama", "rope_scaling.rope_type", "dynamic", mentions: "rope_scaling.rope_type")
+        assertRefused(LlamaConfiguration.self, fixture: "llama", "rope_scaling", "linear", mentions: "must be an object")
+        assertRefused(LlamaConfiguration.self, fixture: "llama", "rope_parameters.rope_theta", 0.0, mentions: "rope_parameters.rope_theta")
     }
 
     func testHeadsThatDoNotDivideTheWidthAreRefused() {

@@ -47,6 +47,19 @@ final class ModelLoadingErrorTests: XCTestCase {
         }
     }
 
+    func testAnUnsupportedGPT2AttentionVariantNamesTheKeyTheFileSets() throws {
+        let original = try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as! [String: Any]
+        for (key, value) in [("scale_attn_weights", false), ("scale_attn_by_inverse_layer_idx", true), ("reorder_and_upcast_attn", true)] {
+            var json = original
+            json[key] = value
+            try JSONSerialization.data(withJSONObject: json).write(to: config)
+            XCTAssertThrowsError(try GPT2(directory: directory.path), key) { error in
+                guard case .unsupported(let what)? = error as? ModelError else { return XCTFail("\(key): \(error)") }
+                XCTAssertTrue(what.contains("variant \(key): \(value)"), "\(key): \(what)")
+            }
+        }
+    }
+
     func testAnUnsupportedRopeScalingIsRefusedByName() throws {
         let llama = try Fixture("llama").directory
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: llama + "/config.json"))) as! [String: Any]

@@ -1,0 +1,171 @@
+// Matrix-vector products of Q8_0/Q4_0 weights with an 8-bit quantized activation: per block an exact
+// integer dot product, scaled by both blocks' scales (AVX2: vpmaddubsw + vpmaddwd, as llama.cpp's Q8_0/Q4_0).
+
+#include "accm_kernels.h"
+#include "internal.h"
+
+#include <stdlib.h>
+
+void accm_gemv_q8_0_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                             const int8_t *xq, const float *xs, float *y, int accumulate) {
+    size_t blocks = cols / ACCM_QUANT_BLOCK;
+    for (size_t r = 0; r < rows; r++) {
+        const int8_t *row = w + r * cols;
+        const uint16_t *rs = scales + r * blocks;
+        float sum = 0;
+        for (size_t b = 0; b < blocks; b++) {
+            int32_t dot = 0;
+            for (int j = 0; j < ACCM_QUANT_BLOCK; j++)
+                dot += (int32_t)row[b * ACCM_QUANT_BLOCK + j] * (int32_t)xq[b * ACCM_QUANT_BLOCK + j];
+            sum += accm_f16_value(accm_load_u16(rs + b)) * xs[b] * (float)dot;
+        }
+        y[r] = accumulate ? y[r] + sum : sum;
+    }
+}
+
+void accm_gemv_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                             const int8_t *xq, const float *xs, float *y, int accumulate) {
+    size_t blocks = cols / ACCM_QUANT_BLOCK;
+    const int half = ACCM_QUANT_BLOCK / 2;
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *row = w + r * cols / 2;
+        const uint16_t *rs = scales + r * blocks;
+        float sum = 0;
+        for (size_t b = 0; b < blocks; b++) {
+            int32_t dot = 0;
+            const int8_t *x = xq + b * ACCM_QUANT_BLOCK;
+            for (int j = 0; j < half; j++) {
+                uint8_t byte = row[b * half + j];
+                dot += ((int32_t)(byte & 0x0F) - 8) * (int32_t)x[j] + ((int32_t)(byte >> 4) - 8) * (int32_t)x[j + half];
+            }
+            sum += accm_f16_value(accm_load_u16(rs + b)) * xs[b] * (float)dot;
+        }
+        y[r] = accumulate ? y[r] + sum : sum;
+    }
+}
+
+#if ACCM_X86
+ACCM_AVX2 static inline float horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// Eight int32 partial sums of the signed bytes `w` · `x` (32 each): |w| · sign(x, w) through vpmaddubsw.
+ACCM_AVX2 static inline __m256 block_dot(__m256i w, __m256i x) {
+    __m256i products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(products, _mm256_set1_epi16(1)));
+}
+
+/// The 32 weights of a Q4_0 block as signed bytes (q - 8), in order.
+ACCM_AVX2 static inline __m256i unpack_q4(const uint8_t *p) {
+    __m128i packed = _mm_loadu_si128((const __m128i *)p);
+    __m256i nibbles = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    return _mm256_sub_epi8(_mm256_and_si256(nibbles, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+
+/// The 32 weights of a Q4_0 block as unsigned bytes q in 0...15, in order.
+ACCM_AVX2 static inline __m256i unpack_q4_unsigned(const uint8_t *p) {
+    __m128i packed = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
+}
+
+/// Eight int32 partial sums of unsigned bytes `u` (≤ 15) · signed bytes `x`.
+ACCM_AVX2 static inline __m256 unsigned_dot(__m256i u, __m256i x) {
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)));
+}
+
+/// Per block b: dw·dx scales for 8 blocks at a time (one vcvtph2ps for 8 fp16 scales).
+ACCM_AVX2 static inline __m256 block_scales(const uint16_t *rs, const float *xs) {
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rs)), _mm256_loadu_ps(xs));
+}
+
+ACCM_AVX2 static void gemv_q8_0_avx2(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                                     const int8_t *xq, const float *xs, float *y, int accumulate) {
+    size_t blocks = cols / ACCM_QUANT_BLOCK;
+    float d[8] __attribute__((aligned(32)));
+    for (size_t r = 0; r < rows; r++) {
+        const int8_t *row = w + r * cols;
+        const uint16_t *rs = scales + r * blocks;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+        size_t b = 0;
+        for (; b + 8 <= blocks; b += 8) {
+            _mm256_store_ps(d, block_scales(rs + b, xs + b));
+            for (int k = 0; k < 8; k += 2) {
+                const int8_t *p = row + (b + k) * 32, *q = xq + (b + k) * 32;
+                __m256 p0 = block_dot(_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)q));
+                __m256 p1 = block_dot(_mm256_loadu_si256((const __m256i *)(p + 32)), _mm256_loadu_si256((const __m256i *)(q + 32)));
+                acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(d + k), p0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(d + k + 1), p1, acc1);
+            }
+        }
+        for (; b < blocks; b++) {
+            __m256 d0 = _mm256_set1_ps(_cvtsh_ss(accm_load_u16(rs + b)) * xs[b]);
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(row + b * 32));
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * 32));
+            acc0 = _mm256_fmadd_ps(d0, block_dot(w0, x0), acc0);
+        }
+        float sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+        y[r] = accumulate ? y[r] + sum : sum;
+    }
+}
+
+/// Q4_0 as unsigned nibbles: Σ (q − 8)·x = Σ q·x − 8·Σ x, so vpmaddubsw takes q directly (no sign
+/// juggling) and each block's 8·Σx·dx is subtracted once per row through a vector FMA over 8 blocks.
+ACCM_AVX2 static void gemv_q4_0_avx2(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                                     const int8_t *xq, const float *xs, float *y, int accumulate) {
+    size_t blocks = cols / ACCM_QUANT_BLOCK, whole = blocks / 8 * 8;
+    float *offsets = malloc((whole + 8) * sizeof(float));
+    if (!offsets) { accm_gemv_q4_0_portable(w, scales, rows, cols, xq, xs, y, accumulate); return; }
+    for (size_t b = 0; b < whole; b++) {
+        int32_t total = 0;
+        for (int j = 0; j < ACCM_QUANT_BLOCK; j++) total += xq[b * 32 + j];
+        offsets[b] = 8.0f * (float)total * xs[b];
+    }
+    float d[8] __attribute__((aligned(32)));
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *row = w + r * cols / 2;
+        const uint16_t *rs = scales + r * blocks;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, offset = acc0;
+        size_t b = 0;
+        for (; b < whole; b += 8) {
+            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rs + b)));
+            offset = _mm256_fmadd_ps(dw, _mm256_loadu_ps(offsets + b), offset);
+            _mm256_store_ps(d, _mm256_mul_ps(dw, _mm256_loadu_ps(xs + b)));
+            for (int k = 0; k < 8; k += 2) {
+                const uint8_t *p = row + (b + k) * 16;
+                const int8_t *q = xq + (b + k) * 32;
+                __m256 p0 = unsigned_dot(unpack_q4_unsigned(p), _mm256_loadu_si256((const __m256i *)q));
+                __m256 p1 = unsigned_dot(unpack_q4_unsigned(p + 16), _mm256_loadu_si256((const __m256i *)(q + 32)));
+                acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(d + k), p0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(d + k + 1), p1, acc1);
+            }
+        }
+        for (; b < blocks; b++) {
+            __m256 d0 = _mm256_set1_ps(_cvtsh_ss(accm_load_u16(rs + b)) * xs[b]);
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * 32));
+            acc0 = _mm256_fmadd_ps(d0, block_dot(unpack_q4(row + b * 16), x0), acc0);
+        }
+        float sum = horizontal_sum(_mm256_add_ps(acc0, acc1)) - horizontal_sum(offset);
+        y[r] = accumulate ? y[r] + sum : sum;
+    }
+    free(offsets);
+}
+#endif
+
+void accm_gemv_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                    const int8_t *xq, const float *xs, float *y, int accumulate) {
+#if ACCM_X86
+    if (accm_kernels_simd_level()) { gemv_q8_0_avx2(w, scales, rows, cols, xq, xs, y, accumulate); return; }
+#endif
+    accm_gemv_q8_0_portable(w, scales, rows, cols, xq, xs, y, accumulate);
+}
+
+void accm_gemv_q4_0(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                    const int8_t *xq, const float *xs, float *y, int accumulate) {
+#if ACCM_X86
+    if (accm_kernels_simd_level()) { gemv_q4_0_avx2(w, scales, rows, cols, xq, xs, y, accumulate); return; }
+#endif
+    accm_gemv_q4_0_portable(w, scales, rows, cols, xq, xs, y, accumulate);
+}

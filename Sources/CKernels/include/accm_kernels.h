@@ -1,0 +1,89 @@
+// The engine's own C kernels: reading bf16/f16 weights and 8-/4-bit block-quantized weights directly.
+//
+// Every dispatching kernel picks its code path once per process by a CPU check: AVX2 + FMA + F16C where
+// the CPU has them (x86-64), else a portable C path (also exported, with the suffix `_portable`, so tests
+// compare the two). `ACCM_KERNELS=portable` in the environment forces the portable path.
+//
+// Matrices are row-major `W[rows, cols]` with PyTorch's `Linear` layout (`rows` = outputs, `cols` = inputs).
+// Block-quantized rows (Q8_0- and Q4_0-like, as llama.cpp's) hold `cols / 32` blocks of 32 weights along
+// the input dimension, each with one fp16 scale `d`; weight = d · q. Q8_0: q in -127...127, one int8 per
+// weight, `cols` bytes per row. Q4_0: q - 8 with q in 0...15, two per byte (byte j of a block holds weight j
+// in its low nibble and weight j + 16 in its high nibble), `cols / 2` bytes per row. Scales: `cols / 32`
+// uint16 per row, stored apart from the quantized bytes.
+
+#ifndef ACCM_KERNELS_H
+#define ACCM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Weights per quantization block.
+#define ACCM_QUANT_BLOCK 32
+
+/// 1 when the dispatching kernels run the AVX2/FMA/F16C path, 0 when they run the portable one.
+int accm_kernels_simd_level(void);
+/// "avx2+fma+f16c" or "portable".
+const char *accm_kernels_path_name(void);
+
+// MARK: Half-precision conversions (any alignment of `src`)
+
+void accm_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+void accm_bf16_to_f32_portable(const uint16_t *src, float *dst, size_t n);
+void accm_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+void accm_f16_to_f32_portable(const uint16_t *src, float *dst, size_t n);
+/// Round to nearest even (as torch's `.to(torch.bfloat16)`); NaN stays NaN.
+void accm_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+/// Round to nearest even; overflow goes to infinity.
+void accm_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+
+// MARK: Matrix-vector products over half-precision weights
+// y[r] = sum_c W[r * ldw + c] * x[c] for r < rows (added to y[r] when `accumulate`).
+
+void accm_gemv_bf16(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
+void accm_gemv_bf16_portable(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
+void accm_gemv_f16(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
+void accm_gemv_f16_portable(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
+
+// MARK: Block quantization (n a multiple of ACCM_QUANT_BLOCK)
+
+/// Weights → Q8_0: d = max|x| / 127, q = round(x / d) (llama.cpp's quantize_row_q8_0_ref).
+void accm_quantize_q8_0(const float *x, size_t n, int8_t *q, uint16_t *scales);
+/// Weights → Q4_0: d = (the value of largest magnitude) / -8, q = min(15, trunc(x / d + 8.5)) (quantize_row_q4_0_ref).
+void accm_quantize_q4_0(const float *x, size_t n, uint8_t *q, uint16_t *scales);
+void accm_dequantize_q8_0(const int8_t *q, const uint16_t *scales, size_t n, float *out);
+void accm_dequantize_q8_0_portable(const int8_t *q, const uint16_t *scales, size_t n, float *out);
+void accm_dequantize_q4_0(const uint8_t *q, const uint16_t *scales, size_t n, float *out);
+void accm_dequantize_q4_0_portable(const uint8_t *q, const uint16_t *scales, size_t n, float *out);
+
+/// An activation vector → 8-bit blocks with fp32 scales (d = max|x| / 127, q = round-to-nearest-even(x / d)),
+/// the other operand of the integer dot products below. Both paths give the same bytes.
+void accm_quantize_activation(const float *x, size_t n, int8_t *q, float *scales);
+void accm_quantize_activation_portable(const float *x, size_t n, int8_t *q, float *scales);
+
+// MARK: Matrix-vector products over quantized weights and a quantized activation
+// y[r] = sum_b dw[r, b] * dx[b] * (sum_j qw[r, b, j] * qx[b, j]), each block's sum in exact integers.
+
+void accm_gemv_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                    const int8_t *xq, const float *xs, float *y, int accumulate);
+void accm_gemv_q8_0_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                             const int8_t *xq, const float *xs, float *y, int accumulate);
+void accm_gemv_q4_0(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                    const int8_t *xq, const float *xs, float *y, int accumulate);
+void accm_gemv_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                             const int8_t *xq, const float *xs, float *y, int accumulate);
+
+// MARK: Scratch
+
+/// A 64-byte-aligned buffer of at least `count` floats owned by the calling thread, reused by every later
+/// call on that thread (grown when a call asks for more). Valid until the thread's next call.
+float *accm_thread_scratch(size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,58 @@
+// Helpers shared by the kernel files (not part of the module's interface).
+
+#ifndef ACCM_KERNELS_INTERNAL_H
+#define ACCM_KERNELS_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define ACCM_X86 1
+#include <immintrin.h>
+/// Compiles one function for AVX2 + FMA + F16C (called only after the run-time CPU check).
+#define ACCM_AVX2 __attribute__((target("avx2,fma,f16c")))
+#else
+#define ACCM_X86 0
+#endif
+
+static inline uint32_t accm_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float accm_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+/// A little-endian uint16 at any alignment.
+static inline uint16_t accm_load_u16(const uint16_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+static inline float accm_bf16_value(uint16_t h) { return accm_float((uint32_t)h << 16); }
+
+/// IEEE binary16 → binary32, exact for every value (subnormals, infinities, NaN).
+static inline float accm_f16_value(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
+    if (exponent == 0) {
+        float magnitude = (float)mantissa * 5.9604644775390625e-8f;  // mantissa · 2^-24
+        return sign ? -magnitude : magnitude;
+    }
+    if (exponent == 31) return accm_float(sign | 0x7F800000u | (mantissa << 13));
+    return accm_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
+}
+
+/// binary32 → binary16, rounding to nearest even.
+static inline uint16_t accm_f16_bits(float f) {
+    uint32_t x = accm_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t magnitude = x & 0x7FFFFFFFu;
+    if (magnitude >= 0x7F800000u) return sign | (magnitude > 0x7F800000u ? 0x7E00 : 0x7C00);
+    if (magnitude >= 0x477FF000u) return sign | 0x7C00;  // rounds to 65520 or more: infinity
+    if (magnitude < 0x38800000u) {                        // below 2^-14: a subnormal (or zero) result
+        return sign | (uint16_t)nearbyintf(fabsf(f) * 16777216.0f);  // in units of 2^-24, ties to even
+    }
+    uint32_t rounded = magnitude + 0xFFFu + ((magnitude >> 13) & 1u);
+    return sign | (uint16_t)((rounded - (112u << 23)) >> 13);
+}
+
+static inline uint16_t accm_bf16_bits(float f) {
+    uint32_t x = accm_bits(f);
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x40);  // quiet NaN
+    return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+#endif

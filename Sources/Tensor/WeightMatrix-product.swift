@@ -1,0 +1,116 @@
+// `x · Wᵀ` for a weight matrix in any format: decode (a few rows) reads the stored weights directly in
+// matrix-vector kernels; prefill converts a block of weight rows at a time into a per-thread fp32 scratch
+// buffer (reused from call to call) and multiplies it with OpenBLAS's sgemm.
+
+import CKernels
+
+extension WeightMatrix {
+    /// Inputs with at most this many rows run as one matrix-vector product per row; more go through
+    /// block conversion + sgemm.
+    public static let matrixVectorRowLimit = 4
+
+    /// fp32 floats of weight rows converted per sgemm call: large enough that sgemm's packing of the
+    /// activations is paid over many output columns, small enough to stay in the last-level cache.
+    public static let prefillBlockFloats = 1 << 21
+}
+
+extension Tensor {
+    /// `x · Wᵀ (+ bias)`: `x` is `[..., columns]`, the result `[..., rows]`.
+    public func linear(_ weight: WeightMatrix, bias: Tensor? = nil) -> Tensor {
+        switch weight.payload {
+        case .f32(let t): return linear(weight: t, bias: bias)
+        case .f32InputMajor(let t): return matmul(t, bias: bias)
+        case .half, .quantized: break
+        }
+        precondition(lastDimension == weight.columns, "linear: input \(shape) does not match weight \(weight.shape)")
+        let rows = rowCount, n = weight.rows
+        if let bias { precondition(bias.count == n, "bias of \(bias.count) for \(n) outputs") }
+        var out = Tensor(uninitializedShape: Array(shape.dropLast()) + [n])
+        guard rows > 0 else { return out }
+        out.withUnsafeMutableBufferPointer { o in
+            withUnsafeBufferPointer { a in
+                let x = a.baseAddress!, y = o.baseAddress!
+                if let bias {
+                    bias.withUnsafeBufferPointer { b in
+                        for r in 0..<rows { (y + r * n).update(from: b.baseAddress!, count: n) }
+                    }
+                }
+                if rows <= WeightMatrix.matrixVectorRowLimit {
+                    weight.matrixVector(x, rows: rows, into: y, accumulate: bias != nil)
+                } else {
+                    weight.blockedProduct(x, rows: rows, into: y, accumulate: bias != nil)
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension WeightMatrix {
+    /// `y[r, :] (+)= x[r, :] · Wᵀ` for each of `rows` input rows, output rows split across the engine's threads.
+    func matrixVector(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let k = columns, n = self.rows
+        let (xs, ys) = (UnsafeSendableBox(x), UnsafeSendableBox(y))
+        let add: Int32 = accumulate ? 1 : 0
+        switch payload {
+        case .half(let bytes):
+            let w = UnsafeSendableBox(bytes.base.assumingMemoryBound(to: UInt16.self))
+            let isBF16 = format == .bf16
+            BLAS.split(columns: n, work: 8 * k * n) { outputs in
+                for r in 0..<rows {
+                    let wp = w.value + outputs.lowerBound * k, xp = xs.value + r * k, yp = ys.value + r * n + outputs.lowerBound
+                    if isBF16 {
+                        accm_gemv_bf16(wp, k, outputs.count, k, xp, yp, add)
+                    } else {
+                        accm_gemv_f16(wp, k, outputs.count, k, xp, yp, add)
+                    }
+                }
+            }
+        case .quantized(let bytes, let scales):
+            let blocks = k / WeightFormat.quantBlock
+            // The activation rows quantized once, shared by every thread.
+            let xq = UnsafeMutablePointer<Int8>.allocate(capacity: rows * k)
+            let xScales = UnsafeMutablePointer<Float>.allocate(capacity: rows * blocks)
+            defer { xq.deallocate(); xScales.deallocate() }
+            for r in 0..<rows { accm_quantize_activation(x + r * k, k, xq + r * k, xScales + r * blocks) }
+            let (q, qs) = (UnsafeSendableBox(UnsafePointer(xq)), UnsafeSendableBox(UnsafePointer(xScales)))
+            let s = UnsafeSendableBox(scales.base.assumingMemoryBound(to: UInt16.self))
+            let isInt8 = format == .int8
+            let w = UnsafeSendableBox(bytes.base)
+            BLAS.split(columns: n, work: 8 * k * n) { outputs in
+                let o = outputs.lowerBound
+                for r in 0..<rows {
+                    let xp = q.value + r * k, xsp = qs.value + r * blocks, yp = ys.value + r * n + o
+                    if isInt8 {
+                        accm_gemv_q8_0(w.value.assumingMemoryBound(to: Int8.self) + o * k, s.value + o * blocks,
+                                       outputs.count, k, xp, xsp, yp, add)
+                    } else {
+                        accm_gemv_q4_0(w.value.assumingMemoryBound(to: UInt8.self) + o * k / 2, s.value + o * blocks,
+                                       outputs.count, k, xp, xsp, yp, add)
+                    }
+                }
+            }
+        case .f32, .f32InputMajor:
+            preconditionFailure("fp32 weights go through BLAS directly")
+        }
+    }
+
+    /// `y (+)= x · Wᵀ` for `rows` input rows: each thread takes a slice of the output columns and converts
+    /// its weight rows a block at a time into its scratch buffer, then runs sgemm on the block.
+    func blockedProduct(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let k = columns, n = self.rows
+        let blockRows = max(16, Self.prefillBlockFloats / k / 16 * 16)
+        let (xs, ys) = (UnsafeSendableBox(x), UnsafeSendableBox(y))
+        BLAS.split(columns: n, work: 2 * rows * k * n) { outputs in
+            let scratch = accm_thread_scratch(min(blockRows, outputs.count) * k)!
+            for start in stride(from: outputs.lowerBound, to: outputs.upperBound, by: blockRows) {
+                let block = start..<min(outputs.upperBound, start + blockRows)
+                self.writeRows(block, into: scratch)
+                BLAS.gemm(
+                    transposeA: false, transposeB: true, m: rows, n: block.count, k: k,
+                    a: xs.value, lda: k, b: scratch, ldb: k,
+                    beta: accumulate ? 1 : 0, c: ys.value + block.lowerBound, ldc: n)
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import CKernels
+import Tensor
+import XCTest
+
+/// The C kernels: the dispatching path (AVX2/FMA/F16C on this machine) against the portable path, and both
+/// against fp32 arithmetic in Double.
+final class KernelTests: XCTestCase {
+    private var generator = SeededGenerator(seed: 20)
+
+    /// Half-precision bit patterns of every kind: random finite values, ±0, subnormals, ±inf, NaN.
+    private func halfPatterns(_ count: Int, bf16: Bool) -> [UInt16] {
+        var values = (0..<count).map { _ in UInt16.random(in: 0...UInt16.max, using: &generator) }
+        values += bf16 ? [0x0000, 0x8000, 0x0001, 0x807F, 0x7F80, 0xFF80, 0x7FC0] : [0x0000, 0x8000, 0x0001, 0x83FF, 0x7C00, 0xFC00, 0x7E00]
+        return values
+    }
+
+    func testHalfToFloatPathsAgreeAndAreExact() {
+        for bf16 in [true, false] {
+            let source = halfPatterns(1003, bf16: bf16)
+            var fast = [Float](repeating: 0, count: source.count), portable = fast
+            if bf16 {
+                accm_bf16_to_f32(source, &fast, source.count)
+                accm_bf16_to_f32_portable(source, &portable, source.count)
+            } else {
+                accm_f16_to_f32(source, &fast, source.count)
+                accm_f16_to_f32_portable(source, &portable, source.count)
+            }
+            for i in source.indices {
+                // NaN payloads may differ (F16C quiets a signalling NaN); every other value is bit-identical.
+                XCTAssertTrue(fast[i].isNaN ? portable[i].isNaN : fast[i].bitPattern == portable[i].bitPattern,
+                              "\(bf16 ? "bf16" : "f16") \(source[i])")
+                let exact: Float = bf16 ? Float(bitPattern: UInt32(source[i]) << 16) : Float(Float16(bitPattern: source[i]))
+                XCTAssertTrue(exact.isNaN ? portable[i].isNaN : exact.bitPattern == portable[i].bitPattern, "\(source[i])")
+            }
+        }
+    }
+
+    func testFloatToHalfRoundsToNearestEven() {
+        // Every f16 value round-trips; values between two f16 neighbours go to the nearer (ties to even).
+        let all = (0...UInt16.max).filter { Float16(bitPattern: $0).isFinite }
+        let floats = all.map { Float(Float16(bitPattern: $0)) }
+        var back = [UInt16](repeating: 0, count: floats.count)
+        accm_f32_to_f16(floats, &back, floats.count)
+        XCTAssertEqual(back, all)
+        let probes: [Float] = [1 + 1 / 2048, 1 + 3 / 2048, 65504, 65519.9, 65520, 1e-8, 3e-8, -2.9802322e-8, .infinity, .nan]
+        var half = [UInt16](repeating: 0, count: probes.count), brain = half
+        accm_f32_to_f16(probes, &half, probes.count)
+        accm_f32_to_bf16(probes, &brain, probes.count)
+        for (i, p) in probes.enumerated() {
+            let expected = Float16(p)  // Swift's conversion rounds to nearest even
+            XCTAssertTrue(p.isNaN ? Float16(bitPattern: half[i]).isNaN : half[i] == expected.bitPattern, "f16 of \(p)")
+            // bf16: the top 16 bits after round-to-nearest-even on the low 16.
+            let bits = p.bitPattern
+            let rounded = p.isNaN ? (bits >> 16) | 0x40 : (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
+            XCTAssertEqual(brain[i], UInt16(rounded), "bf16 of \(p)")
+        }
+    }
+
+    func testHalfMatrixVectorPathsAgreeWithFloat() {
+        // Rows under 2048 wide run one at a time, longer ones four (bf16) or two (f16) at a time, with tails.
+        for (rows, cols, ldw) in [(7, 45, 45), (16, 256, 260), (3, 8, 8), (33, 1000, 1000), (9, 4100, 4100), (6, 2048, 2056)] {
+            for bf16 in [true, false] {
+                let floats = generator.floats(rows * ldw)
+                var w = [UInt16](repeating: 0, count: floats.count)
+                if bf16 { accm_f32_to_bf16(floats, &w, w.count) } else { accm_f32_to_f16(floats, &w, w.count) }
+                var exactWeights = [Float](repeating: 0, count: w.count)
+                accm_bf16_to_f32_portable(w, &exactWeights, w.count)
+                if !bf16 { accm_f16_to_f32_portable(w, &exactWeights, w.count) }
+                let x = generator.floats(cols)
+                var fast = generator.floats(rows), portable = fast
+                let start = fast
+                if bf16 {
+                    accm_gemv_bf16(w, ldw, rows, cols, x, &fast, 1)
+                    accm_gemv_bf16_portable(w, ldw, rows, cols, x, &portable, 1)
+                } else {
+                    accm_gemv_f16(w, ldw, rows, cols, x, &fast, 1)
+                    accm_gemv_f16_portable(w, ldw, rows, cols, x, &portable, 1)
+                }
+                let expected = (0..<rows).map { r in
+                    Double(start[r]) + (0..<cols).reduce(0.0) { $0 + Double(exactWeights[r * ldw + $1]) * Double(x[$1]) }
+                }
+                let what = "\(bf16 ? "bf16" : "f16") \(rows)×\(cols)"
+                assertClose(fast, expected, tolerance: 2e-5 * Double(cols).squareRoot(), "\(what) dispatch")
+                assertClose(portable, expected, tolerance: 2e-5 * Double(cols).squareRoot(), "\(what) portable")
+            }
+        }
+    }
+
+    func testActivationQuantizationIsTheSameOnBothPaths() {
+        let n = 32 * 37
+        var x = generator.floats(n, in: -3...3)
+        for j in 0..<32 { x[32 + j] = 0 }            // an all-zero block
+        x[70] = 1e-30                                // a tiny block maximum elsewhere is fine too
+        var q1 = [Int8](repeating: 0, count: n), q2 = q1
+        var s1 = [Float](repeating: 0, count: n / 32), s2 = s1
+        accm_quantize_activation(x, n, &q1, &s1)
+        accm_quantize_activation_portable(x, n, &q2, &s2)
+        XCTAssertEqual(q1, q2)
+        XCTAssertEqual(s1, s2)
+        XCTAssertEqual(s1[1], 0)
+        for i in 0..<n where s1[i / 32] > 0 {
+            XCTAssertLessThanOrEqual(abs(Float(q1[i]) * s1[i / 32] - x[i]), s1[i / 32] / 2 * 1.0001, "element \(i)")
+        }
+    }
+
+    func testBlockQuantizationOfWeightsBoundsTheErrorPerBlock() {
+        let n = 32 * 64
+        let x = generator.floats(n, in: -2...2)
+        var q8 = [Int8](repeating: 0, count: n), q4 = [UInt8](repeating: 0, count: n / 2)
+        var s8 = [UInt16](repeating: 0, count: n / 32), s4 = s8
+        accm_quantize_q8_0(x, n, &q8, &s8)
+        accm_quantize_q4_0(x, n, &q4, &s4)
+        var d8 = [Float](repeating: 0, count: n), d8p = d8, d4 = d8, d4p = d8
+        accm_dequantize_q8_0(q8, s8, n, &d8)
+        accm_dequantize_q8_0_portable(q8, s8, n, &d8p)
+        accm_dequantize_q4_0(q4, s4, n, &d4)
+        accm_dequantize_q4_0_portable(q4, s4, n, &d4p)
+        XCTAssertEqual(d8, d8p)
+        XCTAssertEqual(d4, d4p)
+        for b in 0..<(n / 32) {
+            let block = x[(b * 32)..<(b * 32 + 32)]
+            let amax = block.map(abs).max()!
+            for i in (b * 32)..<(b * 32 + 32) {
+                // Q8_0: half a step, plus the fp16 rounding of the scale. Q4_0's grid is -8...7 steps with the
+                // block's extreme at -8, so values near the opposite extreme are clamped at 7: one step at most.
+                XCTAssertLessThanOrEqual(abs(d8[i] - x[i]), amax / 127 * 0.5 + amax * 1e-3, "q8 element \(i)")
+                XCTAssertLessThanOrEqual(abs(d4[i] - x[i]), amax / 8 + amax * 2e-3, "q4 element \(i)")
+            }
+        }
+        // The extreme of a Q4_0 block is represented (as -8 · d), as in llama.cpp.
+        let extreme = x[0..<32].max { abs($0) < abs($1) }!
+        XCTAssertEqual(d4[x[0..<32].firstIndex(of: extreme)!], extreme, accuracy: abs(extreme) * 1e-3)
+    }
+
+    func testQuantizedMatrixVectorPathsAgreeWithIntegerArithmetic() {
+        for (rows, cols) in [(5, 32), (17, 96), (64, 4096)] {
+            let w = generator.floats(rows * cols), x = generator.floats(cols, in: -4...4)
+            var q8 = [Int8](repeating: 0, count: rows * cols), q4 = [UInt8](repeating: 0, count: rows * cols / 2)
+            var s8 = [UInt16](repeating: 0, count: rows * cols / 32), s4 = s8
+            accm_quantize_q8_0(w, rows * cols, &q8, &s8)
+            accm_quantize_q4_0(w, rows * cols, &q4, &s4)
+            var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: cols / 32)
+            accm_quantize_activation_portable(x, cols, &xq, &xs)
+            var d8 = [Float](repeating: 0, count: rows * cols), d4 = d8
+            accm_dequantize_q8_0_portable(q8, s8, rows * cols, &d8)
+            accm_dequantize_q4_0_portable(q4, s4, rows * cols, &d4)
+            for int8 in [true, false] {
+                var fast = [Float](repeating: 0, count: rows), portable = fast
+                if int8 {
+                    accm_gemv_q8_0(q8, s8, rows, cols, xq, xs, &fast, 0)
+                    accm_gemv_q8_0_portable(q8, s8, rows, cols, xq, xs, &portable, 0)
+                } else {
+                    accm_gemv_q4_0(q4, s4, rows, cols, xq, xs, &fast, 0)
+                    accm_gemv_q4_0_portable(q4, s4, rows, cols, xq, xs, &portable, 0)
+                }
+                // Exactly the dequantized weights times the dequantized activation (in Double), up to fp32 sums.
+                let weights = int8 ? d8 : d4
+                let product = (0..<rows).map { r in
+                    (0..<cols).reduce(0.0) { $0 + Double(weights[r * cols + $1]) * Double(Float(xq[$1]) * xs[$1 / 32]) }
+                }
+                let what = "\(int8 ? "q8_0" : "q4_0") \(rows)×\(cols)"
+                assertClose(fast, product, tolerance: 1e-4, relative: 1e-5, "\(what) dispatch")
+                assertClose(portable, product, tolerance: 1e-4, relative: 1e-5, "\(what) portable")
+                // Against the fp32 product of the original weights: within the bound the two roundings set,
+                // Σ|w − ŵ|·|x| + Σ|ŵ|·|x − x̂| per row (plus fp32 summation).
+                for r in 0..<rows {
+                    var reference = 0.0, bound = 1e-4
+                    for c in 0..<cols {
+                        let (wc, wq, xc) = (Double(w[r * cols + c]), Double(weights[r * cols + c]), Double(x[c]))
+                        reference += wc * xc
+                        bound += abs(wc - wq) * abs(xc) + abs(wq) * abs(xc - Double(Float(xq[c]) * xs[c / 32]))
+                    }
+                    XCTAssertLessThanOrEqual(abs(Double(fast[r]) - reference), bound, "\(what) row \(r) against fp32")
+                }
+            }
+        }
+    }
+
+    func testTheDispatchReportsItsPath() {
+        let name = String(cString: accm_kernels_path_name())
+        XCTAssertEqual(name, accm_kernels_simd_level() == 1 ? "avx2+fma+f16c" : "portable")
+    }
+}

@@ -1,0 +1,88 @@
+import Tensor
+import XCTest
+
+/// Weight matrices in every format: built a block at a time, read back, and multiplied on both product
+/// paths (matrix-vector for a few rows, block conversion + sgemm for more) against fp32 on the same values.
+final class WeightMatrixTests: XCTestCase {
+    private var generator = SeededGenerator(seed: 21)
+
+    private func matrix(_ format: WeightFormat, rows: Int, columns: Int) -> (WeightMatrix, Tensor) {
+        let values = generator.tensor([rows, columns])
+        let m = WeightMatrix.build(format, rows: rows, columns: columns) { range, out in
+            values.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + range.lowerBound * columns, count: range.count * columns) }
+        }
+        return (m, values)
+    }
+
+    func testBuildingInAFormatKeepsTheValuesItCanHold() {
+        for format in WeightFormat.allCases {
+            let (m, values) = matrix(format, rows: 37, columns: 64)
+            XCTAssertEqual(m.format, format)
+            XCTAssertEqual(m.byteCount, Int((Double(37 * 64) * format.bytesPerWeight).rounded()), "\(format)")
+            let back = m.dequantized()
+            let limit: Float = switch format {
+            case .f32: 0
+            case .bf16: 1 / 256     // 8 significant bits, values in [-1, 1]
+            case .f16: 1 / 2048
+            case .int8: 1 / 127 * 0.5 + 1e-3
+            case .int4: 1 / 8 + 2e-3
+            }
+            XCTAssertLessThanOrEqual(back.maxAbsoluteDifference(values), limit, "\(format)")
+            // Converting again from the stored values changes nothing (the grid is already that format's).
+            XCTAssertEqual(m.converted(to: format).dequantized().scalars, back.scalars, "\(format)")
+            let rows = [3, 0, 36]
+            XCTAssertEqual(m.gatherRows(rows).scalars, back.gatherRows(rows).scalars, "\(format)")
+        }
+    }
+
+    func testProductsOnBothPathsMatchFloatOnTheStoredValues() {
+        for format in WeightFormat.allCases {
+            for (inputRows, bias) in [(1, false), (1, true), (3, true), (9, false), (40, true)] {
+                let (m, _) = matrix(format, rows: 75, columns: 96)
+                let x = generator.tensor([inputRows, 96], in: -2...2)
+                let b = bias ? generator.tensor([75]) : nil
+                let expected = x.linear(weight: m.dequantized(), bias: b)
+                let y = x.linear(m, bias: b)
+                XCTAssertEqual(y.shape, [inputRows, 75])
+                // Half-precision weights and every sgemm path compute in fp32 on the exact stored values; the
+                // int8/int4 matrix-vector path also rounds the activation to 8 bits per block (≤ 1/254 of its
+                // block maximum, 2 here), Σ over 96 inputs of |w| ≤ 1 times that.
+                let quantizedActivation = format.isBlockQuantized && inputRows <= WeightMatrix.matrixVectorRowLimit
+                let tolerance: Float = quantizedActivation ? 96 * 2 / 254 : 1e-4
+                XCTAssertLessThanOrEqual(y.maxAbsoluteDifference(expected), tolerance, "\(format) rows \(inputRows)")
+            }
+        }
+    }
+
+    func testLargeProductsSplitAcrossThreadsAndBlocks() {
+        // More output rows than one conversion block holds, so several blocks run per thread.
+        let columns = 4096, rows = WeightMatrix.prefillBlockFloats / columns * 2 + 48
+        for format in [WeightFormat.bf16, .int4] {
+            let (m, _) = matrix(format, rows: rows, columns: columns)
+            let x = generator.tensor([6, columns])
+            let y = x.linear(m)
+            let expected = x.linear(weight: m.dequantized())
+            XCTAssertLessThanOrEqual(y.maxAbsoluteDifference(expected), 1e-3, "\(format)")
+        }
+    }
+
+    func testConcatenatedRowsKeepTheFormat() {
+        for format in WeightFormat.allCases {
+            let parts = (0..<3).map { _ in matrix(format, rows: 5, columns: 32).0 }
+            let joined = WeightMatrix.concatenateRows(parts)
+            XCTAssertEqual(joined.format, format)
+            XCTAssertEqual(joined.shape, [15, 32])
+            XCTAssertEqual(joined.dequantized().scalars, parts.flatMap { $0.dequantized().scalars }, "\(format)")
+        }
+    }
+
+    func testAnInputMajorMatrixMultipliesAsItsTranspose() {
+        let stored = generator.tensor([12, 7])  // [in, out] as GPT-2's Conv1D
+        let m = WeightMatrix(inputMajor: stored)
+        XCTAssertEqual(m.shape, [7, 12])
+        let x = generator.tensor([2, 12])
+        XCTAssertLessThanOrEqual(x.linear(m).maxAbsoluteDifference(x.matmul(stored)), 0)
+        let bf16 = m.converted(to: .bf16)
+        XCTAssertLessThanOrEqual(x.linear(bf16).maxAbsoluteDifference(x.linear(weight: bf16.dequantized())), 1e-5)
+    }
+}
