@@ -46,7 +46,7 @@ struct WorkerCommand: ParsableCommand {
         if let bench = try modelOptions.bench {
             (loaded, identity) = (try LoadedStage.load(stage, from: bench), bench.identity)
         } else {
-            let model = try ModelDirectory(modelOptions.directory, parseSpecialTokens: modelOptions.parseSpecial)
+            let model = try modelOptions.modelDirectory()  // the manifest's and --weights' formats apply
             (loaded, identity) = (try LoadedStage.load(stage, from: model), try model.identity())
         }
         let worker = try StageWorker(
