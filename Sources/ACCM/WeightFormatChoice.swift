@@ -96,3 +96,21 @@ extension WeightFormatChoice: Decodable {
         self.init(formats)
     }
 }
+
+extension WeightFormatChoice {
+    /// The components a stage loads.
+    public static func components(of stage: Stage) -> [ModelComponent] {
+        switch stage {
+        case .vision: [.vision]
+        case .caption: [.captionMapper, .captionLanguageModel]
+        case .selector: [.selector, .selectorTextEncoder]
+        case .decoder: [.llava]
+        }
+    }
+
+    /// What `stage` computes with, as `component=format` pairs ("llava=int4"; "stored" for a stored type): the
+    /// replicas of one stage must agree on it, or a request taken over by another replica could change answer.
+    public func description(of stage: Stage) -> String {
+        Self.components(of: stage).map { "\($0.rawValue)=\(format(for: $0)?.rawValue ?? "stored")" }.joined(separator: ",")
+    }
+}

@@ -210,13 +210,23 @@ final class CoordinatorState: SocketHandler {
                     + "\(r.modelPath) is \(r.modelIdentity)"), requestID: ""), to: identity, on: workerSocket, loop: loop)
             return
         }
+        if let other = workers.values.first(where: { $0.stage == stage && $0.routingID != identity }),
+           other.registration.weightFormats != r.weightFormats {
+            send(.error(StageError(.modelMismatch, "this cluster's \(stage.rawValue) replicas compute with "
+                    + "\(other.registration.weightFormats.isEmpty ? "stored weights" : other.registration.weightFormats); "
+                    + "this worker with \(r.weightFormats.isEmpty ? "stored weights" : r.weightFormats): the replicas of a "
+                    + "stage must agree, so that a request taken over by another replica gets the same answer"),
+                        requestID: ""), to: identity, on: workerSocket, loop: loop)
+            return
+        }
         modelIdentity = r.modelIdentity
         if workers[key] != nil { dropWorker(key, reason: "it registered again", loop: loop) }
         workers[key] = WorkerRecord(
             routingID: identity, stage: stage, registration: r, address: address, keyName: keyName,
             window: Int(max(1, min(r.credits, 4096))), itemsPerSecond: Double(max(r.threads, 1)), lastHeard: .now)
         Self.log("\(stage.rawValue) worker \(String(decoding: identity, as: UTF8.self)) registered from \(address)"
-            + (keyName.isEmpty ? "" : " with key \(keyName)") + (r.restarts > 0 ? " (restart \(r.restarts))" : ""))
+            + (keyName.isEmpty ? "" : " with key \(keyName)") + (r.weightFormats.isEmpty ? "" : ", weights \(r.weightFormats)")
+            + (r.restarts > 0 ? " (restart \(r.restarts))" : ""))
         var e = Envelope.make(requestID: "")
         var welcome = Accm_V1_Welcome()
         welcome.heartbeatIntervalMs = UInt32(options.heartbeatIntervalMilliseconds)

@@ -27,9 +27,11 @@ public struct WorkerOptions: Sendable {
     public var restarts: Int
     /// CURVE: this worker's key pair and the coordinator's public key; nil: plain TCP.
     public var curve: (keys: CurveKeyPair, coordinatorKey: String)?
+    /// The formats its stage's weights are kept in (`WeightFormatChoice.description(of:)`).
+    public var weightFormats: String = ""
 
     public init(stage: Stage, coordinator: String, threads: Int, maxBatch: Int = 8, wire: WireLimits = WireLimits(),
-                restarts: Int = 0, curve: (keys: CurveKeyPair, coordinatorKey: String)? = nil) {
+                restarts: Int = 0, curve: (keys: CurveKeyPair, coordinatorKey: String)? = nil, weightFormats: String = "") {
         self.stage = stage
         self.coordinator = coordinator
         self.threads = threads
@@ -37,6 +39,7 @@ public struct WorkerOptions: Sendable {
         self.wire = wire
         self.restarts = restarts
         self.curve = curve
+        self.weightFormats = weightFormats
     }
 }
 
@@ -101,6 +104,7 @@ public final class StageWorker: @unchecked Sendable {
         registration.maxFrameBytes = UInt64(options.wire.maxFrameBytes)
         registration.processID = UInt32(getpid())
         registration.restarts = UInt32(clamping: options.restarts)
+        registration.weightFormats = options.weightFormats
         link = WorkerLink(registration: registration, wire: options.wire)
         var random = [UInt8](repeating: 0, count: 6)
         for i in random.indices { random[i] = UInt8.random(in: 0...255) }

@@ -43,16 +43,19 @@ struct WorkerCommand: ParsableCommand {
         let threadCount = engine.apply()
         let loaded: LoadedStage
         let identity: String
+        var formats = WeightFormatChoice()
         if let bench = try modelOptions.bench {
             (loaded, identity) = (try LoadedStage.load(stage, from: bench), bench.identity)
+            try formats.apply(settings: modelOptions.weights)
         } else {
             let model = try modelOptions.modelDirectory()  // the manifest's and --weights' formats apply
             (loaded, identity) = (try LoadedStage.load(stage, from: model), try model.identity())
+            formats = model.weights
         }
         let worker = try StageWorker(
             context: ZeroMQContext(), stage: loaded, modelIdentity: identity, modelPath: modelOptions.directory,
             options: WorkerOptions(stage: stage, coordinator: coordinator, threads: threadCount, maxBatch: maxBatch,
-                                   restarts: restarts, curve: try curve.load()))
+                                   restarts: restarts, curve: try curve.load(), weightFormats: formats.description(of: stage)))
         print("worker: \(stage.rawValue) of \(modelOptions.directory) (\(threadCount) thread\(threadCount == 1 ? "" : "s"), "
             + "batches of \(maxBatch)) → \(coordinator)")
         flushStandardOutput()

@@ -189,6 +189,29 @@ extension ClusterTests {
     }
 }
 
+extension ClusterTests {
+    func testAReplicaInAnotherWeightFormatThanItsStagesOthersIsRefused() throws {
+        let cluster = try ClusterUnderTest(["--vision", "0", "--caption", "0", "--selector", "0"])
+        let workers = try XCTUnwrap(
+            cluster.output.split(separator: "\n").first { $0.hasPrefix("coordinator:") }?
+                .split(separator: " ").dropFirst(3).first.map { String($0).replacingOccurrences(of: ",", with: "") })
+        let result = try Accm.run(["worker", "--stage", "decoder", "--model", ClusterWorkload.model, "--weights", "llava=int8",
+                                   "--coordinator", workers, "--threads", "1"], timeout: 60)
+        XCTAssertFalse(result.timedOut)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("replicas compute with llava=stored; this worker with llava=int8"), result.stderr)
+        // Another stage may use another format: a vision replica in int8 joins beside the stored-weights decoder.
+        let vision = try BackgroundProcess(["worker", "--stage", "vision", "--model", ClusterWorkload.model, "--weights",
+                                            "vision=int8", "--coordinator", workers, "--threads", "1"])
+        defer { vision.stop() }
+        let client = try ClusterClient(context: ZeroMQContext(), coordinator: cluster.clients)
+        defer { client.close() }
+        let deadline = Date().addingTimeInterval(30)
+        while (try client.status().workers.count) < 2 && Date() < deadline { usleep(200_000) }
+        XCTAssertEqual(try client.status().workers.count, 2, vision.output)
+    }
+}
+
 /// Collects the error codes a probe socket is sent.
 private final class ProbeHandler: SocketHandler, @unchecked Sendable {
     let errors = LockedArray<StageErrorCode>()

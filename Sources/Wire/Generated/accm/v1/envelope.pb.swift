@@ -473,6 +473,9 @@ public nonisolated struct Accm_V1_Register: Sendable {
   /// times its supervisor restarted this worker slot (accm cluster up)
   public var restarts: UInt32 = 0
 
+  /// what its stage computes with ("llava=int4"); every replica of a stage must agree
+  public var weightFormats: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1403,7 +1406,7 @@ nonisolated extension Accm_V1_Generation: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Accm_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Register"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{3}model_identity\0\u{3}model_path\0\u{1}threads\0\u{3}max_batch\0\u{1}credits\0\u{3}max_frame_bytes\0\u{3}process_id\0\u{1}restarts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{3}model_identity\0\u{3}model_path\0\u{1}threads\0\u{3}max_batch\0\u{1}credits\0\u{3}max_frame_bytes\0\u{3}process_id\0\u{1}restarts\0\u{3}weight_formats\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1420,6 +1423,7 @@ nonisolated extension Accm_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.maxFrameBytes) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.processID) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.restarts) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.weightFormats) }()
       default: break
       }
     }
@@ -1453,6 +1457,9 @@ nonisolated extension Accm_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.restarts != 0 {
       try visitor.visitSingularUInt32Field(value: self.restarts, fieldNumber: 9)
     }
+    if !self.weightFormats.isEmpty {
+      try visitor.visitSingularStringField(value: self.weightFormats, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1466,6 +1473,7 @@ nonisolated extension Accm_V1_Register: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.maxFrameBytes != rhs.maxFrameBytes {return false}
     if lhs.processID != rhs.processID {return false}
     if lhs.restarts != rhs.restarts {return false}
+    if lhs.weightFormats != rhs.weightFormats {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
