@@ -58,11 +58,6 @@ public final class ClusterClient: @unchecked Sendable {
         ], tickInterval: .milliseconds(50), handler: router)
     }
 
-    /// Connects over plain TCP with default options but for the wire limits.
-    public convenience init(context: ZeroMQContext, coordinator: String, wire: WireLimits) throws {
-        try self.init(context: context, coordinator: coordinator, options: ClusterClientOptions(wire: wire))
-    }
-
     deinit { thread.stop() }
 
     /// Closes the connection.

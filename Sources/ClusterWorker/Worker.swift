@@ -270,9 +270,17 @@ struct QueuedTask: Sendable {
     let message: WireMessage
     let deadline: ContinuousClock.Instant?
     let registration: Int
+    /// "request#attempt": what a cancel names (made once: the decoder checks it at every step).
+    let key: String
 
-    /// "request#attempt": what a cancel names.
-    var key: String { message.envelope.requestID + "#" + String(message.envelope.attempt) }
+    init(message: WireMessage, deadline: ContinuousClock.Instant?, registration: Int) {
+        self.message = message
+        self.deadline = deadline
+        self.registration = registration
+        key = Self.key(requestID: message.envelope.requestID, attempt: message.envelope.attempt)
+    }
+
+    static func key(requestID: String, attempt: UInt32) -> String { requestID + "#" + String(attempt) }
 }
 
 /// The tasks received and not yet computed (filled on the socket thread, drained by `run`).
@@ -441,7 +449,7 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
         lastHeard = now
         switch envelope.body {
         case .cancel:
-            let key = envelope.requestID + "#" + String(envelope.attempt)
+            let key = QueuedTask.key(requestID: envelope.requestID, attempt: envelope.attempt)
             let removed = tasks.remove { $0.key == key }
             for task in removed { stop(task, reason: "cancelled") }
             if removed.isEmpty {  // computing (the decoder stops it at its next step) or already done
@@ -460,7 +468,7 @@ final class WorkerLink: SocketHandler, @unchecked Sendable {
                 loop.send(WireMessage.error(error, requestID: envelope.requestID, attempt: envelope.attempt).frames(), on: 0)
                 return
             }
-            let key = envelope.requestID + "#" + String(envelope.attempt)
+            let key = QueuedTask.key(requestID: envelope.requestID, attempt: envelope.attempt)
             let (fresh, current) = state.withLock { s -> (Bool, Int) in
                 guard s.seen.insert(key).inserted else { return (false, s.registration) }
                 s.seenOrder.append(key)

@@ -25,7 +25,7 @@ struct CurveClientOptions: ParsableArguments {
         return (try CurveKeyPair.load(secretFile: curveSecret), try CurveKeyPair.publicKey(fromFileOrLiteral: coordinatorKey))
     }
 
-    /// What a client of the coordinator at `endpoint` needs.
+    /// A client's options with these keys (plain TCP without them).
     func clientOptions() throws -> ClusterClientOptions {
         ClusterClientOptions(curve: try load())
     }
