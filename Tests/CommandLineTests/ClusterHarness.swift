@@ -11,66 +11,31 @@ import Glibc
 /// `accm cluster up` as a child process of the test: started, waited for until it prints its client
 /// endpoint, and stopped (SIGTERM, then SIGKILL after 10 s) when the harness goes.
 final class ClusterUnderTest: @unchecked Sendable {
-    let pid: pid_t
+    private let process: BackgroundProcess
     let clients: String
-    let log: String
-    private let scratch: ScratchDirectory
 
     init(_ arguments: [String] = [], timeout: Double = 60) throws {
-        scratch = try ScratchDirectory()
-        log = scratch.path("cluster.log")
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let model = Accm.root.appendingPathComponent("Models/accm-world").path
-        let argv = ([Accm.binary, "cluster", "up", "--model", model, "--threads", "1"] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, Accm.binary, &actions, nil, argv, environ) == 0 else {
-            throw NSError(domain: "posix_spawn", code: 1)
-        }
-        self.pid = pid
+        process = try BackgroundProcess(["cluster", "up", "--model", model, "--threads", "1"] + arguments)
         let deadline = Date().addingTimeInterval(timeout)
         var endpoint: String?
-        while endpoint == nil && Date() < deadline {
+        while endpoint == nil && Date() < deadline && process.exitStatus == nil {
             usleep(100_000)
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            endpoint = text.split(separator: "\n").first { $0.hasPrefix("tcp://") }.map(String.init)
+            endpoint = process.output.split(separator: "\n").first { $0.hasPrefix("tcp://") }.map(String.init)
         }
         guard let endpoint else {
-            Self.stop(pid)
+            process.stop()
             throw NSError(domain: "cluster up", code: 2, userInfo: [NSLocalizedDescriptionKey:
-                "no client endpoint within \(timeout) s: " + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")])
+                "no client endpoint within \(timeout) s: " + process.output])
         }
         clients = endpoint
     }
 
-    deinit { Self.stop(pid) }
-
-    var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+    var pid: pid_t { process.pid }
+    var output: String { process.output }
 
     /// Whether the supervisor is still running.
-    var isRunning: Bool { kill(pid, 0) == 0 && !Self.reaped(pid) }
-
-    private static func reaped(_ pid: pid_t) -> Bool {
-        var status: Int32 = 0
-        return waitpid(pid, &status, WNOHANG) == pid
-    }
-
-    private static func stop(_ pid: pid_t) {
-        kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(10)
-        var status: Int32 = 0
-        while Date() < deadline {
-            if waitpid(pid, &status, WNOHANG) == pid { return }
-            usleep(20_000)
-        }
-        kill(pid, SIGKILL)
-        waitpid(pid, &status, 0)
-    }
+    var isRunning: Bool { process.exitStatus == nil }
 }
 
 /// Requests the cluster tests send, over the shipped model and its committed test split.

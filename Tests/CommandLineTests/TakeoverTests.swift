@@ -100,9 +100,16 @@ final class TakeoverTests: XCTestCase {
     private let request = ACCMRequest(image: .encoded([0x89]), question: "q", budget: 2, pruning: .uniform, compensate: false,
                                       generation: GenerationOptions(maxNewTokens: 8))
 
-    private func coordinator(_ context: ZeroMQContext) throws -> Coordinator {
-        try Coordinator(context: context, options: CoordinatorOptions(
+    /// An in-process coordinator (heartbeats every 100 ms) with a fake vision worker, stopped after `body`.
+    private func withCoordinatorAndVision(_ body: (ZeroMQContext, Coordinator) throws -> Void) throws {
+        let context = ZeroMQContext()
+        let coordinator = try Coordinator(context: context, options: CoordinatorOptions(
             workersEndpoint: "tcp://127.0.0.1:*", clientsEndpoint: "tcp://127.0.0.1:*", heartbeatIntervalMilliseconds: 100))
+        defer { coordinator.stop() }
+        let vision = try BalancingTests.FakeWorker(stage: .vision, secondsPerTask: 0.001, threads: 1, context: context,
+                                                   endpoint: coordinator.workersEndpoint)
+        defer { vision.stop() }
+        try body(context, coordinator)
     }
 
     /// Sends the request while `doomed` is the only decoder; once it holds the task, starts the replica that will
@@ -123,76 +130,66 @@ final class TakeoverTests: XCTestCase {
     }
 
     func testTheReplicaThatTakesOverSkipsTheTextTheClientAlreadyHas() throws {
-        let context = ZeroMQContext()
-        let coordinator = try coordinator(context)
-        defer { coordinator.stop() }
-        let vision = try BalancingTests.FakeWorker(stage: .vision, secondsPerTask: 0.001, threads: 1, context: context,
-                                                   endpoint: coordinator.workersEndpoint)
-        defer { vision.stop() }
-        let pieces = ["The", " cross", " is", " red", " and", " small", "."]
-        let doomed = try ScriptedDecoder(pieces: pieces, vanishAfter: 3, context: context, endpoint: coordinator.workersEndpoint,
-                                         interval: 0.1)
-        let client = try ClusterClient(context: context, coordinator: coordinator.clientsEndpoint)
-        defer { client.close() }
-        let streamed = LockedArray<String>()
-        let (result, survivor) = try answerWhileReplacing(doomed, client: client, streamed: streamed, with: pieces, context: context,
-                                                          endpoint: coordinator.workersEndpoint)
-        defer { survivor.stop() }
-        let answer = try result.get()
-        XCTAssertEqual(doomed.received + survivor.received, 2, "one task to each replica")
-        XCTAssertEqual(answer.text, pieces.joined())
-        XCTAssertEqual(streamed.values.joined(), pieces.joined(), "every character once: \(streamed.values)")
-        XCTAssertEqual(streamed.values.first, "The", "the first pieces came from the lost replica, as it made them")
-        XCTAssertEqual(client.strayReplies, 0)
-        let status = try client.status()
-        XCTAssertEqual(status.redispatched, 1)
-        XCTAssertEqual(status.answered, 1)
+        try withCoordinatorAndVision { context, coordinator in
+            let pieces = ["The", " cross", " is", " red", " and", " small", "."]
+            let doomed = try ScriptedDecoder(pieces: pieces, vanishAfter: 3, context: context, endpoint: coordinator.workersEndpoint,
+                                             interval: 0.1)
+            defer { doomed.stop() }  // it stops itself mid-answer; this is for a test that fails before
+            let client = try ClusterClient(context: context, coordinator: coordinator.clientsEndpoint)
+            defer { client.close() }
+            let streamed = LockedArray<String>()
+            let (result, survivor) = try answerWhileReplacing(doomed, client: client, streamed: streamed, with: pieces, context: context,
+                                                              endpoint: coordinator.workersEndpoint)
+            defer { survivor.stop() }
+            let answer = try result.get()
+            XCTAssertEqual(doomed.received + survivor.received, 2, "one task to each replica")
+            XCTAssertEqual(answer.text, pieces.joined())
+            XCTAssertEqual(streamed.values.joined(), pieces.joined(), "every character once: \(streamed.values)")
+            XCTAssertEqual(streamed.values.first, "The", "the first pieces came from the lost replica, as it made them")
+            XCTAssertEqual(client.strayReplies, 0)
+            let status = try client.status()
+            XCTAssertEqual(status.redispatched, 1)
+            XCTAssertEqual(status.answered, 1)
+        }
     }
 
     func testAReplicaWhoseTextDepartsFromWhatWasStreamedFailsTheRequestInsteadOfSplicing() throws {
-        let context = ZeroMQContext()
-        let coordinator = try coordinator(context)
-        defer { coordinator.stop() }
-        let vision = try BalancingTests.FakeWorker(stage: .vision, secondsPerTask: 0.001, threads: 1, context: context,
-                                                   endpoint: coordinator.workersEndpoint)
-        defer { vision.stop() }
-        let doomed = try ScriptedDecoder(pieces: ["The", " cross", " is", " red"], vanishAfter: 2, context: context,
-                                         endpoint: coordinator.workersEndpoint, interval: 0.1)
-        let client = try ClusterClient(context: context, coordinator: coordinator.clientsEndpoint)
-        defer { client.close() }
-        let streamed = LockedArray<String>()
-        let (result, other) = try answerWhileReplacing(doomed, client: client, streamed: streamed,
-                                                       with: ["The", " square", " is", " blue"], context: context,
-                                                       endpoint: coordinator.workersEndpoint)
-        defer { other.stop() }
-        XCTAssertThrowsError(try result.get()) { error in
-            XCTAssertEqual((error as? StageError)?.code, .internal, "\(error)")
-            XCTAssertTrue("\(error)".contains("splice"), "\(error)")
+        try withCoordinatorAndVision { context, coordinator in
+            let doomed = try ScriptedDecoder(pieces: ["The", " cross", " is", " red"], vanishAfter: 2, context: context,
+                                             endpoint: coordinator.workersEndpoint, interval: 0.1)
+            defer { doomed.stop() }
+            let client = try ClusterClient(context: context, coordinator: coordinator.clientsEndpoint)
+            defer { client.close() }
+            let streamed = LockedArray<String>()
+            let (result, other) = try answerWhileReplacing(doomed, client: client, streamed: streamed,
+                                                           with: ["The", " square", " is", " blue"], context: context,
+                                                           endpoint: coordinator.workersEndpoint)
+            defer { other.stop() }
+            XCTAssertThrowsError(try result.get()) { error in
+                XCTAssertEqual((error as? StageError)?.code, .internal, "\(error)")
+                XCTAssertTrue("\(error)".contains("splice"), "\(error)")
+            }
+            XCTAssertEqual(streamed.values.joined(), "The cross", "nothing of the other text reached the client")
+            usleep(200_000)
+            XCTAssertEqual(other.cancels.count, 1, "the diverging replica was told to stop")
         }
-        XCTAssertEqual(streamed.values.joined(), "The cross", "nothing of the other text reached the client")
-        usleep(200_000)
-        XCTAssertEqual(other.cancels.count, 1, "the diverging replica was told to stop")
     }
 
     func testARequestThatKeepsLosingItsWorkersFailsAfterTheAttemptLimit() throws {
-        let context = ZeroMQContext()
-        let coordinator = try coordinator(context)
-        defer { coordinator.stop() }
-        let vision = try BalancingTests.FakeWorker(stage: .vision, secondsPerTask: 0.001, threads: 1, context: context,
-                                                   endpoint: coordinator.workersEndpoint)
-        defer { vision.stop() }
-        // Every replica dies on this request (a "poison" request): three of them, and the default limit is 3.
-        let doomed = try (0..<4).map { _ in
-            try ScriptedDecoder(pieces: ["a", "b", "c"], vanishAfter: 1, context: context, endpoint: coordinator.workersEndpoint)
+        try withCoordinatorAndVision { context, coordinator in
+            // Every replica dies on this request (a "poison" request): three of them, and the default limit is 3.
+            let doomed = try (0..<4).map { _ in
+                try ScriptedDecoder(pieces: ["a", "b", "c"], vanishAfter: 1, context: context, endpoint: coordinator.workersEndpoint)
+            }
+            defer { doomed.forEach { $0.stop() } }
+            usleep(400_000)
+            let client = try ClusterClient(context: context, coordinator: coordinator.clientsEndpoint)
+            defer { client.close() }
+            XCTAssertThrowsError(try client.answer(request, timeout: .seconds(20))) { error in
+                XCTAssertEqual((error as? StageError)?.code, .stageUnavailable, "\(error)")
+                XCTAssertTrue("\(error)".contains("lost 3 decoder workers in a row"), "\(error)")
+            }
+            XCTAssertEqual(doomed.map(\.received).reduce(0, +), 3, "it reached three replicas, not the fourth")
         }
-        defer { doomed.forEach { $0.stop() } }
-        usleep(400_000)
-        let client = try ClusterClient(context: context, coordinator: coordinator.clientsEndpoint)
-        defer { client.close() }
-        XCTAssertThrowsError(try client.answer(request, timeout: .seconds(20))) { error in
-            XCTAssertEqual((error as? StageError)?.code, .stageUnavailable, "\(error)")
-            XCTAssertTrue("\(error)".contains("lost 3 decoder workers in a row"), "\(error)")
-        }
-        XCTAssertEqual(doomed.map(\.received).reduce(0, +), 3, "it reached three replicas, not the fourth")
     }
 }
