@@ -25,7 +25,7 @@ public struct CurveKeyPair: Sendable, Equatable {
         guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else {
             throw CurveKeyError("cannot make a CURVE key pair: this libzmq has no CURVE support")
         }
-        return CurveKeyPair(publicKey: String(cString: publicKey), secretKey: String(cString: secretKey))
+        return CurveKeyPair(publicKey: String(z85: publicKey), secretKey: String(z85: secretKey))
     }
 
     private init(publicKey: String, secretKey: String) {
@@ -40,7 +40,7 @@ public struct CurveKeyPair: Sendable, Equatable {
         guard zmq_curve_public(&publicKey, secretKey) == 0 else {
             throw CurveKeyError("cannot derive the public key: this libzmq has no CURVE support")
         }
-        self.init(publicKey: String(cString: publicKey), secretKey: secretKey)
+        self.init(publicKey: String(z85: publicKey), secretKey: secretKey)
     }
 
     /// Reads a secret key file (`NAME.key_secret`); its public key, when present, must match the secret one.
@@ -180,4 +180,11 @@ public enum CurveRole: Sendable {
     case server(CurveKeyPair, domain: String, allow: AllowList)
     /// A connecting socket that authenticates with `keys` and accepts only the server holding `serverPublicKey`.
     case client(CurveKeyPair, serverPublicKey: String)
+}
+
+extension String {
+    /// The text of a NUL-terminated Z85 buffer that libzmq filled.
+    init(z85 buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }

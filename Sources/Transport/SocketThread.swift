@@ -476,7 +476,7 @@ extension SocketThread {
                 var key = [CChar](repeating: 0, count: 41)
                 if parts.count >= 7, parts[6].count == 32 { _ = zmq_z85_encode(&key, parts[6], 32) }
                 handler.refused(PeerRefusal(socket: server ?? -1, domain: text(2), address: text(3),
-                                            publicKey: String(cString: key)), loop: loop)
+                                            publicKey: String(z85: key)), loop: loop)
             }
         }
     }
