@@ -16,6 +16,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // Exact: Scripts/generate-protos.sh builds protoc-gen-swift of this version for the committed code.
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        // The HTTP gateway: Hummingbird 2 (on SwiftNIO), Prometheus metrics, structured logs.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System-library shims (nothing else lives here).
@@ -59,6 +63,14 @@ let package = Package(
         .target(name: "Cluster", dependencies: ["ACCMMessages", "Wire", "Transport"]),
         // The worker runtime: the only cluster part that loads weights.
         .target(name: "ClusterWorker", dependencies: ["Cluster", "ACCM", "Wire", "Transport"]),
+        // The HTTP front door: the OpenAI-compatible API, server-sent events, the playground page, metrics, logs.
+        // It talks to an `ACCMService` (the cluster through its coordinator), so it links no weights and no BLAS.
+        .target(name: "Gateway", dependencies: [
+            "ACCMMessages",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "ACCM", dependencies: ["ACCMMessages", "Models", "Tensor", "Tokenizers", "Images", "Weights"]),
         // Accuracy-vs-FLOPs evaluation: dataset, scoring, tables, the PNG plot (written through zlib).
         .target(name: "Evaluation", dependencies: ["ACCM", "Images", "CZlib"]),
@@ -68,11 +80,17 @@ let package = Package(
             name: "accm",
             dependencies: [
                 "ACCM", "Evaluation", "Models", "Images", "Tokenizers", "CZeroMQ", "CBLAS", "Cluster", "ClusterWorker",
-                "Transport", "Wire",
+                "Transport", "Wire", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
+        .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "ACCMMessages",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(name: "WeightsTests", dependencies: ["Weights"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Weights"]),

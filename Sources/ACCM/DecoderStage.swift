@@ -56,13 +56,46 @@ public struct DecoderStage: Sendable {
     }
 
     /// The prompt's token segments around the visual tokens: ids before the image, ids after it up to and
-    /// including the image line's newline, the caption's ids, and the rest (question, assistant role).
-    public func promptSegments(question: String, caption: String?) -> [[Int]] {
-        let (before, after) = template.split(question: question)
-        let head = encode(before, true)
+    /// including the image line's newline, the caption's ids, and the rest (question, assistant role). A
+    /// conversation's earlier exchanges come first, each answer ended by the end-of-sequence token (`vicuna_v1`'s
+    /// second separator); the image starts the user message `conversation.imageTurn` names (the question's by
+    /// default). Without an image, the whole prompt is the first segment and the other three are empty.
+    public func promptSegments(question: String, caption: String?, conversation: Conversation = .single,
+                               hasImage: Bool = true) -> [[Int]] {
+        let system = conversation.system ?? template.system
+        let imageTurn = hasImage ? (conversation.imageTurn ?? conversation.history.count) : nil
+        // Text runs between end-of-sequence tokens; `imageRun` is the run that the image splits, at `imageOffset`.
+        var runs: [String] = [system + " "]
+        var imageAt: (run: Int, offset: String.Index)?
+        func userMessage(_ text: String, turn: Int) {
+            runs[runs.count - 1] += template.user + ": "
+            if turn == imageTurn {
+                imageAt = (runs.count - 1, runs[runs.count - 1].endIndex)
+                runs[runs.count - 1] += "\n"
+            }
+            runs[runs.count - 1] += text + " " + template.assistant + ":"
+        }
+        for (turn, exchange) in conversation.history.enumerated() {
+            userMessage(exchange.user, turn: turn)
+            runs[runs.count - 1] += " " + exchange.assistant
+            runs.append("")
+        }
+        userMessage(question, turn: conversation.history.count)
+        // Each run is tokenized on its own (as a tokenizer splits text at special tokens), the first with BOS.
+        func tokens(_ runs: [String], first: Bool) -> [Int] {
+            var ids: [Int] = []
+            for (i, run) in runs.enumerated() {
+                if i > 0 { ids.append(endOfSequenceID) }
+                ids += encode(run, first && i == 0)
+            }
+            return ids
+        }
+        guard let imageAt else { return [tokens(runs, first: true), [], [], []] }
+        let run = runs[imageAt.run]
+        let head = tokens(Array(runs[..<imageAt.run]) + [String(run[..<imageAt.offset])], first: true)
         // The text after the image is tokenized as a whole (as LLaVA's tokenizer_image_token does) without
         // its start token; the caption goes right after the token that carries the image line's newline.
-        let tail = encode(after, false)
+        let tail = tokens([String(run[imageAt.offset...])] + Array(runs[(imageAt.run + 1)...]), first: false)
         let newline = tail.firstIndex { decode([$0]).contains("\n") }.map { $0 + 1 } ?? 0
         let captionIDs = caption.map { encode("additional information: " + $0, false) } ?? []
         return [head, Array(tail[..<newline]), captionIDs, Array(tail[newline...])]
@@ -77,7 +110,7 @@ public struct DecoderStage: Sendable {
     /// What the same answer costs with every patch and no caption: the projector over all patches, then the
     /// decoder over that prompt, generating as many tokens.
     func unprunedFLOPs(_ request: DecodeRequest, promptTokens: Int, sampledTokens: Int) -> Double {
-        let kept = request.visualFeatures.shape[0]
+        let kept = request.visualFeatures?.shape[0] ?? 0
         let patches = request.patchCount ?? kept
         let captionTokens = request.caption.map { encode("additional information: " + $0, false).count } ?? 0
         return projector.config.projectorFLOPs(tokens: patches)
@@ -133,18 +166,20 @@ public struct DecodeSession {
     /// batch under `id`; throws (and adds nothing) for a request that cannot be answered.
     public mutating func join(_ id: Int, _ request: DecodeRequest) throws {
         let projector = stage.projector, languageModel = stage.languageModel
-        let features = request.visualFeatures
-        guard features.rank == 2, features.shape[1] == projector.inputSize else {
-            throw ModelError.invalidInput(
-                "the decoder expects visual features [K, \(projector.inputSize)], got \(features.shape)")
+        if let features = request.visualFeatures {
+            guard features.rank == 2, features.shape[1] == projector.inputSize else {
+                throw ModelError.invalidInput(
+                    "the decoder expects visual features [K, \(projector.inputSize)], got \(features.shape)")
+            }
         }
         let context = languageModel.config.maxPositions
         guard (1...context).contains(request.generation.maxNewTokens) else {
             throw RequestError.maxNewTokensOutOfRange(value: request.generation.maxNewTokens, limit: context)
         }
-        let segments = stage.promptSegments(question: request.question, caption: request.caption)
+        let segments = stage.promptSegments(question: request.question, caption: request.caption,
+                                            conversation: request.conversation, hasImage: request.visualFeatures != nil)
         var parts = [try languageModel.embed(segments[0])]
-        if features.shape[0] > 0 { parts.append(try projector(features)) }
+        if let features = request.visualFeatures, features.shape[0] > 0 { parts.append(try projector(features)) }
         for segment in segments.dropFirst() where !segment.isEmpty { parts.append(try languageModel.embed(segment)) }
         let prompt = Tensor.concatenateRows(parts)
         let room = context - prompt.shape[0]
@@ -154,7 +189,7 @@ public struct DecodeSession {
         options.stopTokenIDs.insert(stage.endOfSequenceID)
         try batch.join(id, prompt: prompt, options: options)
         joined[id] = Joined(request: request, promptTokens: prompt.shape[0],
-                            projectorFLOPs: projector.config.projectorFLOPs(tokens: features.shape[0]))
+                            projectorFLOPs: projector.config.projectorFLOPs(tokens: request.visualFeatures?.shape[0] ?? 0))
     }
 
     /// Takes request `id` out of the batch unanswered (cancelled, or past its deadline).

@@ -11,12 +11,12 @@ extension ACCMPipeline {
     /// The request with its image preprocessed into pixels, or the reason it cannot be answered.
     public func admit(_ request: ACCMRequest) throws(RequestError) -> ACCMRequest {
         let patches = vision.patchCount
-        if request.pruning != .none {
+        if request.image != nil, request.pruning != .none {
             guard (1...patches).contains(request.budget) else {
                 throw .budgetOutOfRange(budget: request.budget, patches: patches)
             }
         }
-        if case .accm(_, _, let picks?) = request.pruning, !(0...patches).contains(picks) {
+        if request.image != nil, case .accm(_, _, let picks?) = request.pruning, !(0...patches).contains(picks) {
             throw .budgetOutOfRange(budget: picks, patches: patches)
         }
         let context = decoder.languageModel.config.maxPositions
@@ -26,13 +26,13 @@ extension ACCMPipeline {
         try limits.check(request)
         try checkTokens(request)
         var admitted = request
-        admitted.image = .pixels(try pixels(request.image))
+        if let image = request.image { admitted.image = .pixels(try pixels(image)) }
         return admitted
     }
 
     /// Whether the caption stage runs for `request` (a caption is asked for and something is pruned).
     public func captions(_ request: ACCMRequest) -> Bool {
-        request.compensate && request.pruning != .none && request.budget < vision.patchCount
+        request.image != nil && request.compensate && request.pruning != .none && request.budget < vision.patchCount
     }
 
     /// The question against the caption model's context (when it captions) and the decoder's.
@@ -50,14 +50,17 @@ extension ACCMPipeline {
             }
         }
         let context = decoder.languageModel.config.maxPositions
-        let visual = request.pruning == .none ? vision.patchCount : request.budget
-        let template = decoder.promptSegments(question: "", caption: nil).reduce(0) { $0 + $1.count }
-        let prompt = decoder.promptSegments(question: request.question, caption: nil).reduce(0) { $0 + $1.count }
+        let hasImage = request.image != nil
+        let visual = !hasImage ? 0 : request.pruning == .none ? vision.patchCount : request.budget
+        let template = decoder.promptSegments(question: "", caption: nil, hasImage: hasImage).reduce(0) { $0 + $1.count }
+        let prompt = decoder.promptSegments(question: request.question, caption: nil, conversation: request.conversation,
+                                            hasImage: hasImage).reduce(0) { $0 + $1.count }
         let captionRoom = captioning ? decoder.captionTokenReserve(captionTokens: caption.options.maxNewTokens) : 0
         let limit = context - template - visual - captionRoom - 1
         guard prompt - template <= limit else {
             throw .questionTooManyTokens(
-                model: "the decoder", tokens: prompt - template, limit: max(limit, 0),
+                model: request.conversation.history.isEmpty && request.conversation.system == nil
+                    ? "the decoder" : "the decoder (with the conversation before it)", tokens: prompt - template, limit: max(limit, 0),
                 room: "its context of \(context) keeps \(template) for the template, \(visual) for visual tokens, "
                     + (captioning ? "\(captionRoom) for the caption " : "") + "and 1 for the answer")
         }

@@ -1,9 +1,12 @@
 // A request as a user sends it, and the answer with everything that led to it.
 
-/// One question about one image.
+/// One question, about one image or none, with the chat that came before it.
 public struct ACCMRequest: Sendable {
-    public var image: ImageInput
+    /// nil: a text-only request (the vision, caption and selector stages are skipped).
+    public var image: ImageInput?
     public var question: String
+    /// The system text and earlier exchanges (none by default).
+    public var conversation: Conversation
     /// Visual tokens to keep.
     public var budget: Int
     public var pruning: PruningMethod
@@ -11,10 +14,11 @@ public struct ACCMRequest: Sendable {
     public var compensate: Bool
     public var generation: GenerationOptions
 
-    public init(image: ImageInput, question: String, budget: Int, pruning: PruningMethod, compensate: Bool = true,
-                generation: GenerationOptions = GenerationOptions()) {
+    public init(image: ImageInput?, question: String, budget: Int, pruning: PruningMethod, compensate: Bool = true,
+                generation: GenerationOptions = GenerationOptions(), conversation: Conversation = .single) {
         self.image = image
         self.question = question
+        self.conversation = conversation
         self.budget = budget
         self.pruning = pruning
         self.compensate = compensate
@@ -49,6 +53,9 @@ public struct ACCMAnswer: Sendable {
     public var flops: [Stage: Double]
     /// What the same answer would cost without pruning or caption (the stages report their parts).
     public var unprunedFLOPs: Double
+    /// How long the request waited for each stage that ran before its work began (queued, in transit, waiting
+    /// for a batch slot); the cluster measures it, the in-process pipeline leaves it empty.
+    public var queuedSeconds: [Stage: Double] = [:]
 
     public var totalFLOPs: Double { flops.values.reduce(0, +) }
     /// Tokens the decoder sampled: the answer's, plus the stop token when one ended it.

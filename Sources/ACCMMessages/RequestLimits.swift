@@ -15,9 +15,15 @@ public struct RequestLimits: Sendable, Equatable {
     public var maxStopStringBytes: Int
     /// What an encoded image may be.
     public var image: ImageLimits
+    /// Most earlier exchanges in a conversation, and the most UTF-8 bytes of its texts (system + history).
+    public var maxConversationTurns: Int
+    public var maxConversationBytes: Int
 
     public init(maxQuestionBytes: Int = 8192, maxBatch: Int = 256, maxStopStrings: Int = 16,
-                maxStopStringBytes: Int = 256, image: ImageLimits = .default) {
+                maxStopStringBytes: Int = 256, image: ImageLimits = .default, maxConversationTurns: Int = 64,
+                maxConversationBytes: Int = 65536) {
+        self.maxConversationTurns = maxConversationTurns
+        self.maxConversationBytes = maxConversationBytes
         self.maxQuestionBytes = maxQuestionBytes
         self.maxBatch = maxBatch
         self.maxStopStrings = maxStopStrings
@@ -25,7 +31,8 @@ public struct RequestLimits: Sendable, Equatable {
         self.image = image
     }
 
-    /// 8 KiB questions, batches of 256, 16 stop strings of 256 bytes, `ImageLimits.default`.
+    /// 8 KiB questions, batches of 256, 16 stop strings of 256 bytes, `ImageLimits.default`, conversations of
+    /// 64 earlier exchanges and 64 KiB.
     public static let `default` = RequestLimits()
 
     /// The checks that need no model: question bytes and emptiness, lower bounds of the budget and of
@@ -36,7 +43,21 @@ public struct RequestLimits: Sendable, Equatable {
         let bytes = question.utf8.count
         guard bytes <= maxQuestionBytes else { throw .questionTooLong(bytes: bytes, limit: maxQuestionBytes) }
         guard question.unicodeScalars.contains(where: { !$0.isPythonWhitespace }) else { throw .emptyQuestion }
-        if request.pruning != .none, request.budget < 1 {
+        let conversation = request.conversation
+        guard conversation.history.count <= maxConversationTurns else {
+            throw .invalidConversation("\(conversation.history.count) earlier exchanges, over the limit of \(maxConversationTurns)")
+        }
+        guard conversation.textBytes <= maxConversationBytes else {
+            throw .invalidConversation("its earlier messages are \(conversation.textBytes) bytes, over the limit of "
+                + "\(maxConversationBytes) bytes")
+        }
+        if let turn = conversation.imageTurn {
+            guard request.image != nil else { throw .invalidConversation("it places an image in exchange \(turn), but the request has none") }
+            guard conversation.history.indices.contains(turn) else {
+                throw .invalidConversation("the image is placed in exchange \(turn) of \(conversation.history.count)")
+            }
+        }
+        if request.image != nil, request.pruning != .none, request.budget < 1 {
             throw .budgetOutOfRange(budget: request.budget, patches: 0)
         }
         let generation = request.generation
@@ -89,6 +110,8 @@ public enum RequestError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidPixels(String)
     /// More requests in one batch than `RequestLimits.maxBatch`.
     case batchTooLarge(count: Int, limit: Int)
+    /// The conversation around the question is over a limit or inconsistent.
+    case invalidConversation(String)
 
     /// The request field that was refused.
     public var field: String {
@@ -100,6 +123,7 @@ public enum RequestError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidStop: "stop"
         case .image, .preprocessing, .invalidPixels: "image"
         case .batchTooLarge: "batch"
+        case .invalidConversation: "conversation"
         }
     }
 
@@ -135,6 +159,8 @@ public enum RequestError: Error, Equatable, Sendable, CustomStringConvertible {
             "invalid pixels: \(what)"
         case .batchTooLarge(let count, let limit):
             "a batch of \(count) requests is over the limit of \(limit)"
+        case .invalidConversation(let what):
+            "invalid conversation: \(what)"
         }
     }
 }

@@ -14,6 +14,8 @@ public struct RequestProgress: Sendable {
     public private(set) var failure: StageError?
     /// Wall time of each stage that ran for it (for a batch: the batch's time).
     public private(set) var seconds: [Stage: Double] = [:]
+    /// Time it waited for each stage before that stage's work began (recorded by whoever dispatches it).
+    public private(set) var queuedSeconds: [Stage: Double] = [:]
 
     public init(_ request: ACCMRequest) {
         self.request = request
@@ -36,7 +38,7 @@ public struct RequestProgress: Sendable {
     /// The stage that runs next; nil once the request is answered or has failed.
     public var next: Stage? {
         if failure != nil || decoded != nil { return nil }
-        guard vision != nil else { return .vision }
+        guard vision != nil || request.image == nil else { return .vision }
         if captions {
             if caption == nil { return .caption }
             if selection == nil { return .selector }
@@ -48,8 +50,9 @@ public struct RequestProgress: Sendable {
 
     // MARK: Stage requests
 
+    /// Precondition: `next == .vision` (so the request has an image).
     public func visionRequest() -> VisionRequest {
-        VisionRequest(image: request.image, question: guidingText, budget: request.budget, pruning: request.pruning)
+        VisionRequest(image: request.image!, question: guidingText, budget: request.budget, pruning: request.pruning)
     }
 
     /// Precondition: `next == .caption`.
@@ -70,8 +73,8 @@ public struct RequestProgress: Sendable {
 
     /// Precondition: `next == .decoder`.
     public func decodeRequest() -> DecodeRequest {
-        DecodeRequest(question: request.question, caption: chosenCaption, visualFeatures: vision!.keptFeatures,
-                      generation: request.generation, patchCount: vision!.patchCount)
+        DecodeRequest(question: request.question, caption: chosenCaption, visualFeatures: vision?.keptFeatures,
+                      generation: request.generation, patchCount: vision?.patchCount, conversation: request.conversation)
     }
 
     // MARK: Results
@@ -110,6 +113,11 @@ public struct RequestProgress: Sendable {
         self.seconds[.decoder] = seconds
     }
 
+    /// Adds `seconds` of waiting for `stage` (a re-dispatched stage waits more than once).
+    public mutating func recordWait(_ stage: Stage, seconds: Double) {
+        queuedSeconds[stage, default: 0] += max(0, seconds)
+    }
+
     /// Ends the request with `error` (its one final answer).
     public mutating func fail(_ error: StageError) {
         if !isFinished { failure = error }
@@ -127,8 +135,9 @@ public struct RequestProgress: Sendable {
     /// The final answer, once there is one: the answer or the failure.
     public var outcome: Result<ACCMAnswer, StageError>? {
         if let failure { return .failure(failure) }
-        guard let vision, let decoded else { return nil }
-        var flops: [Stage: Double] = [.vision: vision.flops, .decoder: decoded.flops]
+        guard let decoded, vision != nil || request.image == nil else { return nil }
+        var flops: [Stage: Double] = [.decoder: decoded.flops]
+        if let vision { flops[.vision] = vision.flops }
         var candidates: [CaptionCandidate] = []
         if let caption, let selection {
             flops[.caption] = caption.flops
@@ -138,10 +147,12 @@ public struct RequestProgress: Sendable {
                                  selectorScore: selection.scores[$0])
             }
         }
-        return .success(ACCMAnswer(
+        var answer = ACCMAnswer(
             text: decoded.text, tokens: decoded.tokens, finishReason: decoded.finishReason, caption: chosenCaption,
             candidates: candidates, candidateTokens: caption?.tokens ?? [], chosenCandidate: selection?.chosen,
-            keptIndices: vision.keptIndices, patchCount: vision.patchCount, promptTokens: decoded.promptTokens,
-            seconds: seconds, flops: flops, unprunedFLOPs: vision.unprunedFLOPs + decoded.unprunedFLOPs))
+            keptIndices: vision?.keptIndices ?? [], patchCount: vision?.patchCount ?? 0, promptTokens: decoded.promptTokens,
+            seconds: seconds, flops: flops, unprunedFLOPs: (vision?.unprunedFLOPs ?? 0) + decoded.unprunedFLOPs)
+        answer.queuedSeconds = queuedSeconds
+        return .success(answer)
     }
 }

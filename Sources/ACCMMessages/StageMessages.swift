@@ -121,17 +121,20 @@ public struct SelectionResult: Sendable {
 /// Input of the decoder stage.
 public struct DecodeRequest: Sendable {
     public var question: String
+    /// The system text and earlier exchanges.
+    public var conversation: Conversation
     /// The selected caption, or nil to answer from the visual tokens alone.
     public var caption: String?
-    /// Kept patch features before the projector `[K, C]`.
-    public var visualFeatures: Tensor
+    /// Kept patch features before the projector `[K, C]`; nil: a text-only prompt (no image in it).
+    public var visualFeatures: Tensor?
     public var generation: GenerationOptions
     /// Patches in the image before pruning (what the unpruned answer's cost is counted with); nil: no pruning.
     public var patchCount: Int?
 
-    public init(question: String, caption: String?, visualFeatures: Tensor, generation: GenerationOptions,
-                patchCount: Int? = nil) {
+    public init(question: String, caption: String?, visualFeatures: Tensor?, generation: GenerationOptions,
+                patchCount: Int? = nil, conversation: Conversation = .single) {
         self.question = question
+        self.conversation = conversation
         self.caption = caption
         self.visualFeatures = visualFeatures
         self.generation = generation

@@ -78,14 +78,45 @@ public final class ClusterClient: @unchecked Sendable {
         let waiter = Waiter(onText: onText, isRequest: true)
         try router.register(id, waiter)
         defer { router.forget(id) }
-        let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        thread.send(WireMessage.submit(request, requestID: id, deadlineMilliseconds: milliseconds).frames(), on: 0)
+        thread.send(WireMessage.submit(request, requestID: id, deadlineMilliseconds: Self.milliseconds(timeout)).frames(), on: 0)
         do {
             return try waiter.wait(timeout: timeout + options.deadlineGrace).answer()
         } catch let error as StageError where error.code == .deadlineExceeded {
             cancel(id)  // nobody waits for it any more: the cluster stops working on it
             throw error
         }
+    }
+
+    /// Sends `request` and returns at once; `onFinish` gets its one final outcome (on the client's socket thread:
+    /// keep it short), `onText` its streamed text before that. The outcome is `deadline_exceeded` when nothing final
+    /// came within `timeout` and its grace; `cancel` on the returned handle stops the request in every stage.
+    public func submit(_ request: ACCMRequest, timeout: Duration = .seconds(120),
+                       onText: (@Sendable (String) -> Void)? = nil,
+                       onFinish: @escaping @Sendable (Result<ACCMAnswer, StageError>) -> Void) -> SubmittedRequest {
+        let id = nextID()
+        let waiter = Waiter(onText: onText, isRequest: true, expires: .now + timeout + options.deadlineGrace) { [router] outcome in
+            router.forget(id)
+            onFinish(outcome.flatMap { (message: WireMessage) -> Result<ACCMAnswer, StageError> in
+                if let error = message.stageError { return .failure(error) }
+                return Result { () throws(StageError) in try message.answer() }
+            })
+        }
+        do {
+            try router.register(id, waiter)
+        } catch {
+            waiter.finish(Result<WireMessage, StageError>.failure(error as? StageError ?? StageError(.internal, "\(error)")))
+            return SubmittedRequest(id: id) {}
+        }
+        thread.send(WireMessage.submit(request, requestID: id, deadlineMilliseconds: Self.milliseconds(timeout)).frames(), on: 0)
+        return SubmittedRequest(id: id) { [weak self] in
+            let cancelled = StageError(.cancelled, "the client cancelled the request")
+            guard waiter.finish(Result<WireMessage, StageError>.failure(cancelled)) else { return }
+            self?.cancel(id)
+        }
+    }
+
+    private static func milliseconds(_ timeout: Duration) -> Int64 {
+        max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// Tells the coordinator to stop working on request `id` (it answers `cancelled`).
@@ -112,20 +143,44 @@ public final class ClusterClient: @unchecked Sendable {
     }
 }
 
+/// A request sent with `ClusterClient.submit`, still being answered or answered.
+public struct SubmittedRequest: Sendable {
+    /// Its request id in the cluster (what the coordinator's and workers' logs name).
+    public let id: String
+    private let stop: @Sendable () -> Void
+
+    init(id: String, stop: @escaping @Sendable () -> Void) {
+        self.id = id
+        self.stop = stop
+    }
+
+    /// Stops it in every stage; its outcome becomes `cancelled` unless it already had one.
+    public func cancel() { stop() }
+}
+
 /// One pending request: streamed text in order, then the final message.
 private final class Waiter: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let onText: (@Sendable (String) -> Void)?
+    /// Called once with the final outcome (`submit`); nil: a caller blocks in `wait`.
+    private let onFinish: (@Sendable (Result<WireMessage, StageError>) -> Void)?
     /// A SUBMIT (the coordinator holds it) rather than a status request.
     let isRequest: Bool
     let registered = ContinuousClock.now
+    /// When the client gives up waiting on its own (`submit`'s waiters).
+    let expires: ContinuousClock.Instant?
     private var nextSequence: UInt64 = 0
-    private var final: Result<WireMessage, StageError>?
+    private let final = Mutex<Result<WireMessage, StageError>?>(nil)
 
-    init(onText: (@Sendable (String) -> Void)?, isRequest: Bool) {
+    init(onText: (@Sendable (String) -> Void)?, isRequest: Bool, expires: ContinuousClock.Instant? = nil,
+         onFinish: (@Sendable (Result<WireMessage, StageError>) -> Void)? = nil) {
         self.onText = onText
         self.isRequest = isRequest
+        self.expires = expires
+        self.onFinish = onFinish
     }
+
+    var isFinished: Bool { final.withLock { $0 != nil } }
 
     /// On the socket thread.
     func partial(_ p: Accm_V1_PartialText) {
@@ -134,18 +189,23 @@ private final class Waiter: @unchecked Sendable {
         onText?(p.delta)
     }
 
-    /// On the socket thread; the first final outcome wins (false for a later one).
+    /// On the socket thread (or a canceller's); the first final outcome wins (false for a later one).
     @discardableResult
     func finish(_ outcome: Result<WireMessage, StageError>) -> Bool {
-        guard final == nil else { return false }
-        final = outcome
+        let first = final.withLock { current in
+            guard current == nil else { return false }
+            current = outcome
+            return true
+        }
+        guard first else { return false }
         done.signal()
+        onFinish?(outcome)
         return true
     }
 
     func wait(timeout: Duration) throws -> WireMessage {
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18
-        guard done.wait(timeout: .now() + seconds) == .success, let final else {
+        guard done.wait(timeout: .now() + seconds) == .success, let final = final.withLock({ $0 }) else {
             throw StageError(.deadlineExceeded, "no answer from the coordinator within \(timeout)")
         }
         let message = try final.get()
@@ -215,6 +275,14 @@ private final class ClientRouter: SocketHandler, @unchecked Sendable {
         guard !pending.isEmpty else {
             lastHeard = now  // silence only counts while something is awaited
             return
+        }
+        for (id, waiter) in pending {
+            if let expires = waiter.expires, now >= expires,
+               waiter.finish(.failure(StageError(.deadlineExceeded, "no answer from the coordinator within the request's deadline"))) {
+                var e = Envelope.make(requestID: id)
+                e.cancel = Accm_V1_Cancel()
+                _ = loop.send(WireMessage(e).frames(), on: 0)
+            }
         }
         if now - lastHeard > options.lostAfter {
             failAll(StageError(.coordinatorLost, "the coordinator at \(coordinator) has not answered for \(now - lastHeard): "

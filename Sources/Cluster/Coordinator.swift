@@ -80,6 +80,8 @@ struct Flight {
     /// The worker holding its current stage, if dispatched.
     var worker: String?
     var stream = RelayedStream()
+    /// When it last joined a stage's queue (what its wait for that stage is counted from).
+    var queuedAt = ContinuousClock.now
 }
 
 final class CoordinatorState: SocketHandler {
@@ -294,6 +296,11 @@ final class CoordinatorState: SocketHandler {
             finish(requestKey, error, loop: loop)
             return
         }
+        if let stage = flight.progress.next {
+            let span = ContinuousClock.now - flight.queuedAt
+            let spanSeconds = Double(span.components.seconds) + Double(span.components.attoseconds) * 1e-18
+            flight.progress.recordWait(stage, seconds: spanSeconds - envelope.computeSeconds)
+        }
         do {
             let seconds = envelope.computeSeconds
             switch envelope.body {
@@ -377,20 +384,24 @@ final class CoordinatorState: SocketHandler {
             return refuse(StageError(.internal, "\(error)"))
         }
         // Every stage the request may need must have a live worker.
-        let needed: [Stage] = request.compensate && request.pruning != .none ? Stage.allCases : [.vision, .decoder]
+        // (A text-only request needs the decoder alone.)
+        let needed: [Stage] = request.image == nil ? [.decoder]
+            : request.compensate && request.pruning != .none ? Stage.allCases : [.vision, .decoder]
         if let missing = needed.first(where: { stage in !workers.values.contains { $0.stage == stage } }) {
             return refuse(StageError(.stageUnavailable, "no live \(missing.rawValue) worker is registered"))
         }
-        let waiting = queues[.vision, default: []].count
+        let progress = RequestProgress(request)
+        let first = progress.next ?? .vision
+        let waiting = queues[first, default: []].count
         guard flights.count < options.maxInFlight, waiting < options.maxQueuedPerStage else {
             return refuse(StageError(.overloaded, "the cluster holds \(flights.count) requests (\(waiting) waiting for the "
-                + "vision stage, at most \(options.maxQueuedPerStage)); try again shortly",
+                + "\(first.rawValue) stage, at most \(options.maxQueuedPerStage)); try again shortly",
                 retryAfterMilliseconds: retryAfterMilliseconds(waiting: waiting)))
         }
         let budget = deadline > 0 ? Int(deadline) : options.defaultDeadlineMilliseconds
-        flights[key] = Flight(progress: RequestProgress(request), client: identity, clientRequestID: requestID,
+        flights[key] = Flight(progress: progress, client: identity, clientRequestID: requestID,
                               deadline: .now + .milliseconds(budget))
-        queues[.vision, default: []].append(key)
+        queues[first, default: []].append(key)
     }
 
     /// When a refused request would likely find room: the time the vision replicas need to take a slot's worth of
@@ -429,6 +440,7 @@ final class CoordinatorState: SocketHandler {
     private func advance(_ key: String, loop: SocketLoop) {
         guard let flight = flights[key] else { return }
         if let next = flight.progress.next {
+            flights[key]?.queuedAt = .now
             queues[next, default: []].append(key)
         } else if let outcome = flight.progress.outcome {
             switch outcome {

@@ -327,9 +327,11 @@ extension WireMessage {
         body.question = r.question
         if let caption = r.caption { body.caption = caption }
         body.generation = r.generation.wire
-        body.patchCount = Int64(r.patchCount ?? r.visualFeatures.shape[0])
+        body.patchCount = Int64(r.patchCount ?? r.visualFeatures?.shape[0] ?? 0)
+        body.conversation = r.conversation.wire
         e.decoderTask = body
-        return WireMessage(e, payloads: [("kept_features", .floats(r.visualFeatures))])
+        guard let features = r.visualFeatures else { return WireMessage(e) }
+        return WireMessage(e, payloads: [("kept_features", .floats(features))])
     }
 
     public func decodeRequest() throws(StageError) -> DecodeRequest {
@@ -337,9 +339,11 @@ extension WireMessage {
         guard let patches = Int(exactly: body.patchCount), patches >= 0 else {
             throw StageError(.invalidMessage, "patch_count \(body.patchCount)")
         }
+        let features = payloads.contains { $0.name == "kept_features" } ? try floats("kept_features", rank: 2) : nil
         return DecodeRequest(question: body.question, caption: body.hasCaption ? body.caption : nil,
-                             visualFeatures: try floats("kept_features", rank: 2),
-                             generation: try GenerationOptions(wire: body.generation), patchCount: patches)
+                             visualFeatures: features, generation: try GenerationOptions(wire: body.generation),
+                             patchCount: features == nil ? nil : patches,
+                             conversation: try Conversation(wire: body.conversation))
     }
 
     public static func decoderOutput(_ r: DecodeResult, envelope: Envelope) -> WireMessage {
@@ -375,28 +379,31 @@ extension WireMessage {
         body.pruning = r.pruning.wire
         body.compensate = r.compensate
         body.generation = r.generation.wire
+        body.conversation = r.conversation.wire
         e.submit = body
         switch r.image {
-        case .encoded(let bytes): return WireMessage(e, payloads: [("image", .bytes(Frame(copying: bytes)))])
-        case .pixels(let pixels): return WireMessage(e, payloads: [("pixels", .floats(pixels))])
+        case .encoded(let bytes)?: return WireMessage(e, payloads: [("image", .bytes(Frame(copying: bytes)))])
+        case .pixels(let pixels)?: return WireMessage(e, payloads: [("pixels", .floats(pixels))])
+        case nil: return WireMessage(e)
         }
     }
 
     public func submittedRequest() throws(StageError) -> ACCMRequest {
         guard case .submit(let body)? = envelope.body else { throw StageError(.invalidMessage, "not a submit") }
-        let image: ImageInput
+        let image: ImageInput?
         if let bytes = bytes("image") {
             image = .encoded(bytes.array)
         } else if payloads.contains(where: { $0.name == "pixels" }) {
             image = .pixels(try floats("pixels", rank: 3))
         } else {
-            throw StageError(.invalidRequest, "the request carries no image (a u8 tensor named 'image')", field: "image")
+            image = nil  // a text-only request
         }
         guard let budget = Int(exactly: body.budget) else {
             throw StageError(.invalidRequest, "budget \(body.budget) is out of range", field: "budget")
         }
         return ACCMRequest(image: image, question: body.question, budget: budget, pruning: try PruningMethod(wire: body.pruning),
-                           compensate: body.compensate, generation: try GenerationOptions(wire: body.generation))
+                           compensate: body.compensate, generation: try GenerationOptions(wire: body.generation),
+                           conversation: try Conversation(wire: body.conversation))
     }
 
     public static func answer(_ a: ACCMAnswer, requestID: String) -> WireMessage {
@@ -426,6 +433,7 @@ extension WireMessage {
             cost.stage = stage.wire
             cost.flops = flops
             cost.seconds = a.seconds[stage] ?? 0
+            cost.queuedSeconds = a.queuedSeconds[stage] ?? 0
             return cost
         }
         body.unprunedFlops = a.unprunedFLOPs
@@ -435,21 +443,24 @@ extension WireMessage {
 
     public func answer() throws(StageError) -> ACCMAnswer {
         guard case .answer(let body)? = envelope.body else { throw StageError(.invalidMessage, "not an answer") }
-        var seconds: [Stage: Double] = [:], flops: [Stage: Double] = [:]
+        var seconds: [Stage: Double] = [:], flops: [Stage: Double] = [:], queued: [Stage: Double] = [:]
         for cost in body.costs {
             guard let stage = Stage(wire: cost.stage) else { continue }
             flops[stage] = cost.flops
             seconds[stage] = cost.seconds
+            if cost.queuedSeconds > 0 { queued[stage] = cost.queuedSeconds }
         }
         var candidateTokens: [[Int]] = []
         for list in body.candidateTokens { candidateTokens.append(try ints(list.ids, "candidate tokens")) }
-        return ACCMAnswer(
+        var answer = ACCMAnswer(
             text: body.text, tokens: try ints(body.tokens, "tokens"), finishReason: try FinishReason(wire: body.finishReason),
             caption: body.hasCaption ? body.caption : nil,
             candidates: body.candidates.map { CaptionCandidate(text: $0.text, beamScore: $0.beamScore, selectorScore: $0.selectorScore) },
             candidateTokens: candidateTokens, chosenCandidate: body.hasChosenCandidate ? Int(body.chosenCandidate) : nil,
             keptIndices: try ints(body.keptIndices, "kept_indices"), patchCount: Int(body.patchCount),
             promptTokens: Int(body.promptTokens), seconds: seconds, flops: flops, unprunedFLOPs: body.unprunedFlops)
+        answer.queuedSeconds = queued
+        return answer
     }
 
     public static func partial(_ delta: String, sequence: UInt64, requestID: String) -> WireMessage {
@@ -459,5 +470,35 @@ extension WireMessage {
         body.delta = delta
         e.partial = body
         return WireMessage(e)
+    }
+}
+
+// MARK: Conversation
+
+extension Conversation {
+    var wire: Accm_V1_Conversation {
+        var w = Accm_V1_Conversation()
+        if let system { w.system = system }
+        w.history = history.map { exchange in
+            var e = Accm_V1_Exchange()
+            e.user = exchange.user
+            e.assistant = exchange.assistant
+            return e
+        }
+        if let imageTurn { w.imageTurn = Int64(imageTurn) }
+        return w
+    }
+
+    init(wire: Accm_V1_Conversation) throws(StageError) {
+        var turn: Int?
+        if wire.hasImageTurn {
+            guard let t = Int(exactly: wire.imageTurn), wire.history.indices.contains(t) else {
+                throw StageError(.invalidRequest, "image_turn \(wire.imageTurn) is not one of the \(wire.history.count) "
+                    + "earlier exchanges", field: "conversation")
+            }
+            turn = t
+        }
+        self.init(system: wire.hasSystem ? wire.system : nil,
+                  history: wire.history.map { Exchange(user: $0.user, assistant: $0.assistant) }, imageTurn: turn)
     }
 }

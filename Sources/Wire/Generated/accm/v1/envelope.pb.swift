@@ -423,6 +423,58 @@ public nonisolated struct Accm_V1_Pruning: Sendable {
   fileprivate var _textPicks: Int64? = nil
 }
 
+/// One earlier exchange of a chat.
+public nonisolated struct Accm_V1_Exchange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var user: String = String()
+
+  public var assistant: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What came before the question: LLaVA's vicuna_v1 layout (ACCMMessages/Conversation.swift).
+public nonisolated struct Accm_V1_Conversation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// replaces the template's system text
+  public var system: String {
+    get {_system ?? String()}
+    set {_system = newValue}
+  }
+  /// Returns true if `system` has been explicitly set.
+  public var hasSystem: Bool {self._system != nil}
+  /// Clears the value of `system`. Subsequent reads from it will return its default value.
+  public mutating func clearSystem() {self._system = nil}
+
+  /// oldest first
+  public var history: [Accm_V1_Exchange] = []
+
+  /// the exchange whose user message carries the image; absent: the question's
+  public var imageTurn: Int64 {
+    get {_imageTurn ?? 0}
+    set {_imageTurn = newValue}
+  }
+  /// Returns true if `imageTurn` has been explicitly set.
+  public var hasImageTurn: Bool {self._imageTurn != nil}
+  /// Clears the value of `imageTurn`. Subsequent reads from it will return its default value.
+  public mutating func clearImageTurn() {self._imageTurn = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _system: String? = nil
+  fileprivate var _imageTurn: Int64? = nil
+}
+
 public nonisolated struct Accm_V1_Generation: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -681,12 +733,23 @@ public nonisolated struct Accm_V1_DecoderTask: Sendable {
   /// what an unpruned answer would see (for its cost)
   public var patchCount: Int64 = 0
 
+  /// tensors: "kept_features" (absent: a text-only prompt)
+  public var conversation: Accm_V1_Conversation {
+    get {_conversation ?? Accm_V1_Conversation()}
+    set {_conversation = newValue}
+  }
+  /// Returns true if `conversation` has been explicitly set.
+  public var hasConversation: Bool {self._conversation != nil}
+  /// Clears the value of `conversation`. Subsequent reads from it will return its default value.
+  public mutating func clearConversation() {self._conversation = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _caption: String? = nil
   fileprivate var _generation: Accm_V1_Generation? = nil
+  fileprivate var _conversation: Accm_V1_Conversation? = nil
 }
 
 public nonisolated struct Accm_V1_DecoderOutput: Sendable {
@@ -711,42 +774,59 @@ public nonisolated struct Accm_V1_DecoderOutput: Sendable {
   public init() {}
 }
 
-public nonisolated struct Accm_V1_Submit: Sendable {
+public nonisolated struct Accm_V1_Submit: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var question: String = String()
+  public var question: String {
+    get {_storage._question}
+    set {_uniqueStorage()._question = newValue}
+  }
 
-  public var budget: Int64 = 0
+  public var budget: Int64 {
+    get {_storage._budget}
+    set {_uniqueStorage()._budget = newValue}
+  }
 
   public var pruning: Accm_V1_Pruning {
-    get {_pruning ?? Accm_V1_Pruning()}
-    set {_pruning = newValue}
+    get {_storage._pruning ?? Accm_V1_Pruning()}
+    set {_uniqueStorage()._pruning = newValue}
   }
   /// Returns true if `pruning` has been explicitly set.
-  public var hasPruning: Bool {self._pruning != nil}
+  public var hasPruning: Bool {_storage._pruning != nil}
   /// Clears the value of `pruning`. Subsequent reads from it will return its default value.
-  public mutating func clearPruning() {self._pruning = nil}
+  public mutating func clearPruning() {_uniqueStorage()._pruning = nil}
 
-  public var compensate: Bool = false
+  public var compensate: Bool {
+    get {_storage._compensate}
+    set {_uniqueStorage()._compensate = newValue}
+  }
 
-  /// tensors: "image" (u8, encoded file)
   public var generation: Accm_V1_Generation {
-    get {_generation ?? Accm_V1_Generation()}
-    set {_generation = newValue}
+    get {_storage._generation ?? Accm_V1_Generation()}
+    set {_uniqueStorage()._generation = newValue}
   }
   /// Returns true if `generation` has been explicitly set.
-  public var hasGeneration: Bool {self._generation != nil}
+  public var hasGeneration: Bool {_storage._generation != nil}
   /// Clears the value of `generation`. Subsequent reads from it will return its default value.
-  public mutating func clearGeneration() {self._generation = nil}
+  public mutating func clearGeneration() {_uniqueStorage()._generation = nil}
+
+  /// tensors: "image" (u8, encoded file) or "pixels"; neither: a text-only request (no vision, caption, selector)
+  public var conversation: Accm_V1_Conversation {
+    get {_storage._conversation ?? Accm_V1_Conversation()}
+    set {_uniqueStorage()._conversation = newValue}
+  }
+  /// Returns true if `conversation` has been explicitly set.
+  public var hasConversation: Bool {_storage._conversation != nil}
+  /// Clears the value of `conversation`. Subsequent reads from it will return its default value.
+  public mutating func clearConversation() {_uniqueStorage()._conversation = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _pruning: Accm_V1_Pruning? = nil
-  fileprivate var _generation: Accm_V1_Generation? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Accm_V1_Candidate: Sendable {
@@ -775,6 +855,9 @@ public nonisolated struct Accm_V1_StageCost: Sendable {
   public var seconds: Double = 0
 
   public var flops: Double = 0
+
+  /// waited for the stage before its work began (queue, transit, batch slot)
+  public var queuedSeconds: Double = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1349,6 +1432,85 @@ nonisolated extension Accm_V1_Pruning: SwiftProtobuf.Message, SwiftProtobuf._Mes
   }
 }
 
+nonisolated extension Accm_V1_Exchange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Exchange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}user\0\u{1}assistant\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.user) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.assistant) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.user.isEmpty {
+      try visitor.visitSingularStringField(value: self.user, fieldNumber: 1)
+    }
+    if !self.assistant.isEmpty {
+      try visitor.visitSingularStringField(value: self.assistant, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Accm_V1_Exchange, rhs: Accm_V1_Exchange) -> Bool {
+    if lhs.user != rhs.user {return false}
+    if lhs.assistant != rhs.assistant {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Accm_V1_Conversation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Conversation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}system\0\u{1}history\0\u{3}image_turn\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self._system) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.history) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self._imageTurn) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._system {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 1)
+    } }()
+    if !self.history.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.history, fieldNumber: 2)
+    }
+    try { if let v = self._imageTurn {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Accm_V1_Conversation, rhs: Accm_V1_Conversation) -> Bool {
+    if lhs._system != rhs._system {return false}
+    if lhs.history != rhs.history {return false}
+    if lhs._imageTurn != rhs._imageTurn {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Accm_V1_Generation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Generation"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}max_new_tokens\0\u{1}temperature\0\u{3}top_p\0\u{1}seed\0\u{3}stop_token_ids\0\u{3}stop_strings\0")
@@ -1865,7 +2027,7 @@ nonisolated extension Accm_V1_SelectorOutput: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Accm_V1_DecoderTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DecoderTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}question\0\u{1}caption\0\u{1}generation\0\u{3}patch_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}question\0\u{1}caption\0\u{1}generation\0\u{3}patch_count\0\u{1}conversation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1877,6 +2039,7 @@ nonisolated extension Accm_V1_DecoderTask: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularStringField(value: &self._caption) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._generation) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.patchCount) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._conversation) }()
       default: break
       }
     }
@@ -1899,6 +2062,9 @@ nonisolated extension Accm_V1_DecoderTask: SwiftProtobuf.Message, SwiftProtobuf.
     if self.patchCount != 0 {
       try visitor.visitSingularInt64Field(value: self.patchCount, fieldNumber: 4)
     }
+    try { if let v = self._conversation {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1907,6 +2073,7 @@ nonisolated extension Accm_V1_DecoderTask: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs._caption != rhs._caption {return false}
     if lhs._generation != rhs._generation {return false}
     if lhs.patchCount != rhs.patchCount {return false}
+    if lhs._conversation != rhs._conversation {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1969,53 +2136,104 @@ nonisolated extension Accm_V1_DecoderOutput: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Accm_V1_Submit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Submit"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}question\0\u{1}budget\0\u{1}pruning\0\u{1}compensate\0\u{1}generation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}question\0\u{1}budget\0\u{1}pruning\0\u{1}compensate\0\u{1}generation\0\u{1}conversation\0")
+
+  fileprivate class _StorageClass {
+    var _question: String = String()
+    var _budget: Int64 = 0
+    var _pruning: Accm_V1_Pruning? = nil
+    var _compensate: Bool = false
+    var _generation: Accm_V1_Generation? = nil
+    var _conversation: Accm_V1_Conversation? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _question = source._question
+      _budget = source._budget
+      _pruning = source._pruning
+      _compensate = source._compensate
+      _generation = source._generation
+      _conversation = source._conversation
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.question) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.budget) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._pruning) }()
-      case 4: try { try decoder.decodeSingularBoolField(value: &self.compensate) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._generation) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._question) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._budget) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._pruning) }()
+        case 4: try { try decoder.decodeSingularBoolField(value: &_storage._compensate) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._generation) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._conversation) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.question.isEmpty {
-      try visitor.visitSingularStringField(value: self.question, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._question.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._question, fieldNumber: 1)
+      }
+      if _storage._budget != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._budget, fieldNumber: 2)
+      }
+      try { if let v = _storage._pruning {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if _storage._compensate != false {
+        try visitor.visitSingularBoolField(value: _storage._compensate, fieldNumber: 4)
+      }
+      try { if let v = _storage._generation {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._conversation {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
     }
-    if self.budget != 0 {
-      try visitor.visitSingularInt64Field(value: self.budget, fieldNumber: 2)
-    }
-    try { if let v = self._pruning {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    if self.compensate != false {
-      try visitor.visitSingularBoolField(value: self.compensate, fieldNumber: 4)
-    }
-    try { if let v = self._generation {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Accm_V1_Submit, rhs: Accm_V1_Submit) -> Bool {
-    if lhs.question != rhs.question {return false}
-    if lhs.budget != rhs.budget {return false}
-    if lhs._pruning != rhs._pruning {return false}
-    if lhs.compensate != rhs.compensate {return false}
-    if lhs._generation != rhs._generation {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._question != rhs_storage._question {return false}
+        if _storage._budget != rhs_storage._budget {return false}
+        if _storage._pruning != rhs_storage._pruning {return false}
+        if _storage._compensate != rhs_storage._compensate {return false}
+        if _storage._generation != rhs_storage._generation {return false}
+        if _storage._conversation != rhs_storage._conversation {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2063,7 +2281,7 @@ nonisolated extension Accm_V1_Candidate: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Accm_V1_StageCost: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StageCost"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{1}seconds\0\u{1}flops\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}stage\0\u{1}seconds\0\u{1}flops\0\u{3}queued_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2074,6 +2292,7 @@ nonisolated extension Accm_V1_StageCost: SwiftProtobuf.Message, SwiftProtobuf._M
       case 1: try { try decoder.decodeSingularEnumField(value: &self.stage) }()
       case 2: try { try decoder.decodeSingularDoubleField(value: &self.seconds) }()
       case 3: try { try decoder.decodeSingularDoubleField(value: &self.flops) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.queuedSeconds) }()
       default: break
       }
     }
@@ -2089,6 +2308,9 @@ nonisolated extension Accm_V1_StageCost: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.flops.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.flops, fieldNumber: 3)
     }
+    if self.queuedSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.queuedSeconds, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2096,6 +2318,7 @@ nonisolated extension Accm_V1_StageCost: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.stage != rhs.stage {return false}
     if lhs.seconds != rhs.seconds {return false}
     if lhs.flops != rhs.flops {return false}
+    if lhs.queuedSeconds != rhs.queuedSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
