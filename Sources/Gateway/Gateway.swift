@@ -63,8 +63,12 @@ public final class Gateway: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
-                     body: .init(byteBuffer: ByteBuffer(string: PlaygroundPage.html)))
+            // The page is self-contained: it may load nothing, and talk to this server only.
+            Response(status: .ok, headers: [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-cache",
+                .contentSecurityPolicy: "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                    + "img-src data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ], body: .init(byteBuffer: ByteBuffer(string: PlaygroundPage.html)))
         }
         router.get("/health") { _, _ in await self.health() }
         router.get("/v1/models") { request, _ in
