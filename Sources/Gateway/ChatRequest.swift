@@ -291,7 +291,7 @@ extension ChatRequest {
                 throw APIError.invalid("the image is about \(encoded.utf8.count / 4 * 3) bytes, over the limit of "
                     + "\(limits.maxImageBytes) bytes", param: param, code: "image_too_large")
             }
-            guard let data = Data(base64Encoded: String(encoded), options: .ignoreUnknownCharacters) else {
+            guard let data = Data(base64Encoded: String(encoded)) else {
                 throw APIError.invalid("the image data URL is not valid base64", param: param, code: "invalid_image")
             }
             guard data.count <= limits.maxImageBytes else {

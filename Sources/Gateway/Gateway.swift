@@ -29,11 +29,15 @@ public struct GatewayOptions: Sendable {
     public var imageLayout: ImageLayout
     /// How long an allow-listed image URL may take to fetch.
     public var imageFetchTimeout: Duration
+    /// What every metric name starts with (`accm:`, vLLM's style; `accm_` passes promtool's lint, which reserves
+    /// colons for recording rules).
+    public var metricPrefix: String
 
     public init(host: String = "127.0.0.1", port: Int = 8000, apiKeys: APIKeys = APIKeys([]),
                 limits: ChatRequestLimits = ChatRequestLimits(), maxBodyBytes: Int = 16 << 20,
                 requestTimeout: Duration = .seconds(120), imageLayout: ImageLayout = .square,
-                imageFetchTimeout: Duration = .seconds(10)) {
+                imageFetchTimeout: Duration = .seconds(10), metricPrefix: String = "accm:") {
+        self.metricPrefix = metricPrefix
         self.host = host
         self.port = port
         self.apiKeys = apiKeys
@@ -49,7 +53,7 @@ public struct GatewayOptions: Sendable {
 public final class Gateway: Sendable {
     public let service: any ACCMService
     public let options: GatewayOptions
-    public let metrics = GatewayMetrics()
+    public let metrics: GatewayMetrics
     let logger: Logger
     private let running = Atomic<Int>(0)
 
@@ -57,6 +61,7 @@ public final class Gateway: Sendable {
         self.service = service
         self.options = options
         self.logger = logger
+        metrics = GatewayMetrics(prefix: options.metricPrefix)
     }
 
     /// The routes (what the tests drive without a socket).
@@ -71,6 +76,8 @@ public final class Gateway: Sendable {
             ], body: .init(byteBuffer: ByteBuffer(string: PlaygroundPage.html)))
         }
         router.get("/health") { _, _ in await self.health() }
+        // Liveness: the process answers HTTP (readiness, `/health`, also needs every stage to have a replica).
+        router.get("/health/live") { _, _ in Self.json(.ok, Array(#"{"status":"live"}"#.utf8)) }
         router.get("/v1/models") { request, _ in
             guard self.options.apiKeys.accepts(authorization: request.headers[.authorization]) else {
                 return Self.response(Self.unauthorized)
@@ -99,14 +106,18 @@ public final class Gateway: Sendable {
         return router
     }
 
-    /// Serves until SIGTERM or SIGINT; `onRunning` gets the port it listens on.
-    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let app = Application(
+    /// The server; `onRunning` gets the port it listens on. `run()` serves until its task is cancelled.
+    public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(
             router: router(),
             configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "accm"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        try await app.runService()
+    }
+
+    /// Serves until SIGTERM or SIGINT (then finishes the requests it holds); `onRunning` gets the port it listens on.
+    public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await application(onRunning: onRunning).runService()
     }
 
     // MARK: Health

@@ -9,6 +9,9 @@ import Prometheus
 /// Every metric the gateway exports, on one registry.
 public final class GatewayMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
+    /// What every name starts with: `accm:` as vLLM names its own (`vllm:`), or e.g. `accm_` for tools that, like
+    /// promtool's lint, reserve colons for recording rules.
+    public let prefix: String
 
     private static let latencyBuckets: [Duration] = [
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
@@ -32,34 +35,35 @@ public final class GatewayMetrics: Sendable {
     let requestsRunning: Gauge
     let workerRestarts: Gauge
 
-    init() {
+    init(prefix: String = "accm:") {
+        self.prefix = prefix
         e2eLatency = registry.makeDurationHistogram(
-            name: "accm:e2e_request_latency_seconds", labels: [], buckets: Self.latencyBuckets,
+            name: prefix + "e2e_request_latency_seconds", labels: [], buckets: Self.latencyBuckets,
             help: "Time from a request's arrival to its last byte, for answered requests.")
         timeToFirstToken = registry.makeDurationHistogram(
-            name: "accm:time_to_first_token_seconds", labels: [], buckets: Self.latencyBuckets,
+            name: prefix + "time_to_first_token_seconds", labels: [], buckets: Self.latencyBuckets,
             help: "Time from a request's arrival to the first text of its answer.")
         interTokenLatency = registry.makeDurationHistogram(
-            name: "accm:inter_token_latency_seconds", labels: [], buckets: Self.tokenGapBuckets,
+            name: prefix + "inter_token_latency_seconds", labels: [], buckets: Self.tokenGapBuckets,
             help: "Time between successive pieces of streamed answer text.")
         decodeTokensPerSecond = registry.makeValueHistogram(
-            name: "accm:request_decode_tokens_per_second", labels: [], buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
+            name: prefix + "request_decode_tokens_per_second", labels: [], buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
             help: "Tokens per second of each answer's decoding (sampled tokens over the decoder stage's time).")
-        promptTokens = registry.makeCounter(name: "accm:prompt_tokens_total", labels: [],
+        promptTokens = registry.makeCounter(name: prefix + "prompt_tokens_total", labels: [],
                                             help: "Prompt tokens of answered requests, visual tokens and caption included.")
-        generationTokens = registry.makeCounter(name: "accm:generation_tokens_total", labels: [],
+        generationTokens = registry.makeCounter(name: prefix + "generation_tokens_total", labels: [],
                                                 help: "Tokens sampled for answered requests.")
-        visualTokensKept = registry.makeCounter(name: "accm:visual_tokens_kept_total", labels: [],
+        visualTokensKept = registry.makeCounter(name: prefix + "visual_tokens_kept_total", labels: [],
                                                 help: "Visual tokens kept by the pruner and given to the decoder.")
-        visualTokensDropped = registry.makeCounter(name: "accm:visual_tokens_dropped_total", labels: [],
+        visualTokensDropped = registry.makeCounter(name: prefix + "visual_tokens_dropped_total", labels: [],
                                                    help: "Visual tokens the pruner dropped.")
-        flopsSpent = registry.makeCounter(name: "accm:flops_total", labels: [],
+        flopsSpent = registry.makeCounter(name: prefix + "flops_total", labels: [],
                                           help: "Floating-point operations spent on answered requests, all stages.")
-        flopsSaved = registry.makeCounter(name: "accm:flops_saved_total", labels: [],
+        flopsSaved = registry.makeCounter(name: prefix + "flops_saved_total", labels: [],
                                           help: "Floating-point operations pruning saved against the same answers unpruned.")
-        requestsRunning = registry.makeGauge(name: "accm:requests_running", labels: [],
+        requestsRunning = registry.makeGauge(name: prefix + "requests_running", labels: [],
                                              help: "Requests the gateway is answering now.")
-        workerRestarts = registry.makeGauge(name: "accm:worker_restarts", labels: [],
+        workerRestarts = registry.makeGauge(name: prefix + "worker_restarts", labels: [],
                                             help: "Restarts of the live workers, summed (as their supervisors report them).")
         // Every series exists from the start, so a scrape before the first request already shows them.
         for stage in Stage.allCases {
@@ -72,27 +76,27 @@ public final class GatewayMetrics: Sendable {
     }
 
     func requests(status: String) -> Counter {
-        registry.makeCounter(name: "accm:requests_total", labels: [("status", status)],
+        registry.makeCounter(name: prefix + "requests_total", labels: [("status", status)],
                              help: "Chat completion requests by HTTP status of their outcome.")
     }
 
     func stageLatency(_ stage: Stage) -> DurationHistogram {
-        registry.makeDurationHistogram(name: "accm:stage_latency_seconds", labels: [("stage", stage.rawValue)],
+        registry.makeDurationHistogram(name: prefix + "stage_latency_seconds", labels: [("stage", stage.rawValue)],
                                        buckets: Self.latencyBuckets, help: "Compute time of each stage for a request (its batch's time).")
     }
 
     func queueWait(_ stage: Stage) -> DurationHistogram {
-        registry.makeDurationHistogram(name: "accm:queue_wait_seconds", labels: [("stage", stage.rawValue)],
+        registry.makeDurationHistogram(name: prefix + "queue_wait_seconds", labels: [("stage", stage.rawValue)],
                                        buckets: Self.latencyBuckets,
                                        help: "Time a request waited for each stage: queued at the coordinator, in transit, waiting for a batch slot.")
     }
 
     func replicas(_ stage: Stage) -> Gauge {
-        registry.makeGauge(name: "accm:replicas", labels: [("stage", stage.rawValue)], help: "Live replicas serving each stage.")
+        registry.makeGauge(name: prefix + "replicas", labels: [("stage", stage.rawValue)], help: "Live replicas serving each stage.")
     }
 
     func queueDepth(_ stage: Stage) -> Gauge {
-        registry.makeGauge(name: "accm:queue_depth", labels: [("stage", stage.rawValue)],
+        registry.makeGauge(name: prefix + "queue_depth", labels: [("stage", stage.rawValue)],
                            help: "Requests waiting for each stage at the coordinator.")
     }
 

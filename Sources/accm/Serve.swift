@@ -48,6 +48,9 @@ struct GatewayCommandOptions: ParsableArguments {
     @Option(help: "Least log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "What every metric name starts with: accm: (vLLM's style), or accm_ for tools that reserve colons for recording rules (promtool's lint).")
+    var metricPrefix = "accm:"
+
     @Flag(help: "Serve on a non-loopback address without API keys (anyone who reaches it can use it).")
     var insecure = false
 
@@ -59,6 +62,10 @@ struct GatewayCommandOptions: ParsableArguments {
         if maxImageBytes < 1 || maxImages < 0 { throw ValidationError("--max-image-bytes must be positive, --max-images at least 0") }
         if visualTokens < 1 { throw ValidationError("--visual-tokens must be at least 1") }
         if !(requestTimeout > 0 && requestTimeout <= 3600) { throw ValidationError("--request-timeout must be in (0, 3600] seconds") }
+        if metricPrefix.isEmpty || !metricPrefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ":") })
+            || metricPrefix.first!.isNumber {
+            throw ValidationError("--metric-prefix must be letters, digits, _ or : and not start with a digit")
+        }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level \(logLevel) is not a swift-log level") }
     }
 
@@ -90,7 +97,8 @@ struct GatewayCommandOptions: ParsableArguments {
             host: host, port: port, apiKeys: keys,
             limits: ChatRequestLimits(maxImages: maxImages, maxImageBytes: maxImageBytes, allowedImageHosts: hosts,
                                       defaultVisualTokens: visualTokens),
-            maxBodyBytes: maxBodyBytes, requestTimeout: .milliseconds(Int(requestTimeout * 1000)), imageLayout: layout)
+            maxBodyBytes: maxBodyBytes, requestTimeout: .milliseconds(Int(requestTimeout * 1000)), imageLayout: layout,
+            metricPrefix: metricPrefix)
     }
 }
 
