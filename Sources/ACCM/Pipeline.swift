@@ -70,7 +70,7 @@ public struct ACCMPipeline: Sendable {
         func record<Output>(_ results: [Result<Output, StageError>],
                             _ store: (inout RequestProgress, Output, Double) throws -> Void) {
             let d = ContinuousClock.now - start
-            let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            let seconds = d.inSeconds
             for (i, result) in zip(indices, results) {
                 do {
                     try store(&progress[i], try result.get(), seconds)

@@ -116,7 +116,7 @@ public final class ClusterClient: @unchecked Sendable {
     }
 
     private static func milliseconds(_ timeout: Duration) -> Int64 {
-        max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        max(1, timeout.inMilliseconds)
     }
 
     /// Tells the coordinator to stop working on request `id` (it answers `cancelled`).
@@ -204,7 +204,7 @@ private final class Waiter: @unchecked Sendable {
     }
 
     func wait(timeout: Duration) throws -> WireMessage {
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18
+        let seconds = timeout.inSeconds
         guard done.wait(timeout: .now() + seconds) == .success, let final = final.withLock({ $0 }) else {
             throw StageError(.deadlineExceeded, "no answer from the coordinator within \(timeout)")
         }

@@ -297,9 +297,7 @@ final class CoordinatorState: SocketHandler {
             return
         }
         if let stage = flight.progress.next {
-            let span = ContinuousClock.now - flight.queuedAt
-            let spanSeconds = Double(span.components.seconds) + Double(span.components.attoseconds) * 1e-18
-            flight.progress.recordWait(stage, seconds: spanSeconds - envelope.computeSeconds)
+            flight.progress.recordWait(stage, seconds: (ContinuousClock.now - flight.queuedAt).inSeconds - envelope.computeSeconds)
         }
         do {
             let seconds = envelope.computeSeconds
@@ -482,7 +480,7 @@ final class CoordinatorState: SocketHandler {
     private func send(task key: String, stage: Stage, worker workerKey: String, loop: SocketLoop) {
         guard var flight = flights[key], var worker = workers[workerKey] else { return }
         let left = flight.deadline - .now
-        let leftMilliseconds = max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+        let leftMilliseconds = max(1, left.inMilliseconds)
         let envelope = Envelope.make(requestID: key, stage: stage, attempt: flight.attempt + 1,
                                      deadlineMilliseconds: leftMilliseconds)
         let progress = flight.progress
@@ -536,7 +534,7 @@ final class CoordinatorState: SocketHandler {
             s.inFlight = UInt32(w.inFlight.count)
             s.completed = w.completed
             let silence = now - w.lastHeard
-            s.lastHeartbeatMsAgo = silence.components.seconds * 1000 + silence.components.attoseconds / 1_000_000_000_000_000
+            s.lastHeartbeatMsAgo = silence.inMilliseconds
             s.itemsPerSecond = w.itemsPerSecond
             s.processID = w.registration.processID
             s.restarts = w.registration.restarts

@@ -134,7 +134,7 @@ public final class StageWorker: @unchecked Sendable {
             let start = ContinuousClock.now
             let outputs = compute(batch.map(\.message))
             let elapsed = ContinuousClock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let seconds = elapsed.inSeconds
             for var output in outputs {
                 output.envelope.computeSeconds = seconds
                 thread.send(output.frames(), on: 0)
@@ -160,7 +160,7 @@ public final class StageWorker: @unchecked Sendable {
         var nextID = 0
         func seconds(since start: ContinuousClock.Instant) -> Double {
             let d = ContinuousClock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            return d.inSeconds
         }
         func fail(_ envelope: Envelope, _ error: Error) {
             thread.send(WireMessage.error(StageError(classifying: error), requestID: envelope.requestID, stage: .decoder,
