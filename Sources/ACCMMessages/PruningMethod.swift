@@ -51,3 +51,22 @@ extension PruningMethod {
         }
     }
 }
+
+extension PruningMethod {
+    /// The names the command line and the HTTP API give the methods.
+    public static let names = ["accm", "none", "random", "uniform", "cls-attention", "text-guided"]
+
+    /// The method a name stands for (one of `names`, or the short `cls` / `text`); `seed` is the random pruner's,
+    /// `ranking` and `cap` apply to the question-guided ones.
+    public init?(name: String, seed: UInt64 = 0, ranking: TextGuidedRanking = .mostSimilar, cap: CapPolicy = .byScore) {
+        switch name {
+        case "accm": self = .accm(ranking: ranking, cap: cap, textPicks: nil)
+        case "none": self = .none
+        case "random": self = .random(seed: seed)
+        case "uniform": self = .uniform
+        case "cls-attention", "cls": self = .classAttention
+        case "text-guided", "text": self = .textGuided(ranking)
+        default: return nil
+        }
+    }
+}

@@ -134,7 +134,7 @@ extension ChatRequest {
 
         // ACCM's knobs.
         var budget = limits.defaultVisualTokens
-        var pruning = PruningMethod.accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil)
+        var pruning = PruningMethod(name: "accm")!
         var compensate = true, returnCandidates = false, returnTimings = false
         if let accm = try body.object("accm") {
             try accm.only(["visual_tokens", "pruner", "caption", "return_candidates", "return_timings"])
@@ -143,9 +143,9 @@ extension ChatRequest {
                 throw APIError.invalid("accm.visual_tokens must be at least 1, got \(budget)", param: "accm.visual_tokens")
             }
             if let name = try accm.string("pruner") {
-                guard let method = Self.pruner(name, seed: seed) else {
-                    throw APIError.invalid("accm.pruner \"\(name)\" is not one of accm, none, random, uniform, cls-attention, "
-                        + "text-guided", param: "accm.pruner")
+                guard let method = PruningMethod(name: name, seed: seed) else {
+                    throw APIError.invalid("accm.pruner \"\(name)\" is not one of \(PruningMethod.names.joined(separator: ", "))",
+                                           param: "accm.pruner")
                 }
                 pruning = method
             }
@@ -166,19 +166,6 @@ extension ChatRequest {
                                   compensate: compensate, generation: generation, conversation: conversation)
         return ChatRequest(request: request, model: try body.string("model"), stream: stream, includeUsage: includeUsage,
                            returnCandidates: returnCandidates, returnTimings: returnTimings, imageURL: imageURL)
-    }
-
-    /// The pruning method an API name stands for (the CLI's names, and short aliases).
-    static func pruner(_ name: String, seed: UInt64) -> PruningMethod? {
-        switch name {
-        case "accm": .accm(ranking: .mostSimilar, cap: .byScore, textPicks: nil)
-        case "none": PruningMethod.none
-        case "random": .random(seed: seed)
-        case "uniform": .uniform
-        case "cls-attention", "cls": .classAttention
-        case "text-guided", "text": .textGuided(.mostSimilar)
-        default: nil
-        }
     }
 
     enum Image {

@@ -91,14 +91,7 @@ struct Ask: ParsableCommand {
         let bytes = try readImageFile(image, limit: pipeline?.limits.image.maxBytes ?? RequestLimits.default.image.maxBytes)
         // A cluster does not say its patch count: its default budget is 16 (a quarter of the shipped model's 64).
         let patches = pipeline?.vision.patchCount ?? 64
-        let method: PruningMethod = switch pruner {
-        case .none: .none
-        case .random: .random(seed: seed)
-        case .uniform: .uniform
-        case .clsAttention: .classAttention
-        case .textGuided: .textGuided(ranking)
-        case .accm: .accm(ranking: ranking, cap: cap, textPicks: nil)
-        }
+        let method = PruningMethod(name: pruner.rawValue, seed: seed, ranking: ranking, cap: cap)!
         let request = ACCMRequest(
             image: .encoded(bytes), question: question, budget: keep ?? max(1, patches / 4), pruning: method,
             compensate: !noCaption,
