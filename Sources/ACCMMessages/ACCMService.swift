@@ -20,13 +20,10 @@ public struct ServiceHealth: Sendable, Equatable {
         public var replicas: Int
         /// Requests waiting for the stage.
         public var queued: Int
-        /// Tasks the stage's replicas hold now.
-        public var inFlight: Int
 
-        public init(replicas: Int, queued: Int = 0, inFlight: Int = 0) {
+        public init(replicas: Int, queued: Int = 0) {
             self.replicas = replicas
             self.queued = queued
-            self.inFlight = inFlight
         }
     }
 

@@ -61,7 +61,6 @@ public final class ClusterService: ACCMService {
         for worker in status.workers {
             guard let stage = Stage(wire: worker.stage) else { continue }
             stages[stage]!.replicas += 1
-            stages[stage]!.inFlight += Int(worker.inFlight)
             restarts += Int(worker.restarts)
         }
         for queue in status.queues {

@@ -247,12 +247,7 @@ public final class Gateway: Sendable {
 
     private func answered(_ chat: ChatRequest, id: String, answer: ACCMAnswer, started: ContinuousClock.Instant,
                           logger: Logger) -> Response {
-        let elapsed = ContinuousClock.now - started
-        metrics.record(answer, elapsed: elapsed)
-        metrics.requests(status: "200").increment()
-        logger.info("answered", metadata: [
-            "status": "200", "seconds": "\(Self.seconds(elapsed))", "prompt_tokens": "\(answer.promptTokens)",
-            "completion_tokens": "\(answer.sampledTokens)", "visual_tokens_kept": "\(answer.keptIndices.count)"])
+        recordAnswered(answer, started: started, stream: false, logger: logger)
         let completion = ChatCompletion(
             id: id, created: Self.now(), model: service.modelName,
             choices: [.init(message: .init(content: answer.text), finish_reason: finishReason(answer.finishReason))],
@@ -305,12 +300,7 @@ public final class Gateway: Sendable {
                     }
                     try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                     try await writer.finish(nil)
-                    let elapsed = ContinuousClock.now - started
-                    metrics.record(answer, elapsed: elapsed)
-                    metrics.requests(status: "200").increment()
-                    logger.info("answered", metadata: [
-                        "status": "200", "stream": "true", "seconds": "\(Self.seconds(elapsed))",
-                        "prompt_tokens": "\(answer.promptTokens)", "completion_tokens": "\(answer.sampledTokens)"])
+                    self.recordAnswered(answer, started: started, stream: true, logger: logger)
                     return
                 case .finished(.failure(let error)):
                     let apiError = APIError(error)
@@ -327,12 +317,22 @@ public final class Gateway: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
+    /// Counts and logs an answered request.
+    private func recordAnswered(_ answer: ACCMAnswer, started: ContinuousClock.Instant, stream: Bool, logger: Logger) {
+        let elapsed = ContinuousClock.now - started
+        metrics.record(answer, elapsed: elapsed)
+        metrics.requests(status: "200").increment()
+        logger.info("answered", metadata: [
+            "status": "200", "stream": "\(stream)", "seconds": "\(elapsed.inSeconds)", "prompt_tokens": "\(answer.promptTokens)",
+            "completion_tokens": "\(answer.sampledTokens)", "visual_tokens_kept": "\(answer.keptIndices.count)"])
+    }
+
     // MARK: Images from allow-listed hosts
 
     private func fetchImage(_ url: URL) async throws(APIError) -> [UInt8] {
         let limit = options.limits.maxImageBytes
         var request = URLRequest(url: url)
-        request.timeoutInterval = Self.seconds(options.imageFetchTimeout)
+        request.timeoutInterval = options.imageFetchTimeout.inSeconds
         let result: Result<(Data, URLResponse), any Error> = await withCheckedContinuation { continuation in
             URLSession.shared.dataTask(with: request) { data, response, error in
                 if let data, let response { continuation.resume(returning: .success((data, response))) } else {
@@ -373,10 +373,6 @@ public final class Gateway: Sendable {
         var response = json(error.status, error.json)
         if let seconds = error.retryAfterSeconds { response.headers[.retryAfter] = String(seconds) }
         return response
-    }
-
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
     static func now() -> Int { Int(Date().timeIntervalSince1970) }
