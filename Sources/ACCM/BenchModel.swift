@@ -16,13 +16,17 @@ public struct BenchModel: Sendable {
     public let tokenizers: ModelDirectory
     /// The format each component's random matrices are made in (absent: fp32), without an fp32 copy.
     public let weights: WeightFormatChoice
+    /// The KV cache format of the caption model and the decoder.
+    public let kvCache: KVCacheFormat
 
     /// Parses "bench:N" (N in 1...32); nil for anything else.
-    public init?(_ spec: String, tokenizers: ModelDirectory, weights: WeightFormatChoice = WeightFormatChoice()) {
+    public init?(_ spec: String, tokenizers: ModelDirectory, weights: WeightFormatChoice = WeightFormatChoice(),
+                 kvCache: KVCacheFormat = .f32) {
         guard spec.hasPrefix("bench:"), let n = Int(spec.dropFirst(6)), (1...32).contains(n) else { return nil }
         decoderLayers = n
         self.tokenizers = tokenizers
         self.weights = weights
+        self.kvCache = kvCache
     }
 
     private func random(_ seed: UInt64, _ component: ModelComponent) -> WeightStore {
@@ -63,9 +67,11 @@ public struct BenchModel: Sendable {
     public func caption() throws -> CaptionStage {
         let shapes = try shapes
         let real = try CaptionStage.load(tokenizers)
+        var languageModel = try GPT2(store: random(13, .captionLanguageModel), config: shapes.captionModel)
+        languageModel.cacheFormat = kvCache
         return try CaptionStage(
             mapper: CaptionMapper(random(12, .captionMapper).scope(""), config: shapes.mapper),
-            languageModel: GPT2(store: random(13, .captionLanguageModel), config: shapes.captionModel),
+            languageModel: languageModel,
             options: BeamSearchOptions(beams: real.options.beams, maxNewTokens: 24, stopTokenID: real.options.stopTokenID),
             encode: real.encode, decode: real.decode)
     }
@@ -83,9 +89,11 @@ public struct BenchModel: Sendable {
         let shapes = try shapes
         let real = try DecoderStage.load(tokenizers)
         let store = random(16, .llava)
+        var languageModel = try Llama(store: store, config: shapes.decoder, prefix: "language_model.")
+        languageModel.cacheFormat = kvCache
         return try DecoderStage(
             projector: LlavaProjector(store.scope("multi_modal_projector."), config: shapes.projector),
-            languageModel: Llama(store: store, config: shapes.decoder, prefix: "language_model."),
+            languageModel: languageModel,
             endOfSequenceID: real.endOfSequenceID, encode: real.encode, decode: real.decode, detokenizer: real.detokenizer)
     }
 

@@ -19,6 +19,8 @@
 // "weights" (optional) is the format each component keeps its weight matrices in: one of "stored" (the
 // checkpoint's own type, the default), "f32", "bf16", "f16", "int8", "int4" for every component, or an
 // object naming components (the keys above: "vision", "caption_mapper", ...). See WeightFormatChoice.
+// "kv_cache" (optional): "f32" (exact, the default) or "f16" (half the memory), the type the language models'
+// KV caches (the decoder's and the caption model's) store keys and values in.
 
 import Images
 import Models
@@ -42,6 +44,8 @@ public struct ModelManifest: Decodable, Sendable {
     public var captionMaxNewTokens: Int
     /// The weight format per component (empty: every component as stored).
     public var weights: WeightFormatChoice
+    /// The type the language models' KV caches store keys and values in.
+    public var kvCache: KVCacheFormat
 
     enum CodingKeys: String, CodingKey {
         case format, vision, selector, llava
@@ -49,6 +53,7 @@ public struct ModelManifest: Decodable, Sendable {
         case selectorTextEncoder = "selector_text_encoder", imageAspectRatio = "image_aspect_ratio"
         case visionFeatureLayer = "vision_feature_layer", captionStop = "caption_stop"
         case captionBeams = "caption_beams", captionMaxNewTokens = "caption_max_new_tokens", weights
+        case kvCache = "kv_cache"
     }
 
     public init(from decoder: Decoder) throws {
@@ -70,6 +75,8 @@ public struct ModelManifest: Decodable, Sendable {
         captionBeams = try c.decodeInteger(.captionBeams, in: 1...Self.largestBeamCount, default: 3)
         captionMaxNewTokens = try c.decodeSize(.captionMaxNewTokens, default: 67)
         weights = try c.decodeIfPresent(WeightFormatChoice.self, forKey: .weights) ?? WeightFormatChoice()
+        kvCache = KVCacheFormat(rawValue: try c.decodeChoice(
+            .kvCache, allowed: KVCacheFormat.allCases.map(\.rawValue), default: KVCacheFormat.f32.rawValue))!
     }
 
     /// The most caption beams a manifest may ask for (each is a GPT-2 sequence in every step).
@@ -92,16 +99,20 @@ public struct ModelDirectory: Sendable {
     public let parseSpecialTokens: Bool
     /// The weight format of each component: the manifest's, with `weightSettings` applied over it.
     public let weights: WeightFormatChoice
+    /// The KV cache format of the language models: the manifest's, or `kvCache` when given.
+    public let kvCache: KVCacheFormat
 
     /// Reads `directory/accm.json`; `weightSettings` ("int8", "llava=int4", as `--weights` takes them) override
-    /// the manifest's "weights".
-    public init(_ path: String, parseSpecialTokens: Bool = false, weightSettings: [String] = []) throws {
+    /// the manifest's "weights", `kvCache` (as `--kv-cache`) its "kv_cache".
+    public init(_ path: String, parseSpecialTokens: Bool = false, weightSettings: [String] = [],
+                kvCache: KVCacheFormat? = nil) throws {
         self.path = path
         self.manifest = try ConfigFile.decode(ModelManifest.self, path: path + "/accm.json")
         self.parseSpecialTokens = parseSpecialTokens
         var weights = manifest.weights
         try weights.apply(settings: weightSettings)
         self.weights = weights
+        self.kvCache = kvCache ?? manifest.kvCache
     }
 
     /// The format `component`'s weight matrices are kept in (nil: as stored).
@@ -144,9 +155,11 @@ extension CaptionStage {
         guard stopIDs.count == 1 else {
             throw ModelError.invalidConfig("the caption stop text '\(manifest.captionStop)' is not one GPT-2 token")
         }
+        var languageModel = try GPT2(directory: gpt2Directory, matrixFormat: model.matrixFormat(.captionLanguageModel))
+        languageModel.cacheFormat = model.kvCache
         return try CaptionStage(
             mapper: CaptionMapper(directory: model.component(manifest.captionMapper), matrixFormat: model.matrixFormat(.captionMapper)),
-            languageModel: GPT2(directory: gpt2Directory, matrixFormat: model.matrixFormat(.captionLanguageModel)),
+            languageModel: languageModel,
             options: BeamSearchOptions(beams: manifest.captionBeams, maxNewTokens: manifest.captionMaxNewTokens,
                                        stopTokenID: stopIDs[0]),
             encode: { gpt2Tokenizer.encode($0, addSpecialTokens: false, parseSpecialTokens: parse) },
@@ -190,7 +203,8 @@ extension DecoderStage {
         let projectorPrefix = store.contains("model.multi_modal_projector.linear_1.weight")
             ? "model.multi_modal_projector." : "multi_modal_projector."
         let projector = try LlavaProjector(store.scope(projectorPrefix), config: llavaConfig)
-        let languageModel = try Llama(store: store, config: llamaConfig, prefix: "language_model.")
+        var languageModel = try Llama(store: store, config: llamaConfig, prefix: "language_model.")
+        languageModel.cacheFormat = model.kvCache
         try store.verifyAllUsed(ignoring: { name in
             name.hasPrefix("vision_tower.") || name.hasPrefix("model.vision_tower.") || name.hasSuffix("rotary_emb.inv_freq")
         })
@@ -211,9 +225,11 @@ extension ACCMPipeline {
     /// and the caption the decoder reads) is tokenized as text unless `parseSpecialTokens` (what the authors'
     /// code does, kept for the parity fixtures): then text spelling `</s>` or `<image>` becomes that token.
     public static func load(
-        directory: String, limits: RequestLimits = .default, parseSpecialTokens: Bool = false, weightSettings: [String] = []
+        directory: String, limits: RequestLimits = .default, parseSpecialTokens: Bool = false, weightSettings: [String] = [],
+        kvCache: KVCacheFormat? = nil
     ) throws -> ACCMPipeline {
-        let model = try ModelDirectory(directory, parseSpecialTokens: parseSpecialTokens, weightSettings: weightSettings)
+        let model = try ModelDirectory(directory, parseSpecialTokens: parseSpecialTokens, weightSettings: weightSettings,
+                                       kvCache: kvCache)
         return ACCMPipeline(
             vision: try VisionStage.load(model, imageLimits: limits.image), caption: try CaptionStage.load(model),
             selector: try SelectorStage.load(model), decoder: try DecoderStage.load(model), limits: limits)

@@ -49,9 +49,26 @@ void accm_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
     }
 }
 
-void accm_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+void accm_f32_to_f16_portable(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint16_t h = accm_f16_bits(src[i]);
         memcpy(dst + i, &h, 2);
     }
+}
+
+#if ACCM_X86
+/// vcvtps2ph with round-to-nearest-even: the portable rounding for every value but NaN payloads.
+ACCM_AVX2 static void f32_to_f16_avx2(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    accm_f32_to_f16_portable(src + i, dst + i, n - i);
+}
+#endif
+
+void accm_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+#if ACCM_X86
+    if (accm_kernels_simd_level()) { f32_to_f16_avx2(src, dst, n); return; }
+#endif
+    accm_f32_to_f16_portable(src, dst, n);
 }

@@ -70,6 +70,8 @@ public struct GPT2: CausalLanguageModel {
     let head: WeightMatrix
     let activation: Activation
     let attention: AttentionShape
+    /// The type the caches this model makes store keys and values in (f32 by default: exact).
+    public var cacheFormat: KVCacheFormat = .f32
 
     /// Loads a `GPT2LMHeadModel` (or bare `GPT2Model`) directory.
     public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
@@ -121,7 +123,7 @@ public struct GPT2: CausalLanguageModel {
     public func embed(_ ids: [Int]) throws -> Tensor { try embedTokens(ids, table: tokenEmbedding) }
 
     public func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: config.layerCount, width: config.hiddenSize, reservingCapacity: capacity)
+        KVCache(layers: config.layerCount, width: config.hiddenSize, reservingCapacity: capacity, format: cacheFormat)
     }
 
     public func forward(_ batch: [Tensor], caches: inout [KVCache], recordHiddenStates: Bool = false) throws -> [DecoderOutput] {
@@ -136,12 +138,12 @@ public struct GPT2: CausalLanguageModel {
             let qkv = block.qkv(block.norm1(h))
             let mixed = layout.rows.indices.map { s in
                 let rows = layout.rows[s]
-                let (keys, values, count) = caches[s].append(
+                let cached = caches[s].append(
                     layer: i, keys: qkv.block(rows: rows, columns: c..<(2 * c)),
                     values: qkv.block(rows: rows, columns: (2 * c)..<(3 * c)))
                 return Tensor.attention(
-                    query: qkv.block(rows: rows, columns: 0..<c), key: keys.block(), value: values.block(),
-                    keyCount: count, shape: attention, mask: .causal(offset: layout.starts[s]))
+                    query: qkv.block(rows: rows, columns: 0..<c), cached: cached, shape: attention,
+                    mask: .causal(offset: layout.starts[s]))
             }
             h.add(block.projection(layout.stack(mixed)))
             h.add(block.fcProjection(block.fc(block.norm2(h)).applying(activation)))

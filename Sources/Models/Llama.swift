@@ -131,6 +131,8 @@ public struct Llama: CausalLanguageModel {
     let rotary: RotaryEmbedding
     let attention: AttentionShape
     let activation: Activation
+    /// The type the caches this model makes store keys and values in (f32 by default: exact).
+    public var cacheFormat: KVCacheFormat = .f32
 
     /// Loads a `LlamaForCausalLM` directory.
     public init(directory: String, matrixFormat: WeightFormat? = nil) throws {
@@ -193,7 +195,7 @@ public struct Llama: CausalLanguageModel {
     public func embed(_ ids: [Int]) throws -> Tensor { try embedTokens(ids, table: tokenEmbedding) }
 
     public func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: config.layerCount, width: attention.kvWidth, reservingCapacity: capacity)
+        KVCache(layers: config.layerCount, width: attention.kvWidth, reservingCapacity: capacity, format: cacheFormat)
     }
 
     public func forward(_ batch: [Tensor], caches: inout [KVCache], recordHiddenStates: Bool = false) throws -> [DecoderOutput] {
@@ -202,24 +204,10 @@ public struct Llama: CausalLanguageModel {
         var h = layout.stack(batch)
         var states: [Tensor]? = recordHiddenStates ? [h] : nil
         for (i, block) in blocks.enumerated() {
-            let x = block.inputNorm(h)
-            var q = block.query(x), k = block.key(x)
-            let v = block.value(x)
-            for s in layout.rows.indices {
-                rotary.apply(to: &q, rows: layout.rows[s], heads: attention.heads, startPosition: layout.starts[s])
-                rotary.apply(to: &k, rows: layout.rows[s], heads: attention.kvHeads, startPosition: layout.starts[s])
-            }
-            let mixed = layout.rows.indices.map { s in
-                let rows = layout.rows[s]
-                let (keys, values, count) = caches[s].append(
-                    layer: i, keys: k.block(rows: rows), values: v.block(rows: rows))
-                return Tensor.attention(
-                    query: q.block(rows: rows), key: keys.block(), value: values.block(), keyCount: count,
-                    shape: attention, mask: .causal(offset: layout.starts[s]))
-            }
-            h.add(block.output(layout.stack(mixed)))
+            h.add(selfAttention(block, layer: i, h, layout: layout, caches: &caches))
             let y = block.postAttentionNorm(h)
-            var gated = block.gate(y).applying(activation)
+            var gated = block.gate(y)
+            gated.apply(activation)
             gated.multiply(block.up(y))
             h.add(block.down(gated))
             if i < blocks.count - 1 { states?.append(h) }
@@ -231,4 +219,25 @@ public struct Llama: CausalLanguageModel {
     }
 
     public func logits(_ hidden: Tensor) -> Tensor { hidden.linear(head) }
+
+    /// The attention half of a block (its output projection included). A function of its own so that the
+    /// normed input, queries, keys and values are freed before the MLP allocates its wider tensors.
+    private func selfAttention(
+        _ block: Block, layer i: Int, _ h: Tensor, layout: BatchLayout, caches: inout [KVCache]
+    ) -> Tensor {
+        let x = block.inputNorm(h)
+        var q = block.query(x), k = block.key(x)
+        let v = block.value(x)
+        for s in layout.rows.indices {
+            rotary.apply(to: &q, rows: layout.rows[s], heads: attention.heads, startPosition: layout.starts[s])
+            rotary.apply(to: &k, rows: layout.rows[s], heads: attention.kvHeads, startPosition: layout.starts[s])
+        }
+        let mixed = layout.rows.indices.map { s in
+            let rows = layout.rows[s]
+            let cached = caches[s].append(layer: i, keys: k.block(rows: rows), values: v.block(rows: rows))
+            return Tensor.attention(
+                query: q.block(rows: rows), cached: cached, shape: attention, mask: .causal(offset: layout.starts[s]))
+        }
+        return block.output(layout.stack(mixed))
+    }
 }

@@ -1,5 +1,7 @@
 // Scaled-dot-product attention over interleaved heads, with grouped-query heads and a causal mask.
 
+import CKernels
+
 /// The shape of a multi-head attention: query heads, key/value heads (fewer with GQA/MQA) and head size.
 public struct AttentionShape: Sendable, Equatable {
     public var heads: Int
@@ -60,7 +62,7 @@ extension Tensor {
         let group = shape.heads / shape.kvHeads
         var out = Tensor(uninitializedShape: [tq, shape.queryWidth])
         // Heads run in parallel, one score buffer per thread.
-        let threads = min(Parallelism.threadCount, shape.heads, max(1, tq * tk * d / 100_000))
+        let threads = attentionThreads(heads: shape.heads, work: shape.heads * tq * tk * d)
         var scores = Tensor(uninitializedShape: [threads, tq, tk])
         query.base.withUnsafeBufferPointer { qBase in
             key.base.withUnsafeBufferPointer { kBase in
@@ -95,6 +97,99 @@ extension Tensor {
             }
         }
         return out
+    }
+
+    /// Attention of `query [Tq, heads·D]` over every position a KV cache holds for one layer, in the cache's
+    /// own storage type. An f16 cache is read directly by decode (at most `WeightMatrix.matrixVectorRowLimit`
+    /// query rows: per query row, scores through `accm_gemv_f16` and the weighted sum of values through
+    /// `accm_weighted_rows_f16`); longer queries widen each key/value head once into scratch and use sgemm.
+    public static func attention(
+        query: MatrixBlock, cached: KVLayerRows, shape: AttentionShape, mask: AttentionMask, scale: Float? = nil
+    ) -> Tensor {
+        switch cached.storage {
+        case .f32(let keys, let values):
+            return attention(query: query, key: keys.block(), value: values.block(), keyCount: cached.count,
+                             shape: shape, mask: mask, scale: scale)
+        case .f16(let keys, let values):
+            return attentionOverHalfCache(query: query, keys: keys, values: values, count: cached.count,
+                                          width: cached.width, shape: shape, mask: mask, scale: scale)
+        }
+    }
+
+    private static func attentionOverHalfCache(
+        query: MatrixBlock, keys: [UInt16], values: [UInt16], count tk: Int, width: Int, shape: AttentionShape,
+        mask: AttentionMask, scale: Float?
+    ) -> Tensor {
+        let tq = query.rowCount, d = shape.headDim
+        precondition(query.width == shape.queryWidth, "query width \(query.width) does not match \(shape)")
+        precondition(width == shape.kvWidth, "cache width \(width) does not match \(shape)")
+        precondition(keys.count >= tk * width && values.count >= tk * width, "attention over \(tk) cached positions")
+        if case .causal(let offset) = mask {
+            precondition(offset + tq <= tk, "causal attention needs \(offset + tq) keys, got \(tk)")
+        }
+        let alpha = scale ?? 1 / Float(d).squareRoot()
+        let group = shape.heads / shape.kvHeads, queryWidth = shape.queryWidth, qStride = query.rowStride
+        let direct = tq <= WeightMatrix.matrixVectorRowLimit
+        var out = Tensor(uninitializedShape: [tq, queryWidth])
+        // Key/value heads run in parallel (each widened once for its group of query heads).
+        let threads = min(shape.kvHeads, attentionThreads(heads: shape.heads, work: shape.heads * tq * tk * d))
+        let perThread = tq * tk + (direct ? 0 : 2 * tk * d)
+        var scratch = Tensor(uninitializedShape: [threads, perThread])
+        query.base.withUnsafeBufferPointer { qBase in
+            keys.withUnsafeBufferPointer { kBase in
+                values.withUnsafeBufferPointer { vBase in
+                    let q = qBase.baseAddress! + query.offset, k = kBase.baseAddress!, v = vBase.baseAddress!
+                    out.withUnsafeMutableBufferPointer { o in
+                        scratch.withUnsafeMutableBufferPointer { s in
+                            Parallelism.forEachChunk(count: threads, grain: 1) { workers in
+                                for worker in workers {
+                                    let scores = s.baseAddress! + worker * perThread
+                                    for kvh in stride(from: worker, to: shape.kvHeads, by: threads) {
+                                        let kh = k + kvh * d, vh = v + kvh * d
+                                        let heads = (kvh * group)..<((kvh + 1) * group)
+                                        if direct {
+                                            for h in heads {
+                                                for i in 0..<tq {
+                                                    var visible = tk
+                                                    if case .causal(let offset) = mask { visible = offset + i + 1 }
+                                                    let row = scores + i * tk
+                                                    accm_gemv_f16(kh, width, visible, d, q + i * qStride + h * d, row, 0)
+                                                    for j in 0..<visible { row[j] *= alpha }
+                                                    VectorMath.softmaxInPlace(row, count: visible)
+                                                    accm_weighted_rows_f16(vh, width, visible, d, row, o.baseAddress! + i * queryWidth + h * d)
+                                                }
+                                            }
+                                        } else {
+                                            let kf = scores + tq * tk, vf = kf + tk * d
+                                            for p in 0..<tk {
+                                                accm_f16_to_f32(kh + p * width, kf + p * d, d)
+                                                accm_f16_to_f32(vh + p * width, vf + p * d, d)
+                                            }
+                                            for h in heads {
+                                                BLAS.gemm(
+                                                    transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: alpha,
+                                                    a: q + h * d, lda: qStride, b: kf, ldb: d, c: scores, ldc: tk)
+                                                softmaxRows(scores, rows: tq, width: tk, mask: mask)
+                                                BLAS.gemm(
+                                                    transposeA: false, transposeB: false, m: tq, n: d, k: tk,
+                                                    a: scores, lda: tk, b: vf, ldb: d,
+                                                    c: o.baseAddress! + h * d, ldc: queryWidth)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Threads for `work` (multiply-adds of scores and values over all heads): one below ~200k, at most one a head.
+    private static func attentionThreads(heads: Int, work: Int) -> Int {
+        min(Parallelism.threadCount, heads, max(1, work / 200_000))
     }
 
     /// Row-wise softmax of a score matrix; masked entries become exactly 0.

@@ -32,10 +32,16 @@ public enum Activation: String, Sendable, CaseIterable {
 }
 
 extension Tensor {
-    /// Applies `activation` to every element.
+    /// `activation` of every element, as a new tensor.
     public func applying(_ activation: Activation) -> Tensor {
         var out = self
-        out.withUnsafeMutableBufferPointer { buffer in
+        out.apply(activation)
+        return out
+    }
+
+    /// Applies `activation` to every element in place (no second buffer when this one is not shared).
+    public mutating func apply(_ activation: Activation) {
+        withUnsafeMutableBufferPointer { buffer in
             Parallelism.forEachChunk(count: buffer.count, grain: 1 << 15) { range in
                 let p = buffer.baseAddress! + range.lowerBound
                 switch activation {
@@ -47,7 +53,6 @@ extension Tensor {
                 }
             }
         }
-        return out
     }
 
     /// Element-wise sum with a tensor of the same element count.

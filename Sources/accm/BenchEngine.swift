@@ -37,6 +37,9 @@ struct BenchEngine: ParsableCommand {
     @Option(help: "The format every weight matrix is made in: \(WeightFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
     var dtype: WeightFormat = .f32
 
+    @Option(name: .customLong("kv-cache"), help: "The KV cache format of the GPT-2 and LLaMA cases: f32 or f16.")
+    var kvCache: KVCacheFormat = .f32
+
     @Option(help: "Decoder layers of the llama-model case (1...32).")
     var layers = 32
 
@@ -57,9 +60,9 @@ struct BenchEngine: ParsableCommand {
     func run() throws {
         engine.apply()
         print(MachineDescription.current.lines.joined(separator: "\n"))
-        print("weights: \(dtype.rawValue) (kernels: \(Kernels.pathName)); runs per case: \(`repeat`) timed after 1 warm-up, median [fastest–slowest]\n")
+        print("weights: \(dtype.rawValue), KV cache: \(kvCache.rawValue) (kernels: \(Kernels.pathName)); runs per case: \(`repeat`) timed after 1 warm-up, median [fastest–slowest]\n")
         var results: [BenchmarkResult] = []
-        let bench = EngineBenchmark(repeats: `repeat`, format: dtype, modelLayers: layers)
+        let bench = EngineBenchmark(repeats: `repeat`, format: dtype, kvCache: kvCache, modelLayers: layers)
         for c in cases {
             let result = try bench.run(c)
             print(result.line)
@@ -104,6 +107,8 @@ struct EngineBenchmark {
     let repeats: Int
     /// The format the weight matrices are made in.
     let format: WeightFormat
+    /// The format of the language models' KV caches.
+    let kvCache: KVCacheFormat
     /// Layers of the whole-model case.
     let modelLayers: Int
 
@@ -140,7 +145,8 @@ struct EngineBenchmark {
 
     private func gpt2(decode: Bool) throws -> BenchmarkResult {
         let config = try configuration(GPT2Configuration.self, [:])  // the 124M defaults
-        let model = try GPT2(store: random(2), config: config)
+        var model = try GPT2(store: random(2), config: config)
+        model.cacheFormat = kvCache
         let prompt = (0..<64).map { ($0 * 7919) % config.vocabularySize }
         var cache = model.makeCache(capacity: 80)
         if !decode {
@@ -174,7 +180,8 @@ struct EngineBenchmark {
     /// decode step at a context of `tokens`.
     private func llamaLayer(decode: Bool, tokens: Int) throws -> BenchmarkResult {
         let config = try llama7B(layers: 1)
-        let model = try Llama(store: random(3), config: config)
+        var model = try Llama(store: random(3), config: config)
+        model.cacheFormat = kvCache
         let prompt = randomTensor([tokens, 4096], scale: 1)
         var cache = model.makeCache(capacity: tokens + 20)
         if !decode {
@@ -205,7 +212,8 @@ struct EngineBenchmark {
         let clock = ContinuousClock()
         var model: Llama!
         let build = clock.measure { model = try? Llama(store: random(4), config: config) }
-        guard let model else { throw ValidationError("could not build the model") }
+        guard var model else { throw ValidationError("could not build the model") }
+        model.cacheFormat = kvCache
         let weightBytes = (0..<modelLayers).reduce(0) { $0 + model.layerMatrixBytes($1) } + model.headBytes
         print(String(format: "llama-7b %d layers in %@: %.2f GB of weight matrices, built in %.1f s; peak RSS %.2f GB",
                      modelLayers, format.rawValue, Double(weightBytes) / 1e9, build.seconds, ProcessMemory.peakResidentGigabytes))
@@ -215,14 +223,14 @@ struct EngineBenchmark {
         print(String(format: "llama-7b %d layers prefill 640: %.2f s (%.3f s a layer, one run); peak RSS %.2f GB",
                      modelLayers, prefill.seconds, prefill.seconds / Double(modelLayers), ProcessMemory.peakResidentGigabytes))
         let token = randomTensor([1, 4096], scale: 1)
+        _ = model.logits(try model.forward(token, cache: &cache, recordHiddenStates: false).hidden)
+        print(String(format: "peak RSS after the prefill and a decode step: %.2f GB (weights %.2f GB, %@ KV cache %.2f GB at 660 positions)",
+                     ProcessMemory.peakResidentGigabytes, Double(weightBytes) / 1e9, kvCache.rawValue,
+                     Double(KVCache.byteCount(layers: modelLayers, width: 4096, positions: 660, format: kvCache)) / 1e9))
         let (seconds, bandwidth) = try timeAgainstStream {
             cache.truncate(to: 640)
             _ = model.logits(try model.forward(token, cache: &cache, recordHiddenStates: false).hidden)
         }
-        print(String(format: "peak RSS after decoding: %.2f GB (weights %.2f GB, fp32 KV cache %.2f GB at 660 positions, "
-                     + "and the bandwidth probe's two 0.27 GB buffers)",
-                     ProcessMemory.peakResidentGigabytes, Double(weightBytes) / 1e9,
-                     Double(2 * modelLayers * 660 * 4096 * 4) / 1e9))
         let flop = config.flops(newTokens: 1, cached: 640, logitRows: 1)
         return result("llama-7b \(modelLayers)L+head decode at 640", seconds, flop,
                       Double(weightBytes) / seconds.median / 1e9, "stream GB/s", bandwidth)

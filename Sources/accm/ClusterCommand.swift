@@ -86,6 +86,8 @@ struct ClusterUp: ParsableCommand {
                 var arguments = ["worker", "--stage", stage.rawValue, "--model", model, "--coordinator", workersEndpoint,
                                  "--threads", "\(threads)", "--max-batch", "\(maxBatch)", "--parent-pid", "\(me)"]
                 if modelOptions.parseSpecial { arguments.append("--parse-special") }
+                for setting in modelOptions.weights { arguments += ["--weights", setting] }
+                if let kvCache = modelOptions.kvCache { arguments += ["--kv-cache", kvCache.rawValue] }
                 supervisor.start(name: "\(stage.rawValue)-\(i)", arguments: arguments)
             }
         }

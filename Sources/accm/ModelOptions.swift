@@ -2,6 +2,9 @@
 
 import ACCM
 import ArgumentParser
+import Tensor
+
+extension KVCacheFormat: ExpressibleByArgument {}
 
 struct ModelOptions: ParsableArguments {
     @Option(help: "ACCM model directory (accm.json + one sub-directory per component; see ModelDirectory.swift), or bench:N for random weights at LLaVA-1.5-7B shapes with N decoder layers (BenchModel.swift). Default: $ACCM_MODEL, else the shipped family, Models/accm-world.")
@@ -14,6 +17,11 @@ struct ModelOptions: ParsableArguments {
         "The format weight matrices are kept in: FORMAT for every component or COMPONENT=FORMAT for one (repeatable, later wins). FORMAT: \(WeightFormatChoice.allowedValues.joined(separator: ", ")) (stored = the checkpoint's own type, the default; int8/int4 quantize at load). COMPONENT: \(ModelComponent.allCases.map(\.rawValue).joined(separator: ", ")). Overrides the manifest's \"weights\"; for bench:N, formats the random weights are made in (default f32).",
         valueName: "format"))
     var weights: [String] = []
+
+    @Option(name: .customLong("kv-cache"), help: ArgumentHelp(
+        "The type the language models' KV caches store keys and values in: f32 (exact, the default) or f16 (half the memory and half the bytes a decode step reads of them). Overrides the manifest's \"kv_cache\".",
+        valueName: "format"))
+    var kvCache: KVCacheFormat?
 
     func validate() throws {
         var choice = WeightFormatChoice()
@@ -35,7 +43,7 @@ struct ModelOptions: ParsableArguments {
         get throws {
             guard directory.hasPrefix("bench:") else { return nil }
             let tokenizers = try ModelDirectory(DefaultPaths.model, parseSpecialTokens: parseSpecial)
-            guard let bench = BenchModel(directory, tokenizers: tokenizers, weights: weightChoice) else {
+            guard let bench = BenchModel(directory, tokenizers: tokenizers, weights: weightChoice, kvCache: kvCache ?? .f32) else {
                 throw ValidationError("\(directory): a bench model is bench:N with N in 1...32")
             }
             return bench
@@ -44,12 +52,13 @@ struct ModelOptions: ParsableArguments {
 
     /// The model directory in force, with the --weights settings applied over its manifest's "weights".
     func modelDirectory() throws -> ModelDirectory {
-        try ModelDirectory(directory, parseSpecialTokens: parseSpecial, weightSettings: weights)
+        try ModelDirectory(directory, parseSpecialTokens: parseSpecial, weightSettings: weights, kvCache: kvCache)
     }
 
     /// Loads the embedded pipeline.
     func load() throws -> ACCMPipeline {
         if let bench = try bench { return try bench.pipeline() }
-        return try ACCMPipeline.load(directory: directory, parseSpecialTokens: parseSpecial, weightSettings: weights)
+        return try ACCMPipeline.load(directory: directory, parseSpecialTokens: parseSpecial, weightSettings: weights,
+                                     kvCache: kvCache)
     }
 }

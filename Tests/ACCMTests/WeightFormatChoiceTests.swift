@@ -71,4 +71,23 @@ final class WeightFormatChoiceTests: XCTestCase {
             }
         }
     }
+
+    func testTheKVCacheFormatComesFromTheManifestOrTheSettingAndReachesBothLanguageModels() throws {
+        XCTAssertEqual(try ModelDirectory(directory.path).kvCache, .f32, "exact unless asked")
+        let url = directory.appendingPathComponent("accm.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        json["kv_cache"] = "f16"
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let model = try ModelDirectory(directory.path)
+        XCTAssertEqual(model.kvCache, .f16)
+        XCTAssertEqual(try DecoderStage.load(model).languageModel.makeCache(capacity: 1).format, .f16)
+        XCTAssertEqual(try CaptionStage.load(model).languageModel.makeCache(capacity: 1).format, .f16)
+        XCTAssertEqual(try ModelDirectory(directory.path, kvCache: .f32).kvCache, .f32, "the setting overrides")
+
+        json["kv_cache"] = "int8"
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        XCTAssertThrowsError(try ModelDirectory(directory.path)) { error in
+            XCTAssertTrue("\(error)".contains("kv_cache") && "\(error)".contains("'int8' is not one of 'f32', 'f16'"), "\(error)")
+        }
+    }
 }

@@ -52,6 +52,29 @@ final class WeightFormatParityTests: XCTestCase {
         XCTAssertLessThanOrEqual(try worstDifference(tied, try Fixture("llama_tied")).absolute, Fixture.tolerance)
     }
 
+    /// An f16 KV cache rounds every cached key and value (relative error up to 2⁻¹¹): the logits stay within
+    /// 0.5% of the largest logit of transformers' fp32 reference on the LLaMA and GPT-2 fixtures, on the
+    /// prefill and the decode paths; the error is printed for each.
+    func testAnF16CacheStaysNearTheExactLogits() throws {
+        for name in ["llama", "llama_blocks", "llama_tied", "gpt2_bf16"] {
+            let fixture = try Fixture(name)
+            let (difference, largest): (Float, Float)
+            if name.hasPrefix("gpt2") {
+                var model = try GPT2(directory: fixture.directory)
+                model.cacheFormat = .f16
+                (difference, largest) = try worstDifference(model, fixture)
+            } else {
+                var model = try Llama(directory: fixture.directory)
+                model.cacheFormat = .f16
+                XCTAssertEqual(model.makeCache(capacity: 4).format, .f16)
+                (difference, largest) = try worstDifference(model, fixture)
+            }
+            print(String(format: "f16 KV cache, %@: largest logit error %.2e (%.2e of the largest logit)",
+                         name, difference, difference / largest))
+            XCTAssertLessThanOrEqual(difference, 5e-3 * largest, name)
+        }
+    }
+
     func testBF16GPT2KeptInBF16MatchesTransformers() throws {
         let fixture = try Fixture("gpt2_bf16")
         let model = try GPT2(directory: fixture.directory)

@@ -143,4 +143,65 @@ final class AttentionTests: XCTestCase {
         XCTAssertEqual(grouped.queryWidth, 96)
         XCTAssertEqual(grouped.kvWidth, 32)
     }
+
+    // MARK: Attention over a KV cache in either format
+
+    /// Fills a cache with `tk` random positions in `format` (in two appends), then attends `tq` new query
+    /// rows over it; the f16 cache must equal exact attention over the f16-rounded keys and values.
+    private func checkCached(
+        format: KVCacheFormat, tq: Int, tk: Int, heads: Int, kvHeads: Int, headDim d: Int, seed: UInt64,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
+        var rng = SeededGenerator(seed: seed)
+        let kvWidth = kvHeads * d
+        let q = rng.floats(tq * heads * d, in: -2...2)
+        let k = rng.floats(tk * kvWidth, in: -2...2)
+        let v = rng.floats(tk * kvWidth)
+        var cache = KVCache(layers: 1, width: kvWidth, reservingCapacity: 3, format: format)
+        let earlier = tk - tq
+        if earlier > 0 {
+            _ = cache.append(layer: 0, keys: Tensor(shape: [earlier, kvWidth], values: Array(k[..<(earlier * kvWidth)])),
+                             values: Tensor(shape: [earlier, kvWidth], values: Array(v[..<(earlier * kvWidth)])))
+            cache.advance(by: earlier)
+        }
+        let cached = cache.append(
+            layer: 0, keys: Tensor(shape: [tq, kvWidth], values: Array(k[(earlier * kvWidth)...])),
+            values: Tensor(shape: [tq, kvWidth], values: Array(v[(earlier * kvWidth)...])))
+        let out = Tensor.attention(
+            query: Tensor(shape: [tq, heads * d], values: q).block(), cached: cached,
+            shape: AttentionShape(heads: heads, kvHeads: kvHeads, headDim: d), mask: .causal(offset: earlier))
+        let stored = { (x: [Float]) in format == .f16 ? x.map { Float(Float16($0)) } : x }
+        let expected = naiveAttention(
+            query: q, key: stored(k), value: stored(v), tq: tq, tk: tk, heads: heads, kvHeads: kvHeads, headDim: d,
+            causalOffset: earlier)
+        assertClose(out.scalars, expected, tolerance: 1e-5, "\(format) cache, \(tq) over \(tk)", file: file, line: line)
+    }
+
+    func testAttentionOverAnF16CacheIsExactAttentionOverTheRoundedKeysAndValues() {
+        // Decode (one and three new rows: read in place) and prefill (widened into scratch), with and without
+        // grouped key/value heads, head sizes that are and are not a multiple of the kernels' 32 and 8 columns.
+        for format in KVCacheFormat.allCases {
+            checkCached(format: format, tq: 1, tk: 37, heads: 4, kvHeads: 4, headDim: 64, seed: 1)
+            checkCached(format: format, tq: 3, tk: 20, heads: 6, kvHeads: 2, headDim: 40, seed: 2)
+            checkCached(format: format, tq: 1, tk: 1, heads: 2, kvHeads: 1, headDim: 5, seed: 3)
+            checkCached(format: format, tq: 9, tk: 9, heads: 4, kvHeads: 2, headDim: 16, seed: 4)
+            checkCached(format: format, tq: 12, tk: 30, heads: 3, kvHeads: 3, headDim: 33, seed: 5)
+        }
+    }
+
+    func testAnF16CacheDiffersFromTheExactOneOnlyByTheRoundingOfItsValues() {
+        // The same inputs through both formats: the difference is f16's rounding (2⁻¹¹ relative) at most,
+        // and it is not zero (the f16 path really stores halves).
+        func run(_ format: KVCacheFormat) -> Tensor {
+            var rng = SeededGenerator(seed: 9)
+            var cache = KVCache(layers: 1, width: 32, format: format)
+            let cached = cache.append(layer: 0, keys: rng.tensor([50, 32], in: -2...2), values: rng.tensor([50, 32]))
+            return Tensor.attention(query: rng.tensor([1, 64], in: -2...2).block(), cached: cached,
+                                    shape: AttentionShape(heads: 2, kvHeads: 1, headDim: 32), mask: .causal(offset: 49))
+        }
+        let exact = run(.f32).scalars, half = run(.f16).scalars
+        let largest = zip(exact, half).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(largest, 0)
+        XCTAssertLessThan(largest, 4e-3)
+    }
 }

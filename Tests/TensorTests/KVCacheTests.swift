@@ -1,15 +1,17 @@
-import Tensor
+@testable import Tensor
 import XCTest
 
 final class KVCacheTests: XCTestCase {
     private let width = 6
 
-    /// `rows` rows whose values encode (layer, kind, position, column) so any mix-up shows.
+    /// `rows` rows whose values encode (layer, kind, position, column) so any mix-up shows; every value
+    /// (below 1024, in halves) is exact in f16 as well, so both cache formats must give them back unchanged.
     private func rows(layer: Int, values: Bool, positions: Range<Int>, tag: Float = 0) -> Tensor {
+        precondition(layer < 3 && positions.upperBound <= 16 && (tag == 0 || tag == 0.5))
         var out: [Float] = []
         for p in positions {
             for c in 0..<width {
-                out.append(tag + Float(layer) * 10_000 + (values ? 5_000 : 0) + Float(p) * 10 + Float(c))
+                out.append(tag + Float(layer) * 256 + (values ? 128 : 0) + Float(p) * 8 + Float(c))
             }
         }
         return Tensor(shape: [positions.count, width], values: out)
@@ -19,7 +21,7 @@ final class KVCacheTests: XCTestCase {
     @discardableResult
     private func appendAll(
         _ cache: inout KVCache, positions: Range<Int>, tag: Float = 0
-    ) -> [(keys: Tensor, values: Tensor, count: Int)] {
+    ) -> [KVLayerRows] {
         let result = (0..<cache.layerCount).map { layer in
             cache.append(
                 layer: layer, keys: rows(layer: layer, values: false, positions: positions, tag: tag),
@@ -30,18 +32,21 @@ final class KVCacheTests: XCTestCase {
     }
 
     private func assertHolds(
-        _ buffers: (keys: Tensor, values: Tensor, count: Int), layer: Int, expectedKeys: Tensor, expectedValues: Tensor,
+        _ buffers: KVLayerRows, layer: Int, expectedKeys: Tensor, expectedValues: Tensor,
         file: StaticString = #filePath, line: UInt = #line
     ) {
         XCTAssertEqual(buffers.count, expectedKeys.rowCount, "count", file: file, line: line)
-        XCTAssertGreaterThanOrEqual(buffers.keys.rowCount, buffers.count, file: file, line: line)
-        XCTAssertEqual(buffers.keys.lastDimension, width, file: file, line: line)
-        XCTAssertEqual(buffers.keys.rows(0..<buffers.count).scalars, expectedKeys.scalars, "keys of layer \(layer)", file: file, line: line)
-        XCTAssertEqual(buffers.values.rows(0..<buffers.count).scalars, expectedValues.scalars, "values of layer \(layer)", file: file, line: line)
+        XCTAssertEqual(buffers.keys.shape, [buffers.count, width], file: file, line: line)
+        XCTAssertEqual(buffers.keys.scalars, expectedKeys.scalars, "keys of layer \(layer)", file: file, line: line)
+        XCTAssertEqual(buffers.values.scalars, expectedValues.scalars, "values of layer \(layer)", file: file, line: line)
     }
 
     func testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows() {
-        var cache = KVCache(layers: 3, width: width, reservingCapacity: 1)
+        for format in KVCacheFormat.allCases { testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows(format) }
+    }
+
+    private func testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows(_ format: KVCacheFormat) {
+        var cache = KVCache(layers: 3, width: width, reservingCapacity: 1, format: format)
         for step in 0..<10 {
             let buffers = appendAll(&cache, positions: step..<(step + 1))
             XCTAssertEqual(cache.length, step + 1)
@@ -55,7 +60,11 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity() {
-        var cache = KVCache(layers: 2, width: width, reservingCapacity: 1)
+        for format in KVCacheFormat.allCases { testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity(format) }
+    }
+
+    private func testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity(_ format: KVCacheFormat) {
+        var cache = KVCache(layers: 2, width: width, reservingCapacity: 1, format: format)
         appendAll(&cache, positions: 0..<1)
         let buffers = appendAll(&cache, positions: 1..<8)  // 8 > 2 · 1
         appendAll(&cache, positions: 8..<9)
@@ -74,7 +83,11 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testAppendingToACopyLeavesTheOriginalUntouched() {
-        var original = KVCache(layers: 2, width: width, reservingCapacity: 8)
+        for format in KVCacheFormat.allCases { testAppendingToACopyLeavesTheOriginalUntouched(format) }
+    }
+
+    private func testAppendingToACopyLeavesTheOriginalUntouched(_ format: KVCacheFormat) {
+        var original = KVCache(layers: 2, width: width, reservingCapacity: 8, format: format)
         appendAll(&original, positions: 0..<3)
         let before = appendAll(&original, positions: 3..<4)
 
@@ -122,25 +135,29 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testTruncateDropsLaterPositionsAndAppendOverwritesThem() {
-        var cache = KVCache(layers: 2, width: width, reservingCapacity: 4)
+        for format in KVCacheFormat.allCases { testTruncateDropsLaterPositionsAndAppendOverwritesThem(format) }
+    }
+
+    private func testTruncateDropsLaterPositionsAndAppendOverwritesThem(_ format: KVCacheFormat) {
+        var cache = KVCache(layers: 2, width: width, reservingCapacity: 4, format: format)
         appendAll(&cache, positions: 0..<5)
         var branch = cache
         cache.truncate(to: 2)
         XCTAssertEqual(cache.length, 2)
         XCTAssertEqual(branch.length, 5, "truncating one cache must not shorten a copy")
 
-        let buffers = appendAll(&cache, positions: 2..<3, tag: 0.25)
+        let buffers = appendAll(&cache, positions: 2..<3, tag: 0.5)
         XCTAssertEqual(cache.length, 3)
         for layer in 0..<2 {
             assertHolds(
                 buffers[layer], layer: layer,
                 expectedKeys: Tensor.concatenateRows([
                     rows(layer: layer, values: false, positions: 0..<2),
-                    rows(layer: layer, values: false, positions: 2..<3, tag: 0.25),
+                    rows(layer: layer, values: false, positions: 2..<3, tag: 0.5),
                 ]),
                 expectedValues: Tensor.concatenateRows([
                     rows(layer: layer, values: true, positions: 0..<2),
-                    rows(layer: layer, values: true, positions: 2..<3, tag: 0.25),
+                    rows(layer: layer, values: true, positions: 2..<3, tag: 0.5),
                 ]))
         }
         // The untruncated copy still has its five original positions.
@@ -154,26 +171,30 @@ final class KVCacheTests: XCTestCase {
 
         cache.truncate(to: 0)
         XCTAssertEqual(cache.length, 0)
-        let fresh = appendAll(&cache, positions: 0..<1, tag: 0.75)
+        let fresh = appendAll(&cache, positions: 0..<1, tag: 0.5)
         assertHolds(
             fresh[0], layer: 0,
-            expectedKeys: rows(layer: 0, values: false, positions: 0..<1, tag: 0.75),
-            expectedValues: rows(layer: 0, values: true, positions: 0..<1, tag: 0.75))
+            expectedKeys: rows(layer: 0, values: false, positions: 0..<1, tag: 0.5),
+            expectedValues: rows(layer: 0, values: true, positions: 0..<1, tag: 0.5))
     }
 
     func testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers() {
+        for format in KVCacheFormat.allCases { testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers(format) }
+    }
+
+    private func testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers(_ format: KVCacheFormat) {
         // With no other reference to the buffers (no copy of the cache, no buffers held by the caller), an
         // append that fits must write into the same memory rather than copy every earlier position.
-        var cache = KVCache(layers: 2, width: width, reservingCapacity: 16)
+        var cache = KVCache(layers: 2, width: width, reservingCapacity: 16, format: format)
         var keyAddresses: [Int] = [], valueAddresses: [Int] = []
         for step in 0..<6 {
             for layer in 0..<2 {
-                let (keys, values, _) = cache.append(
+                let appended = cache.append(
                     layer: layer, keys: rows(layer: layer, values: false, positions: step..<(step + 1)),
                     values: rows(layer: layer, values: true, positions: step..<(step + 1)))
                 if layer == 1 {
-                    keyAddresses.append(keys.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) })
-                    valueAddresses.append(values.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) })
+                    keyAddresses.append(appended.keyStorageAddress)
+                    valueAddresses.append(appended.valueStorageAddress)
                 }
             }
             cache.advance(by: 1)
@@ -192,5 +213,18 @@ final class KVCacheTests: XCTestCase {
         XCTAssertEqual(cache.layerCount, 4)
         XCTAssertEqual(cache.width, 12)
         XCTAssertEqual(cache.length, 0)
+        XCTAssertEqual(cache.format, .f32, "exact unless asked otherwise")
+        XCTAssertEqual(KVCache.byteCount(layers: 32, width: 4096, positions: 660, format: .f16), 346_030_080)
+        XCTAssertEqual(KVCache.byteCount(layers: 32, width: 4096, positions: 660, format: .f32), 692_060_160)
+    }
+
+    func testAnF16CacheRoundsToNearestEvenAndGivesBackTheRoundedValues() {
+        var cache = KVCache(layers: 1, width: 4, reservingCapacity: 2, format: .f16)
+        // 1 + 2⁻¹¹ is halfway between two f16 values (ties to even: 1), 1 + 3·2⁻¹¹ rounds up to 1 + 2⁻⁹;
+        // 70000 overflows to infinity; 2⁻²⁴ is the smallest subnormal.
+        let keys = Tensor(shape: [1, 4], values: [1 + 0x1p-11, 1 + 3 * 0x1p-11, 70_000, 0x1p-24])
+        let appended = cache.append(layer: 0, keys: keys, values: keys)
+        XCTAssertEqual(appended.keys.scalars, [1, 1 + 0x1p-9, .infinity, 0x1p-24])
+        XCTAssertEqual(appended.values.scalars, appended.keys.scalars)
     }
 }

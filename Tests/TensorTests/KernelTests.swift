@@ -39,10 +39,19 @@ final class KernelTests: XCTestCase {
         // Every f16 value round-trips; values between two f16 neighbours go to the nearer (ties to even).
         let all = (0...UInt16.max).filter { Float16(bitPattern: $0).isFinite }
         let floats = all.map { Float(Float16(bitPattern: $0)) }
-        var back = [UInt16](repeating: 0, count: floats.count)
+        var back = [UInt16](repeating: 0, count: floats.count), backPortable = back
         accm_f32_to_f16(floats, &back, floats.count)
+        accm_f32_to_f16_portable(floats, &backPortable, floats.count)
         XCTAssertEqual(back, all)
-        let probes: [Float] = [1 + 1 / 2048, 1 + 3 / 2048, 65504, 65519.9, 65520, 1e-8, 3e-8, -2.9802322e-8, .infinity, .nan]
+        XCTAssertEqual(backPortable, all)
+        let probes: [Float] = [1 + 1 / 2048, 1 + 3 / 2048, 65504, 65519.9, 65520, 1e-8, 3e-8, -2.9802322e-8, .infinity, .nan,
+                               0.1, -0.3, 1e-5, 6.1e-5, 2049, 4097, -70000, 5.9604645e-8, 2.9802322e-8, 8.940697e-8]
+        // The dispatching path (8 at a time, then a tail) and the portable one give the same bits but for NaN payloads.
+        let many = (0..<37).map { probes[$0 % probes.count] * Float($0 % 5 + 1) }
+        var manyFast = [UInt16](repeating: 0, count: many.count), manyPortable = manyFast
+        accm_f32_to_f16(many, &manyFast, many.count)
+        accm_f32_to_f16_portable(many, &manyPortable, many.count)
+        for i in many.indices where !many[i].isNaN { XCTAssertEqual(manyFast[i], manyPortable[i], "f16 of \(many[i])") }
         var half = [UInt16](repeating: 0, count: probes.count), brain = half
         accm_f32_to_f16(probes, &half, probes.count)
         accm_f32_to_bf16(probes, &brain, probes.count)
@@ -83,6 +92,24 @@ final class KernelTests: XCTestCase {
                 assertClose(fast, expected, tolerance: 2e-5 * Double(cols).squareRoot(), "\(what) dispatch")
                 assertClose(portable, expected, tolerance: 2e-5 * Double(cols).squareRoot(), "\(what) portable")
             }
+        }
+    }
+
+    func testWeightedSumOfHalfRowsAgreesWithFloat() {
+        // out[c] = Σ_r p[r]·V[r, c] over f16 rows with a stride: column counts around the 32- and 8-wide steps.
+        for (count, cols, ldv) in [(1, 128, 4096), (640, 128, 256), (7, 45, 50), (3, 8, 8), (12, 33, 40), (5, 3, 3)] {
+            let floats = generator.floats(count * ldv, in: -2...2)
+            var v = [UInt16](repeating: 0, count: floats.count)
+            accm_f32_to_f16_portable(floats, &v, v.count)
+            var exact = [Float](repeating: 0, count: v.count)
+            accm_f16_to_f32_portable(v, &exact, v.count)
+            let p = generator.floats(count, in: 0...1)
+            var fast = generator.floats(cols), portable = generator.floats(cols)  // overwritten, not added to
+            accm_weighted_rows_f16(v, ldv, count, cols, p, &fast)
+            accm_weighted_rows_f16_portable(v, ldv, count, cols, p, &portable)
+            let expected = (0..<cols).map { c in (0..<count).reduce(0.0) { $0 + Double(p[$1]) * Double(exact[$1 * ldv + c]) } }
+            assertClose(fast, expected, tolerance: 1e-5 * Double(count).squareRoot(), "weighted rows \(count)×\(cols) dispatch")
+            assertClose(portable, expected, tolerance: 1e-5 * Double(count).squareRoot(), "weighted rows \(count)×\(cols) portable")
         }
     }
 

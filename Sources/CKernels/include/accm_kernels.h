@@ -39,6 +39,7 @@ void accm_f16_to_f32_portable(const uint16_t *src, float *dst, size_t n);
 void accm_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
 /// Round to nearest even; overflow goes to infinity.
 void accm_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+void accm_f32_to_f16_portable(const float *src, uint16_t *dst, size_t n);
 
 // MARK: Matrix-vector products over half-precision weights
 // y[r] = sum_c W[r * ldw + c] * x[c] for r < rows (added to y[r] when `accumulate`).
@@ -75,6 +76,13 @@ void accm_gemv_q4_0(const uint8_t *w, const uint16_t *scales, size_t rows, size_
                     const int8_t *xq, const float *xs, float *y, int accumulate);
 void accm_gemv_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                              const int8_t *xq, const float *xs, float *y, int accumulate);
+
+// MARK: Attention over an f16 key/value cache
+// out[c] = sum_r p[r] * V[r * ldv + c] for c < cols (overwrites out): the value side of one query's
+// attention, reading the cached f16 rows directly (the key side is accm_gemv_f16 with ldw = the cache width).
+
+void accm_weighted_rows_f16(const uint16_t *v, size_t ldv, size_t count, size_t cols, const float *p, float *out);
+void accm_weighted_rows_f16_portable(const uint16_t *v, size_t ldv, size_t count, size_t cols, const float *p, float *out);
 
 // MARK: Scratch
 
