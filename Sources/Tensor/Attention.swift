@@ -133,7 +133,7 @@ extension Tensor {
         var out = Tensor(uninitializedShape: [tq, queryWidth])
         // Key/value heads run in parallel (each widened once for its group of query heads).
         let threads = min(shape.kvHeads, attentionThreads(heads: shape.heads, work: shape.heads * tq * tk * d))
-        let perThread = tq * tk + (direct ? 0 : 2 * tk * d)
+        let perThread = direct ? tk : tq * tk + 2 * tk * d  // one row of scores at a time, or all and the widened head
         var scratch = Tensor(uninitializedShape: [threads, perThread])
         query.base.withUnsafeBufferPointer { qBase in
             keys.withUnsafeBufferPointer { kBase in
@@ -143,38 +143,18 @@ extension Tensor {
                         scratch.withUnsafeMutableBufferPointer { s in
                             Parallelism.forEachChunk(count: threads, grain: 1) { workers in
                                 for worker in workers {
-                                    let scores = s.baseAddress! + worker * perThread
+                                    let scratch = s.baseAddress! + worker * perThread
                                     for kvh in stride(from: worker, to: shape.kvHeads, by: threads) {
-                                        let kh = k + kvh * d, vh = v + kvh * d
-                                        let heads = (kvh * group)..<((kvh + 1) * group)
+                                        let head = HalfCacheHead(
+                                            keys: k + kvh * d, values: v + kvh * d, stride: width, count: tk,
+                                            queryHeads: (kvh * group)..<((kvh + 1) * group), headDim: d)
+                                        let output = (o.baseAddress!, queryWidth)
                                         if direct {
-                                            for h in heads {
-                                                for i in 0..<tq {
-                                                    var visible = tk
-                                                    if case .causal(let offset) = mask { visible = offset + i + 1 }
-                                                    let row = scores + i * tk
-                                                    accm_gemv_f16(kh, width, visible, d, q + i * qStride + h * d, row, 0)
-                                                    for j in 0..<visible { row[j] *= alpha }
-                                                    VectorMath.softmaxInPlace(row, count: visible)
-                                                    accm_weighted_rows_f16(vh, width, visible, d, row, o.baseAddress! + i * queryWidth + h * d)
-                                                }
-                                            }
+                                            head.attendReadingHalves(q, qStride, rows: tq, alpha: alpha, mask: mask,
+                                                                     scores: scratch, into: output)
                                         } else {
-                                            let kf = scores + tq * tk, vf = kf + tk * d
-                                            for p in 0..<tk {
-                                                accm_f16_to_f32(kh + p * width, kf + p * d, d)
-                                                accm_f16_to_f32(vh + p * width, vf + p * d, d)
-                                            }
-                                            for h in heads {
-                                                BLAS.gemm(
-                                                    transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: alpha,
-                                                    a: q + h * d, lda: qStride, b: kf, ldb: d, c: scores, ldc: tk)
-                                                softmaxRows(scores, rows: tq, width: tk, mask: mask)
-                                                BLAS.gemm(
-                                                    transposeA: false, transposeB: false, m: tq, n: d, k: tk,
-                                                    a: scores, lda: tk, b: vf, ldb: d,
-                                                    c: o.baseAddress! + h * d, ldc: queryWidth)
-                                            }
+                                            head.attendWidened(q, qStride, rows: tq, alpha: alpha, mask: mask,
+                                                               scratch: scratch, into: output)
                                         }
                                     }
                                 }
@@ -185,6 +165,55 @@ extension Tensor {
             }
         }
         return out
+    }
+
+    /// One key/value head of an f16 cache and the query heads that read it.
+    private struct HalfCacheHead {
+        let keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>
+        /// Halves from one cached position to the next (the cache's width).
+        let stride: Int
+        let count: Int
+        let queryHeads: Range<Int>
+        let headDim: Int
+
+        /// Decode: per query row, scores straight from the halves, softmax, then the weighted sum of values.
+        func attendReadingHalves(
+            _ q: UnsafePointer<Float>, _ qStride: Int, rows: Int, alpha: Float, mask: AttentionMask,
+            scores: UnsafeMutablePointer<Float>, into output: (base: UnsafeMutablePointer<Float>, stride: Int)
+        ) {
+            let d = headDim
+            for h in queryHeads {
+                for i in 0..<rows {
+                    var visible = count
+                    if case .causal(let offset) = mask { visible = offset + i + 1 }
+                    accm_gemv_f16(keys, stride, visible, d, q + i * qStride + h * d, scores, 0)
+                    for j in 0..<visible { scores[j] *= alpha }
+                    VectorMath.softmaxInPlace(scores, count: visible)
+                    accm_weighted_rows_f16(values, stride, visible, d, scores, output.base + i * output.stride + h * d)
+                }
+            }
+        }
+
+        /// Prefill: the head's keys and values widened once into `scratch` (after `rows · count` scores), then
+        /// sgemm for each query head, as the fp32 path does.
+        func attendWidened(
+            _ q: UnsafePointer<Float>, _ qStride: Int, rows: Int, alpha: Float, mask: AttentionMask,
+            scratch: UnsafeMutablePointer<Float>, into output: (base: UnsafeMutablePointer<Float>, stride: Int)
+        ) {
+            let d = headDim, scores = scratch
+            let k = scratch + rows * count, v = k + count * d
+            for p in 0..<count {
+                accm_f16_to_f32(keys + p * stride, k + p * d, d)
+                accm_f16_to_f32(values + p * stride, v + p * d, d)
+            }
+            for h in queryHeads {
+                BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: count, k: d, alpha: alpha,
+                          a: q + h * d, lda: qStride, b: k, ldb: d, c: scores, ldc: count)
+                softmaxRows(scores, rows: rows, width: count, mask: mask)
+                BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: d, k: count,
+                          a: scores, lda: count, b: v, ldb: d, c: output.base + h * d, ldc: output.stride)
+            }
+        }
     }
 
     /// Threads for `work` (multiply-adds of scores and values over all heads): one below ~200k, at most one a head.
