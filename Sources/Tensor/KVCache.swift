@@ -167,19 +167,11 @@ public struct KVLayerRows: Sendable {
         }
     }
 
-    /// Where the key buffer's storage starts (to check that appends write in place).
-    var keyStorageAddress: Int {
+    /// Where the key (or value) buffer's storage starts (to check that appends write in place).
+    func storageAddress(ofKeys: Bool) -> Int {
         switch storage {
-        case .f32(let k, _): return k.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
-        case .f16(let k, _): return k.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
-        }
-    }
-
-    /// Where the value buffer's storage starts.
-    var valueStorageAddress: Int {
-        switch storage {
-        case .f32(_, let v): return v.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
-        case .f16(_, let v): return v.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+        case .f32(let k, let v): return (ofKeys ? k : v).withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+        case .f16(let k, let v): return (ofKeys ? k : v).withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
         }
     }
 }

@@ -193,8 +193,8 @@ final class KVCacheTests: XCTestCase {
                     layer: layer, keys: rows(layer: layer, values: false, positions: step..<(step + 1)),
                     values: rows(layer: layer, values: true, positions: step..<(step + 1)))
                 if layer == 1 {
-                    keyAddresses.append(appended.keyStorageAddress)
-                    valueAddresses.append(appended.valueStorageAddress)
+                    keyAddresses.append(appended.storageAddress(ofKeys: true))
+                    valueAddresses.append(appended.storageAddress(ofKeys: false))
                 }
             }
             cache.advance(by: 1)
