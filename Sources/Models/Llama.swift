@@ -206,8 +206,7 @@ public struct Llama: CausalLanguageModel {
         for (i, block) in blocks.enumerated() {
             h.add(selfAttention(block, layer: i, h, layout: layout, caches: &caches))
             let y = block.postAttentionNorm(h)
-            var gated = block.gate(y)
-            gated.apply(activation)
+            var gated = block.gate(y).applying(activation)
             gated.multiply(block.up(y))
             h.add(block.down(gated))
             if i < blocks.count - 1 { states?.append(h) }

@@ -32,9 +32,10 @@ public enum Activation: String, Sendable, CaseIterable {
 }
 
 extension Tensor {
-    /// `activation` of every element, as a new tensor.
-    public func applying(_ activation: Activation) -> Tensor {
-        var out = self
+    /// `activation` of every element. Consuming: a temporary (`linear(x).applying(.gelu)`) is activated in its
+    /// own buffer instead of a copy.
+    public consuming func applying(_ activation: Activation) -> Tensor {
+        var out = consume self
         out.apply(activation)
         return out
     }
