@@ -63,7 +63,8 @@ public struct WeightMatrix: Sendable {
         }
     }
 
-    static func quantizedRowBytes(_ format: WeightFormat, columns: Int) -> Int {
+    /// Bytes one row of `columns` weights takes in a block-quantized format (scales not included).
+    public static func quantizedRowBytes(_ format: WeightFormat, columns: Int) -> Int {
         format == .int8 ? columns : columns / 2
     }
 

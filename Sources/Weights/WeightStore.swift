@@ -6,17 +6,18 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Synchronization
 import Tensor
 
 /// All tensors of a checkpoint (possibly sharded), looked up by their checkpoint names.
 public final class WeightStore: @unchecked Sendable {
     // Invariant: `used` is only touched while a model is being built, from one thread.
     public let location: String
-    private let files: [SafeTensorsFile]
-    private let fileOfTensor: [String: Int]
+    let files: [SafeTensorsFile]
+    let fileOfTensor: [String: Int]
     /// Makes every requested tensor instead of reading it (benchmarks at real shapes without a checkpoint):
     /// writes elements `range` of the row-major tensor `name` of `shape` at the pointer.
-    private let synthesizer: Synthesizer?
+    let synthesizer: Synthesizer?
     private var used: Set<String> = []
     /// Matrices asked for in a block-quantized format whose input dimension is not a whole number of blocks,
     /// kept in their stored type instead (as llama.cpp does for such tensors).
@@ -35,6 +36,10 @@ public final class WeightStore: @unchecked Sendable {
 
     /// Names of every tensor in the checkpoint.
     public var names: [String] { fileOfTensor.keys.sorted() }
+
+    /// Where the matrices handed out by stores are collected, when set (`$matrixRecorder.withValue`): what
+    /// `accm quantize` writes back to disk in the formats they were made in.
+    @TaskLocal public static var matrixRecorder: MatrixRecorder?
 
     /// Opens the safetensors files of `directory`: those named by `model.safetensors.index.json` when it
     /// exists, else `model.safetensors`, else every `*.safetensors` file in it.
@@ -101,7 +106,9 @@ public final class WeightStore: @unchecked Sendable {
         return shards.map { directory + "/" + $0 }
     }
 
-    /// Whether the checkpoint holds `name`.
+    /// Bytes of the checkpoint's safetensors files, all shards together.
+    public var fileBytes: Int { files.reduce(0) { $0 + $1.file.bytes.count } }
+
     /// Whether the checkpoint has `name` (a synthetic store has every tensor it is asked for).
     public func contains(_ name: String) -> Bool { synthesizer != nil || fileOfTensor[name] != nil }
 
@@ -147,6 +154,12 @@ public final class WeightStore: @unchecked Sendable {
         }
         guard let i = fileOfTensor[name] else { throw WeightsError.missingTensor(name: name, in: location) }
         let file = files[i], entry = file.entries[name]!
+        if let quantized = try preQuantizedFormat(of: entry, in: file) {
+            let matrix = try preQuantizedMatrix(entry, format: quantized, in: file, rows: rows, columns: columns)
+            used.formUnion([name, QuantizedLayout.scalesName(of: name)])
+            Self.matrixRecorder?.record(matrix, named: name, in: location)
+            return matrix
+        }
         guard entry.shape == shape else {
             throw WeightsError.wrongShape(name: name, expected: shape, found: entry.shape, in: location)
         }
@@ -176,7 +189,50 @@ public final class WeightStore: @unchecked Sendable {
             matrix = WeightMatrix(Tensor(shape: shape))
         }
         used.insert(name)
+        Self.matrixRecorder?.record(matrix, named: name, in: location)
         return matrix
+    }
+
+    /// The block-quantized format `entry` holds when `file` is a pre-quantized file (`QuantizedLayout`) and
+    /// `entry` the values of one of its matrices; nil for any other tensor.
+    func preQuantizedFormat(of entry: SafeTensorEntry, in file: SafeTensorsFile) throws -> WeightFormat? {
+        guard let format = QuantizedLayout.format(ofValues: entry.dtype),
+              let layout = file.metadata[QuantizedLayout.metadataKey] else { return nil }
+        guard layout == QuantizedLayout.version else {
+            throw WeightsError.corruptFile(
+                path: file.file.path,
+                reason: "its quantized layout '\(layout)' is not the one this build reads ('\(QuantizedLayout.version)')")
+        }
+        return format
+    }
+
+    /// The pre-quantized matrix `entry` of `rows × columns` (see `QuantizedLayout`): borrowed from the mapping
+    /// when it is kept in its stored format, else converted a block of rows at a time.
+    private func preQuantizedMatrix(
+        _ entry: SafeTensorEntry, format stored: WeightFormat, in file: SafeTensorsFile, rows: Int, columns: Int
+    ) throws -> WeightMatrix {
+        let block = WeightFormat.quantBlock
+        let valueShape = [rows, WeightMatrix.quantizedRowBytes(stored, columns: columns)]
+        guard columns % block == 0, entry.shape == valueShape else {
+            throw WeightsError.wrongShape(name: entry.name, expected: valueShape, found: entry.shape, in: location)
+        }
+        let scalesName = QuantizedLayout.scalesName(of: entry.name)
+        guard let scales = file.entries[scalesName] else {
+            throw WeightsError.missingTensor(name: scalesName, in: file.file.path)
+        }
+        guard scales.dtype == .f16 else {
+            throw WeightsError.corruptFile(path: file.file.path, reason: "'\(scalesName)' is \(scales.dtype.rawValue), scales are F16")
+        }
+        guard scales.shape == [rows, columns / block] else {
+            throw WeightsError.wrongShape(name: scalesName, expected: [rows, columns / block], found: scales.shape, in: location)
+        }
+        guard let base = file.file.bytes.baseAddress else { return WeightMatrix(Tensor(shape: [rows, columns])) }
+        let borrowed = WeightMatrix(
+            quantized: WeightBytes(borrowing: base + entry.byteRange.lowerBound, count: entry.byteRange.count, owner: file.file),
+            scales: WeightBytes(borrowing: base + scales.byteRange.lowerBound, count: scales.byteRange.count, owner: file.file),
+            format: stored, rows: rows, columns: columns)
+        let target = matrixFormat ?? stored
+        return target == stored ? borrowed : borrowed.converted(to: target)
     }
 
     /// `matrixFormat` (or `stored`), except that a block-quantized format falls back to `stored` when
@@ -231,4 +287,20 @@ public struct WeightScope: Sendable {
 private struct UnsafeSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// The matrices stores hand out while it is `WeightStore.matrixRecorder`, by store location and tensor name.
+public final class MatrixRecorder: Sendable {
+    private let recorded = Mutex<[String: [String: WeightMatrix]]>([:])
+
+    public init() {}
+
+    func record(_ matrix: WeightMatrix, named name: String, in location: String) {
+        recorded.withLock { $0[location, default: [:]][name] = matrix }
+    }
+
+    /// The matrices the store at `location` handed out, by name.
+    public func matrices(in location: String) -> [String: WeightMatrix] {
+        recorded.withLock { $0[location] ?? [:] }
+    }
 }

@@ -9,7 +9,7 @@ struct ACCMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "accm",
         abstract: "Serve vision-language models that prune visual tokens and compensate with a question-guided caption.",
-        subcommands: [Ask.self, Eval.self, Serve.self, GatewayCommand.self, CoordinatorCommand.self, WorkerCommand.self, ClusterCommand.self, Keygen.self, Info.self, Bench.self]
+        subcommands: [Ask.self, Eval.self, Serve.self, GatewayCommand.self, CoordinatorCommand.self, WorkerCommand.self, ClusterCommand.self, Keygen.self, Quantize.self, Info.self, Bench.self]
     )
 
     static func main() {

@@ -20,6 +20,31 @@ final class WeightsOptionTests: XCTestCase {
         }
     }
 
+    func testAPreQuantizedCopyAnswersAsQuantizingAtLoadDoes() throws {
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("accm-quantized-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let written = try Accm.run(["quantize", "--model", model, "--weights", "llava=int4", "--weights", "vision=int8", "--output", copy])
+        XCTAssertEqual(written.status, 0, written.stderr)
+        XCTAssertTrue(written.stdout.contains("llava (llava): int4"), written.stdout)
+
+        func answer(_ arguments: [String]) throws -> [String: Any] {
+            let result = try Accm.run(["ask", "--image", image, "--keep", "4", "--json"] + arguments + ["What color is the cross?"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        }
+        let atLoad = try answer(["--model", model, "--weights", "llava=int4", "--weights", "vision=int8"])
+        let preQuantized = try answer(["--model", copy])
+        func canonical(_ value: Any?) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: [value ?? NSNull()], options: [.sortedKeys]), as: UTF8.self)
+        }
+        for key in ["answer", "caption", "candidates", "keptIndices"] {
+            XCTAssertEqual(try canonical(preQuantized[key]), try canonical(atLoad[key]), key)
+        }
+        let again = try Accm.run(["quantize", "--model", model, "--weights", "int8", "--output", copy])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("already exists"), again.stderr)
+    }
+
     func testABadSettingIsRefusedByName() throws {
         for (weights, message) in [("int3", "'int3' is not a weight format"), ("decoder=int8", "unknown component 'decoder'")] {
             let result = try ask([weights])
