@@ -1,5 +1,7 @@
 // Element-wise and per-row operations: norms, activations, residual adds, softmax, row gathers.
 
+import CKernels
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -95,58 +97,42 @@ extension Tensor {
         }
     }
 
-    /// Layer normalisation over the last dimension with an affine weight and (optional) bias.
+    /// Layer normalisation over the last dimension with an affine weight and (optional) bias (`accm_layer_norm`).
     public func layerNorm(weight: Tensor, bias: Tensor?, epsilon: Float) -> Tensor {
         let width = lastDimension
         precondition(weight.count == width && (bias?.count ?? width) == width, "layer norm weight does not match \(shape)")
-        var out = Tensor(uninitializedShape: shape)
-        let rows = rowCount
-        withUnsafeBufferPointer { x in
+        return normalizedRows { x, y, rows in
             weight.withUnsafeBufferPointer { g in
-                out.withUnsafeMutableBufferPointer { o in
-                    let beta = bias?.withUnsafeBufferPointer { $0.baseAddress }  // alive as long as `bias`; read only
-                    Parallelism.forEachChunk(count: rows, grain: 64) { range in
-                        for r in range {
-                            let src = x.baseAddress! + r * width
-                            let dst = o.baseAddress! + r * width
-                            let mean = VectorMath.sum(src, count: width) / Float(width)
-                            var variance: Float = 0
-                            for i in 0..<width {
-                                let d = src[i] - mean
-                                variance += d * d
-                            }
-                            variance /= Float(width)
-                            let inv = 1 / (variance + epsilon).squareRoot()
-                            if let beta {
-                                for i in 0..<width { dst[i] = (src[i] - mean) * inv * g[i] + beta[i] }
-                            } else {
-                                for i in 0..<width { dst[i] = (src[i] - mean) * inv * g[i] }
-                            }
-                        }
-                    }
+                if let bias {
+                    bias.withUnsafeBufferPointer { accm_layer_norm(x, y, rows, width, g.baseAddress!, $0.baseAddress!, epsilon) }
+                } else {
+                    accm_layer_norm(x, y, rows, width, g.baseAddress!, nil, epsilon)
                 }
             }
         }
-        return out
     }
 
-    /// RMS normalisation over the last dimension (LLaMA): `x / sqrt(mean(x²) + eps) · weight`.
+    /// RMS normalisation over the last dimension (LLaMA): `x / sqrt(mean(x²) + eps) · weight` (`accm_rms_norm`).
     public func rmsNorm(weight: Tensor, epsilon: Float) -> Tensor {
         let width = lastDimension
         precondition(weight.count == width, "RMS norm weight of \(weight.count) for rows of \(width)")
+        return normalizedRows { x, y, rows in
+            weight.withUnsafeBufferPointer { accm_rms_norm(x, y, rows, width, $0.baseAddress!, epsilon) }
+        }
+    }
+
+    /// A new tensor of this shape whose rows `normalize(source, destination, rowCount)` writes, a block of rows
+    /// per engine thread.
+    private func normalizedRows(
+        _ normalize: (_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ rows: Int) -> Void
+    ) -> Tensor {
+        let width = lastDimension
         var out = Tensor(uninitializedShape: shape)
-        let rows = rowCount
+        guard width > 0 else { return out }
         withUnsafeBufferPointer { x in
-            weight.withUnsafeBufferPointer { g in
-                out.withUnsafeMutableBufferPointer { o in
-                    for r in 0..<rows {
-                        let src = x.baseAddress! + r * width
-                        let dst = o.baseAddress! + r * width
-                        var squares: Float = 0
-                        for i in 0..<width { squares += src[i] * src[i] }
-                        let inv = 1 / (squares / Float(width) + epsilon).squareRoot()
-                        for i in 0..<width { dst[i] = g[i] * (src[i] * inv) }
-                    }
+            out.withUnsafeMutableBufferPointer { o in
+                Parallelism.forEachChunk(count: rowCount, grain: max(1, (1 << 16) / width)) { range in
+                    normalize(x.baseAddress! + range.lowerBound * width, o.baseAddress! + range.lowerBound * width, range.count)
                 }
             }
         }

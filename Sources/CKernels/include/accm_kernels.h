@@ -1,4 +1,5 @@
-// The engine's own C kernels: reading bf16/f16 weights and 8-/4-bit block-quantized weights directly.
+// The engine's own C kernels: reading bf16/f16 weights and 8-/4-bit block-quantized weights directly, and the
+// element-wise work around them (exp, softmax, activations, norms).
 //
 // Every dispatching kernel picks its code path once per process by a CPU check: AVX2 + FMA + F16C where
 // the CPU has them (x86-64), else a portable C path (also exported, with the suffix `_portable`, so tests
@@ -83,6 +84,35 @@ void accm_gemv_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t ro
 
 void accm_weighted_rows_f16(const uint16_t *v, size_t ldv, size_t count, size_t cols, const float *p, float *out);
 void accm_weighted_rows_f16_portable(const uint16_t *v, size_t ldv, size_t count, size_t cols, const float *p, float *out);
+
+// MARK: Element-wise kernels over fp32 (in place, any length and alignment)
+
+/// p[i] = exp(p[i]) (Cephes polynomial; inputs clamped to [-87.33654, 88.37626], NaN stays NaN).
+void accm_exp(float *p, size_t n);
+void accm_exp_portable(float *p, size_t n);
+/// p[i] = p[i] · sigmoid(alpha · p[i]): SiLU for alpha = 1, CLIP's quick GELU for alpha = 1.702.
+void accm_sigmoid_gate(float *p, size_t n, float alpha);
+void accm_sigmoid_gate_portable(float *p, size_t n, float alpha);
+/// tanh-approximated GELU (gelu_new), computed as x · sigmoid(2u).
+void accm_gelu_tanh(float *p, size_t n);
+void accm_gelu_tanh_portable(float *p, size_t n);
+/// Exact GELU, 0.5 x (1 + erf(x / √2)), with erfc to a fractional error below 1.2e-7.
+void accm_gelu_erf(float *p, size_t n);
+void accm_gelu_erf_portable(float *p, size_t n);
+/// Softmax of one row of `n` values.
+void accm_softmax(float *p, size_t n);
+void accm_softmax_portable(float *p, size_t n);
+
+// MARK: Normalisation of `rows` rows of `width` floats (x and y may be the same buffer)
+
+/// y = (x - mean) / sqrt(variance + epsilon) · weight + bias (bias may be NULL), per row.
+void accm_layer_norm(const float *x, float *y, size_t rows, size_t width, const float *weight, const float *bias,
+                     float epsilon);
+void accm_layer_norm_portable(const float *x, float *y, size_t rows, size_t width, const float *weight,
+                              const float *bias, float epsilon);
+/// y = weight · (x / sqrt(mean(x²) + epsilon)), per row (LLaMA's RMSNorm).
+void accm_rms_norm(const float *x, float *y, size_t rows, size_t width, const float *weight, float epsilon);
+void accm_rms_norm_portable(const float *x, float *y, size_t rows, size_t width, const float *weight, float epsilon);
 
 // MARK: Scratch
 
