@@ -9,6 +9,7 @@ context of 640 (logits of the last position only, as accm's case), median [faste
 Needs `pip install llama-cpp-python gguf` (llama-cpp-python builds llama.cpp from source; none of it is part
 of this project). Usage:
     python Scripts/bench_llamacpp.py --layers 2 --types f32 bf16 q8_0 q4_0 --accm .build/release/accm
+    python Scripts/bench_llamacpp.py --layers 32 --types bf16 q8_0 q4_0 --prompts 187 666 --repeat 1
 """
 
 import argparse
@@ -87,12 +88,13 @@ def spread(samples: list[float], unit: float = 1.0) -> str:
     return f"{statistics.median(s):.2f} [{s[0]:.2f}-{s[-1]:.2f}]"
 
 
-def time_llamacpp(path: Path, threads: int, repeat: int) -> tuple[list[float], list[float]]:
+def time_llamacpp(path: Path, threads: int, repeat: int, prompt_length: int = 640) -> tuple[list[float], list[float]]:
+    """Prefill of `prompt_length` tokens and a decode step at that context, `repeat` times after a warm-up."""
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), n_ctx=704, n_batch=640, n_ubatch=640, n_threads=threads,
-                n_threads_batch=threads, verbose=False)
-    prompt = np.random.default_rng(1).integers(3 + 256, VOCAB, 640).tolist()
+    llm = Llama(model_path=str(path), n_ctx=prompt_length + 64, n_batch=prompt_length, n_ubatch=prompt_length,
+                n_threads=threads, n_threads_batch=threads, verbose=False)
+    prompt = np.random.default_rng(1).integers(3 + 256, VOCAB, prompt_length).tolist()
     prefill, decode = [], []
     for i in range(repeat + 1):
         llm.reset()
@@ -101,7 +103,7 @@ def time_llamacpp(path: Path, threads: int, repeat: int) -> tuple[list[float], l
         if i:
             prefill.append(time.perf_counter() - start)
     for i in range(repeat + 1):
-        llm.n_tokens = 640  # eval drops the cache beyond n_tokens, so each step decodes at 640 again
+        llm.n_tokens = prompt_length  # eval drops the cache beyond n_tokens, so each step decodes at that context again
         start = time.perf_counter()
         llm.eval([prompt[0]])
         if i:
@@ -126,16 +128,19 @@ def main() -> None:
     parser.add_argument("--types", nargs="+", default=["f32", "bf16", "q8_0", "q4_0"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--prompts", type=int, nargs="+", default=[640],
+                        help="prompt lengths: a prefill of each, then a decode step at that context")
     parser.add_argument("--accm", help="the accm binary, to time it alternately on the same shapes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.types:
             path = Path(tmp) / f"llama7b-{args.layers}-{kind}.gguf"
             write_model(path, args.layers, kind)
-            prefill, decode = time_llamacpp(path, args.threads, args.repeat)
+            for length in args.prompts:
+                prefill, decode = time_llamacpp(path, args.threads, args.repeat, length)
+                print(f"llama.cpp {kind:5} {args.layers} layers + head: prefill {length} {spread(prefill)} s, "
+                      f"decode at {length} {spread(decode, 1000)} ms", flush=True)
             path.unlink()
-            print(f"llama.cpp {kind:5} {args.layers} layers + head: prefill 640 {spread(prefill)} s, "
-                  f"decode {spread(decode, 1000)} ms", flush=True)
             if args.accm:
                 print(f"accm      {ACCM_DTYPE[kind]:5} {args.layers} layers + head: "
                       f"{time_accm(args.accm, args.layers, kind, args.threads, args.repeat)}", flush=True)

@@ -16,8 +16,9 @@ struct BenchRequest: ParsableCommand {
             selector, LLaVA-1.5-7B's projector + LLaMA-7B layers), its decoder made in each --dtypes format, the \
             other stages fp32. Two requests per format: ACCM keeping --keep of 576 visual tokens with its caption, and \
             the same question unpruned (576 tokens, no caption). Time to first token is the wall time of a request that \
-            stops after one token; decode speed is the further --tokens tokens of a second request over the extra \
-            time of its decoder stage. One warm-up request runs first for each format.
+            stops after one token; decode speed is the decoder's own steps after the first token, timed one by one, \
+            on the same prompt (the request's caption and as many visual tokens as it kept). One warm-up request \
+            runs first for each format.
             """)
 
     @OptionGroup var engine: EngineOptions
@@ -84,11 +85,8 @@ struct BenchRequest: ParsableCommand {
                 let start = ContinuousClock.now
                 let first = try pipeline.answer([request(pruned, maxTokens: 1)])[0]
                 let firstSeconds = (ContinuousClock.now - start).seconds
-                let longer = try pipeline.answer([request(pruned, maxTokens: 1 + tokens)])[0]
-                // The decoder stage's own times, so the other stages' run-to-run spread stays out of the difference.
-                let decoded = longer.sampledTokens - first.sampledTokens
-                let extra = (longer.seconds[.decoder] ?? 0) - (first.seconds[.decoder] ?? 0)
-                let rate = decoded > 0 && extra > 0 ? Double(decoded) / extra : .nan
+                let rate = try decodeRate(pipeline.decoder, question: question, caption: first.caption,
+                                          visualTokens: first.keptIndices.count)
                 let stages = first.seconds.reduce(into: [String: Double]()) { $0[$1.key.rawValue] = $1.value }
                 let row = Row(dtype: dtype.rawValue, request: pruned ? "ACCM at \(keep) + caption" : "unpruned",
                               visualTokens: first.keptIndices.count, promptTokens: first.promptTokens,
@@ -105,5 +103,27 @@ struct BenchRequest: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
         }
+    }
+    /// Tokens per second of the decoder's steps after the first token (the first step is the prompt's prefill),
+    /// each step timed on its own, for a prompt like the request's: its caption and `visualTokens` features.
+    private func decodeRate(_ decoder: DecoderStage, question: String, caption: String?, visualTokens: Int) throws -> Double {
+        var state: UInt32 = 777
+        let width = decoder.projector.inputSize
+        let features = Tensor(shape: [visualTokens, width], values: (0..<(visualTokens * width)).map { _ -> Float in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(state >> 8) / 8_388_608 - 1
+        })
+        var session = decoder.session()
+        try session.join(0, DecodeRequest(question: question, caption: caption, visualFeatures: features,
+                                          generation: GenerationOptions(maxNewTokens: 1 + tokens)))
+        var steps = 0, seconds = 0.0
+        while !session.isEmpty {
+            let start = ContinuousClock.now
+            _ = try session.step { _, _ in true }
+            if steps > 0 { seconds += (ContinuousClock.now - start).seconds }
+            steps += 1
+        }
+        // The last step samples a token that ends the answer; every step after the first decoded one token.
+        return steps > 1 && seconds > 0 ? Double(steps - 1) / seconds : .nan
     }
 }
