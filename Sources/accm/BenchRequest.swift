@@ -57,12 +57,7 @@ struct BenchRequest: ParsableCommand {
         print(MachineDescription.current.lines.joined(separator: "\n"))
         let tokenizers = try ModelDirectory(DefaultPaths.model)
         // A fixed pseudo-random image already at the vision tower's input size (the bench measures the model).
-        var state: UInt32 = 12345
-        let pixels = (0..<(3 * 336 * 336)).map { _ -> Float in
-            state = state &* 1_664_525 &+ 1_013_904_223
-            return Float(state >> 8) / 8_388_608 - 1
-        }
-        let image = ImageInput.pixels(Tensor(shape: [3, 336, 336], values: pixels))
+        let image = ImageInput.pixels(Tensor(shape: [3, 336, 336], values: Self.pseudoRandomValues(3 * 336 * 336, seed: 12345)))
         let question = "What is the man holding in his hand?"
         func request(_ pruned: Bool, maxTokens: Int) -> ACCMRequest {
             ACCMRequest(image: image, question: question, budget: pruned ? keep : 576,
@@ -104,15 +99,12 @@ struct BenchRequest: ParsableCommand {
             try encoder.encode(rows).write(to: URL(fileURLWithPath: json))
         }
     }
+
     /// Tokens per second of the decoder's steps after the first token (the first step is the prompt's prefill),
     /// each step timed on its own, for a prompt like the request's: its caption and `visualTokens` features.
     private func decodeRate(_ decoder: DecoderStage, question: String, caption: String?, visualTokens: Int) throws -> Double {
-        var state: UInt32 = 777
         let width = decoder.projector.inputSize
-        let features = Tensor(shape: [visualTokens, width], values: (0..<(visualTokens * width)).map { _ -> Float in
-            state = state &* 1_664_525 &+ 1_013_904_223
-            return Float(state >> 8) / 8_388_608 - 1
-        })
+        let features = Tensor(shape: [visualTokens, width], values: Self.pseudoRandomValues(visualTokens * width, seed: 777))
         var session = decoder.session()
         try session.join(0, DecodeRequest(question: question, caption: caption, visualFeatures: features,
                                           generation: GenerationOptions(maxNewTokens: 1 + tokens)))
@@ -125,5 +117,14 @@ struct BenchRequest: ParsableCommand {
         }
         // The last step samples a token that ends the answer; every step after the first decoded one token.
         return steps > 1 && seconds > 0 ? Double(steps - 1) / seconds : .nan
+    }
+
+    /// `count` values in [-1, 1) from a fixed linear congruential sequence (the same inputs in every run).
+    private static func pseudoRandomValues(_ count: Int, seed: UInt32) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Float(state >> 8) / 8_388_608 - 1
+        }
     }
 }
