@@ -1,8 +1,8 @@
 // The HTTP front door (Hummingbird 2): OpenAI's chat completions API over an `ACCMService`, with server-sent
 // events for streams, `/v1/models`, `/health` (per-stage readiness), `/metrics` (Prometheus) and the playground
 // page at `/`. A client that goes away cancels its request in every stage: while a request waits for its first
-// text the connection's inbound side is watched, and a stream's writes (a comment every 2 s when there is no
-// text) fail once the client has gone.
+// text the connection's inbound side is watched (`ClientWatch`, which leaves the connection open for the client's
+// next request), and a stream's writes (a comment every 2 s when there is no text) fail once the client has gone.
 
 import ACCMMessages
 import Foundation
@@ -65,8 +65,8 @@ public final class Gateway: Sendable {
     }
 
     /// The routes (what the tests drive without a socket).
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    public func router() -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
         router.get("/") { _, _ in
             // The page is self-contained: it may load nothing, and talk to this server only.
             Response(status: .ok, headers: [
@@ -110,6 +110,8 @@ public final class Gateway: Sendable {
     public func application(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(
             router: router(),
+            // Each connection gets a handler that notices its client going away (see `ClientWatch`).
+            server: .http1(configuration: .init(additionalChannelHandlers: [ClientWatchHandler()])),
             configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "accm"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -157,7 +159,7 @@ public final class Gateway: Sendable {
         case tick
     }
 
-    private func chatCompletions(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    private func chatCompletions(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         let started = ContinuousClock.now
         let id = "chatcmpl-" + (0..<12).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.joined()
         var logger = self.logger
@@ -171,77 +173,74 @@ public final class Gateway: Sendable {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > options.maxBodyBytes {
             return fail(Self.tooLarge(length, limit: options.maxBodyBytes))
         }
-        let work = Mutex<Task<Void, Never>?>(nil)
-        return try await request.body.consumeWithInboundCloseHandler { body in
-            let bytes: ByteBuffer
-            do {
-                bytes = try await body.collect(upTo: options.maxBodyBytes)
-            } catch let error as HTTPError where error.status == .contentTooLarge {
-                return fail(Self.tooLarge(nil, limit: options.maxBodyBytes))
-            }
-            var chat: ChatRequest
-            do {
-                chat = try ChatRequest.parse(bytes.readableBytesView, limits: options.limits)
-                if let url = chat.imageURL { chat.request.image = .encoded(try await fetchImage(url)) }
-            } catch let error as APIError {
-                return fail(error)
-            }
-            if let model = chat.model, model != service.modelName {
-                return fail(APIError(status: .notFound, message: "the model '\(model)' does not exist; this server serves "
-                    + "'\(service.modelName)'", type: "invalid_request_error", param: "model", code: "model_not_found"))
-            }
-            logger.info("chat completion", metadata: [
-                "stream": "\(chat.stream)", "image": "\(chat.request.image != nil)", "visual_tokens": "\(chat.request.budget)",
-                "history": "\(chat.request.conversation.history.count)"])
+        // The client going away before its answer stops the request in every stage (looked up before the body is
+        // read: a client gone meanwhile is remembered). The watch ends as this function returns: from then on a
+        // stream's writes notice a client that went away.
+        let watch = await ClientWatch.of(context.channel)
+        defer { watch?.stop() }
+        let bytes: ByteBuffer
+        do {
+            bytes = try await request.body.collect(upTo: options.maxBodyBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return fail(Self.tooLarge(nil, limit: options.maxBodyBytes))
+        }
+        var chat: ChatRequest
+        do throws(APIError) {
+            chat = try ChatRequest.parse(bytes.readableBytesView, limits: options.limits)
+            if let url = chat.imageURL { chat.request.image = .encoded(try await fetchImage(url)) }
+        } catch {
+            return fail(error)
+        }
+        if let model = chat.model, model != service.modelName {
+            return fail(APIError(status: .notFound, message: "the model '\(model)' does not exist; this server serves "
+                + "'\(service.modelName)'", type: "invalid_request_error", param: "model", code: "model_not_found"))
+        }
+        logger.info("chat completion", metadata: [
+            "stream": "\(chat.stream)", "image": "\(chat.request.image != nil)", "visual_tokens": "\(chat.request.budget)",
+            "history": "\(chat.request.conversation.history.count)"])
 
-            let (events, sink) = AsyncStream<Event>.makeStream()
-            let service = self.service, timeout = options.requestTimeout, request = chat.request
-            let task = Task {
-                let result: Result<ACCMAnswer, StageError>
-                do throws(StageError) {
-                    result = .success(try await service.answer(request, timeout: timeout) { sink.yield(.text($0)) })
-                } catch {
-                    result = .failure(error)
-                }
-                sink.yield(.finished(result))
-                sink.finish()
+        let (events, sink) = AsyncStream<Event>.makeStream()
+        let service = self.service, timeout = options.requestTimeout, accmRequest = chat.request
+        let task = Task {
+            let result: Result<ACCMAnswer, StageError>
+            do throws(StageError) {
+                result = .success(try await service.answer(accmRequest, timeout: timeout) { sink.yield(.text($0)) })
+            } catch {
+                result = .failure(error)
             }
-            work.withLock { $0 = task }
-            running.add(1, ordering: .relaxed)
-            let first = await events.first { _ in true } ?? .finished(.failure(StageError(.cancelled, "the request was cancelled")))
-            if case .finished(.failure(let error)) = first {
-                running.subtract(1, ordering: .relaxed)
+            sink.yield(.finished(result))
+            sink.finish()
+        }
+        watch?.onGone { task.cancel() }
+        running.add(1, ordering: .relaxed)
+        let first = await events.first { _ in true } ?? .finished(.failure(StageError(.cancelled, "the request was cancelled")))
+        if case .finished(.failure(let error)) = first {
+            running.subtract(1, ordering: .relaxed)
+            return fail(APIError(error))
+        }
+        if chat.stream {
+            return self.stream(chat, id: id, first: first, rest: events, task: task, sink: sink, started: started, logger: logger)
+        }
+        defer { running.subtract(1, ordering: .relaxed) }
+        var firstText: ContinuousClock.Instant?
+        var event = first
+        while true {
+            switch event {
+            case .text:
+                if firstText == nil {
+                    firstText = .now
+                    metrics.timeToFirstToken.record(.now - started)
+                }
+            case .tick: break
+            case .finished(.failure(let error)):
                 return fail(APIError(error))
+            case .finished(.success(let answer)):
+                return answered(chat, id: id, answer: answer, started: started, logger: logger)
             }
-            if chat.stream {
-                // From here the stream's writes notice a client that went away (the close handler ends with this
-                // closure, and would cancel the request as it returns).
-                work.withLock { $0 = nil }
-                return self.stream(chat, id: id, first: first, rest: events, task: task, sink: sink, started: started, logger: logger)
+            guard let next = await events.first(where: { _ in true }) else {
+                return fail(APIError(StageError(.cancelled, "the request was cancelled")))
             }
-            defer { running.subtract(1, ordering: .relaxed) }
-            var firstText: ContinuousClock.Instant?
-            var event = first
-            while true {
-                switch event {
-                case .text:
-                    if firstText == nil {
-                        firstText = .now
-                        metrics.timeToFirstToken.record(.now - started)
-                    }
-                case .tick: break
-                case .finished(.failure(let error)):
-                    return fail(APIError(error))
-                case .finished(.success(let answer)):
-                    return answered(chat, id: id, answer: answer, started: started, logger: logger)
-                }
-                guard let next = await events.first(where: { _ in true }) else {
-                    return fail(APIError(StageError(.cancelled, "the request was cancelled")))
-                }
-                event = next
-            }
-        } onInboundClosed: {
-            work.withLock { $0 }?.cancel()  // the client went away before its answer: stop it in every stage
+            event = next
         }
     }
 

@@ -1,6 +1,6 @@
 // The gateway as an HTTP client sees it, over a loopback socket, in front of a fake service: OpenAI's response
-// and stream shapes, ACCM's report, errors with their statuses, keys, limits, health, metrics, and a client that
-// goes away cancelling its request.
+// and stream shapes, ACCM's report, errors with their statuses, keys, limits, health, metrics, one connection
+// carrying request after request, and a client that goes away cancelling its request.
 
 import ACCMMessages
 import Foundation
@@ -202,6 +202,32 @@ final class GatewayHTTPTests: XCTestCase {
         service.script.withLock { $0 = FakeService.Script() }
         let response = try await offPool { try HTTPTestClient.post(port: port, "/v1/chat/completions", json: chat()) }
         XCTAssertEqual(response.status, 200)
+    }
+
+    /// Pooling clients (the openai package's httpx, browsers) send their next request on the connection the last
+    /// one came back on. Every chat completion used to close its connection after the response (with no
+    /// `Connection: close`), so a client that reused it in time saw "Server disconnected without sending a
+    /// response": answers, streams and refusals alike now leave it open for the next request.
+    func testOneConnectionCarriesRequestAfterRequest() async throws {
+        let gateway = try await RunningGateway.start(FakeService())
+        defer { gateway.stop() }
+        let path = "/v1/chat/completions"
+        let (responses, leftOpen) = try await offPool {
+            try HTTPTestClient.keepAlive(port: gateway.port, [
+                try .post(path, json: chat()),
+                try .post(path, json: chat(extra: ["stream": true])),
+                try .post(path, json: chat(image: false)),
+                try .post(path, json: chat(extra: ["n": 2])),
+                try .post(path, json: ["model": "no-such-model", "messages": [["role": "user", "content": "hi"]]]),
+                try .post(path, json: chat()),
+                .get("/v1/models"),
+            ])
+        }
+        XCTAssertEqual(responses.map(\.status), [200, 200, 200, 400, 404, 200, 200], responses.map(\.body).joined(separator: "\n"))
+        XCTAssertEqual(responses[1].events.last, "[DONE]")
+        XCTAssertEqual(responses[3].json["error"].flatMap { ($0 as? [String: Any])?["param"] as? String }, "n")
+        XCTAssertTrue(responses.allSatisfy { $0.headers["connection"] != "close" }, "\(responses.map(\.headers))")
+        XCTAssertTrue(leftOpen, "the server closed the connection after the last response")
     }
 
     func testThePlaygroundIsOneSelfContainedPage() async throws {

@@ -1,5 +1,6 @@
 // HTTP/1.1 over a loopback socket, as a client sees it: a request, then the raw response (status, headers,
-// body) read until the server closes (`Connection: close`). Also a request whose client goes away early.
+// body) read until the server closes (`Connection: close`); requests one after another on one kept-alive
+// connection, as pooling clients send them. Also a request whose client goes away early.
 
 import Foundation
 
@@ -43,8 +44,10 @@ enum HTTPTestClient {
         return fd
     }
 
-    static func send(_ fd: Int32, method: String, path: String, headers: [String: String], body: [UInt8]) {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
+    static func send(_ fd: Int32, method: String, path: String, headers: [String: String], body: [UInt8],
+                     keepAlive: Bool = false) {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(keepAlive ? "" : "Connection: close\r\n")"
+            + "Content-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         let bytes = Array((head + "\r\n").utf8) + body
         var sent = 0
@@ -78,6 +81,85 @@ enum HTTPTestClient {
         let body = try JSONSerialization.data(withJSONObject: json)
         return try request(port: port, "POST", path, headers: headers.merging(["Content-Type": "application/json"]) { $1 },
                            body: [UInt8](body))
+    }
+
+    /// One request on a kept-alive connection.
+    struct Step {
+        var method: String
+        var path: String
+        var body: [UInt8] = []
+
+        static func get(_ path: String) -> Step { Step(method: "GET", path: path) }
+        static func post(_ path: String, json: Any) throws -> Step {
+            Step(method: "POST", path: path, body: [UInt8](try JSONSerialization.data(withJSONObject: json)))
+        }
+    }
+
+    /// `steps` one after another on one connection, each sent once the previous response has been read whole (by
+    /// its Content-Length, or to a chunked body's last chunk); then whether the server left the connection open
+    /// (nothing read within `linger`). Throws when the server closes the connection instead of answering.
+    static func keepAlive(port: Int, _ steps: [Step], linger: Duration = .milliseconds(300)) throws
+        -> (responses: [HTTPResponse], leftOpen: Bool) {
+        let fd = try connect(port: port)
+        defer { close(fd) }
+        var responses: [HTTPResponse] = []
+        var pending: [UInt8] = []
+        for (index, step) in steps.enumerated() {
+            send(fd, method: step.method, path: step.path, headers: ["Content-Type": "application/json"], body: step.body,
+                 keepAlive: true)
+            guard let whole = try readOne(fd, &pending) else {
+                throw NSError(domain: "HTTPTestClient", code: 0, userInfo: [NSLocalizedDescriptionKey:
+                    "the server closed the connection without answering request \(index + 1) (\(step.method) \(step.path))"])
+            }
+            responses.append(try parse(whole))
+        }
+        let (seconds, attoseconds) = linger.components
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        return (responses, n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    }
+
+    /// The bytes of one whole response from `fd` (what came after it stays in `pending`); nil when the connection
+    /// ends first.
+    private static func readOne(_ fd: Int32, _ pending: inout [UInt8]) throws -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        func more() -> Bool {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return false }
+            pending += buffer[..<n]
+            return true
+        }
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        func find(_ needle: [UInt8], from start: Int) -> Int? {
+            guard pending.count >= needle.count, start <= pending.count - needle.count else { return nil }
+            return (start...(pending.count - needle.count)).first { pending[$0..<($0 + needle.count)].elementsEqual(needle) }
+        }
+        var headEnd = find(separator, from: 0)
+        while headEnd == nil {
+            guard more() else { return nil }
+            headEnd = find(separator, from: 0)
+        }
+        let bodyStart = headEnd! + separator.count
+        let head = String(decoding: pending[..<headEnd!], as: UTF8.self).lowercased()
+        let length = head.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
+            .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }
+        var end: Int
+        if let length {
+            end = bodyStart + length
+            while pending.count < end { guard more() else { return nil } }
+        } else {  // chunked: up to the last (empty) chunk
+            let last: [UInt8] = Array("0\r\n\r\n".utf8)
+            var found = find(last, from: bodyStart)
+            while found == nil {
+                guard more() else { return nil }
+                found = find(last, from: bodyStart)
+            }
+            end = found! + last.count
+        }
+        defer { pending.removeFirst(end) }
+        return Array(pending[..<end])
     }
 
     private static func parse(_ bytes: [UInt8]) throws -> HTTPResponse {
