@@ -1,6 +1,8 @@
-// Splitting element-wise work across cores. Matrix work goes to OpenBLAS, which has its own threads.
+// Splitting the engine's work across cores: matrix products by output columns (`BLAS.split`), element-wise
+// kernels and attention by rows or heads. The chunks run on the engine's own thread pool (`accm_parallel_for`),
+// whose workers stay awake between the short parallel sections of a decode step.
 
-import Dispatch
+import CKernels
 
 /// How many threads the engine's own kernels (not BLAS) may use.
 public enum Parallelism {
@@ -14,7 +16,6 @@ public enum Parallelism {
 
     /// Calls `body` on disjoint sub-ranges covering `0..<count`, in parallel when the work is large enough.
     /// `grain` is the smallest number of items worth a thread of its own.
-    @inlinable
     public static func forEachChunk(count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         let chunks = min(threadCount, count / max(grain, 1))
         if chunks <= 1 {
@@ -23,14 +24,23 @@ public enum Parallelism {
         }
         let per = (count + chunks - 1) / chunks
         withoutActuallyEscaping(body) { body in
-            let task = UnsafeSendableBox(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lower = c * per
-                let upper = min(count, lower + per)
-                if lower < upper { task.value(lower..<upper) }
+            var job = ChunkJob(body: body, count: count, per: per)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                accm_parallel_for(chunks, Int32(threadCount), { context, chunk in
+                    let job = context!.assumingMemoryBound(to: ChunkJob.self).pointee
+                    let lower = chunk * job.per, upper = min(job.count, lower + job.per)
+                    if lower < upper { job.body(lower..<upper) }
+                }, pointer)
             }
         }
     }
+}
+
+/// What the pool's tasks of one `forEachChunk` call read: the body and how `0..<count` is cut.
+private struct ChunkJob {
+    let body: (Range<Int>) -> Void
+    let count: Int
+    let per: Int
 }
 
 /// Carries a value across a concurrency boundary whose safety the caller guarantees (disjoint writes).

@@ -114,6 +114,17 @@ void accm_layer_norm_portable(const float *x, float *y, size_t rows, size_t widt
 void accm_rms_norm(const float *x, float *y, size_t rows, size_t width, const float *weight, float epsilon);
 void accm_rms_norm_portable(const float *x, float *y, size_t rows, size_t width, const float *weight, float epsilon);
 
+// MARK: Threads
+
+/// A task of a parallel job: `index` in 0 ..< the job's count.
+typedef void (*accm_task)(void *context, size_t index);
+
+/// Runs fn(context, i) for every i < count on up to `threads` threads (the caller's and the pool's workers)
+/// and returns when all have finished. Workers spin for 0.5 ms after a job before they sleep, so back-to-back
+/// jobs start on every core at once. Jobs run one at a time: a call made while another runs (from another
+/// thread, or from inside a task) runs its tasks on the calling thread. `count` above 65535 also runs there.
+void accm_parallel_for(size_t count, int threads, accm_task fn, void *context);
+
 // MARK: Scratch
 
 /// A 64-byte-aligned buffer of at least `count` floats owned by the calling thread, reused by every later
