@@ -160,7 +160,9 @@ final class KernelTests: XCTestCase {
     }
 
     func testQuantizedMatrixVectorPathsAgreeWithIntegerArithmetic() {
-        for (rows, cols) in [(5, 32), (17, 96), (64, 4096)] {
+        // Block counts below 8 (the tail path alone), whole groups of 8 (the paired-block AVX2 loop), and groups
+        // with a tail of 1 and of 2 blocks.
+        for (rows, cols) in [(5, 32), (17, 96), (64, 4096), (7, 320), (4, 800), (3, 11008)] {
             let w = generator.floats(rows * cols), x = generator.floats(cols, in: -4...4)
             var q8 = [Int8](repeating: 0, count: rows * cols), q4 = [UInt8](repeating: 0, count: rows * cols / 2)
             var s8 = [UInt16](repeating: 0, count: rows * cols / 32), s4 = s8
