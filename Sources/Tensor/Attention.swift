@@ -77,6 +77,25 @@ extension Tensor {
                                     let scratch = s.baseAddress! + worker * tq * tk
                                     for h in stride(from: worker, to: shape.heads, by: threads) {
                                         let kvh = h / group
+                                        if tq <= WeightMatrix.matrixVectorRowLimit {
+                                            // Decode: sgemm would pack the head's keys and values (a second
+                                            // pass over them) for a few rows; matrix-vector products stream
+                                            // them once.
+                                            for r in 0..<tq {
+                                                BLAS.gemv(
+                                                    transposeA: false, rows: tk, columns: d, alpha: alpha,
+                                                    a: k + kvh * d, lda: kStride, x: q + r * qStride + h * d,
+                                                    y: scratch + r * tk)
+                                            }
+                                            softmaxRows(scratch, rows: tq, width: tk, mask: mask)
+                                            for r in 0..<tq {
+                                                BLAS.gemv(
+                                                    transposeA: true, rows: tk, columns: d,
+                                                    a: v + kvh * d, lda: vStride, x: scratch + r * tk,
+                                                    y: o.baseAddress! + r * shape.queryWidth + h * d)
+                                            }
+                                            continue
+                                        }
                                         BLAS.gemm(
                                             transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: alpha,
                                             a: q + h * d, lda: qStride,

@@ -23,24 +23,24 @@ public enum Parallelism {
             return
         }
         let per = (count + chunks - 1) / chunks
+        forEachTask(count: chunks) { chunk in
+            let lower = chunk * per, upper = min(count, lower + per)
+            if lower < upper { body(lower..<upper) }
+        }
+    }
+
+    /// Calls `body(i)` for every `i` in `0..<count` on up to `threadCount` threads, each thread taking the next
+    /// index as it finishes one (so tasks of uneven length balance out). Returns when all have run.
+    public static func forEachTask(count: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { body in
-            var job = ChunkJob(body: body, count: count, per: per)
-            withUnsafeMutablePointer(to: &job) { pointer in
-                accm_parallel_for(chunks, Int32(threadCount), { context, chunk in
-                    let job = context!.assumingMemoryBound(to: ChunkJob.self).pointee
-                    let lower = chunk * job.per, upper = min(job.count, lower + job.per)
-                    if lower < upper { job.body(lower..<upper) }
+            var task = body
+            withUnsafeMutablePointer(to: &task) { pointer in
+                accm_parallel_for(count, Int32(threadCount), { context, index in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(index)
                 }, pointer)
             }
         }
     }
-}
-
-/// What the pool's tasks of one `forEachChunk` call read: the body and how `0..<count` is cut.
-private struct ChunkJob {
-    let body: (Range<Int>) -> Void
-    let count: Int
-    let per: Int
 }
 
 /// Carries a value across a concurrency boundary whose safety the caller guarantees (disjoint writes).

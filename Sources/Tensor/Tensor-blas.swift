@@ -67,7 +67,8 @@ extension Tensor {
                     // Output columns are split across the engine's threads, each running a one-thread BLAS call
                     // on its slice of the weights (see BLAS.split).
                     // A one-row product is bound by reading the weights, not by arithmetic: weigh it by bytes.
-                    BLAS.split(columns: n, work: rows == 1 ? 16 * k * n : 2 * rows * k * n) { columns in
+                    BLAS.split(columns: n, work: rows == 1 ? 16 * k * n : 2 * rows * k * n,
+                               piecesPerThread: rows == 1 ? 4 : 1) { columns in
                         let c0 = columns.lowerBound, width = columns.count
                         var beta: Float = 0
                         if let bias {
@@ -98,21 +99,23 @@ extension Tensor {
 }
 
 extension BLAS {
-    /// Splits `columns` output columns into one block per engine thread (multiples of 16 columns) and runs
-    /// `body` on each block in parallel; small products (`work` FLOPs) run in one piece.
+    /// Splits `columns` output columns into `piecesPerThread` blocks per engine thread (multiples of 16
+    /// columns) and runs `body` on each block in parallel; small products (`work` FLOPs) run in one piece.
+    /// More pieces than threads let a thread that finishes early take another piece: memory-bound products
+    /// (decode's matrix-vector products) balance out; compute-bound ones (sgemm) want one large piece each.
     ///
     /// OpenBLAS itself is kept at one thread: its worker threads spin on `sched_yield` between calls and
     /// fight the engine's own threads for the cores, which cost ~15% of a ViT forward on 2 cores.
-    @inlinable
-    public static func split(columns: Int, work: Int, _ body: (Range<Int>) -> Void) {
+    public static func split(columns: Int, work: Int, piecesPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         let threads = min(Parallelism.threadCount, max(1, work / 4_000_000), max(1, columns / 16))
         if threads <= 1 {
             body(0..<columns)
             return
         }
-        let block = ((columns + threads - 1) / threads + 15) / 16 * 16
-        Parallelism.forEachChunk(count: (columns + block - 1) / block, grain: 1) { blocks in
-            for b in blocks { body((b * block)..<min(columns, (b + 1) * block)) }
+        let pieces = min(threads * max(1, piecesPerThread), max(1, columns / 16))
+        let block = ((columns + pieces - 1) / pieces + 15) / 16 * 16
+        Parallelism.forEachTask(count: (columns + block - 1) / block) { b in
+            body((b * block)..<min(columns, (b + 1) * block))
         }
     }
 }

@@ -47,7 +47,8 @@ extension Tensor {
 }
 
 extension WeightMatrix {
-    /// `y[r, :] (+)= x[r, :] · Wᵀ` for each of `rows` input rows, output rows split across the engine's threads.
+    /// `y[r, :] (+)= x[r, :] · Wᵀ` for each of `rows` input rows, output rows split across the engine's threads
+    /// (several pieces a thread, so that the threads finish together although they share the memory bus).
     func matrixVector(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let k = columns, n = self.rows
         let (xs, ys) = (UnsafeSendableBox(x), UnsafeSendableBox(y))
@@ -56,7 +57,7 @@ extension WeightMatrix {
         case .half(let bytes):
             let w = UnsafeSendableBox(bytes.base.assumingMemoryBound(to: UInt16.self))
             let isBF16 = format == .bf16
-            BLAS.split(columns: n, work: 8 * k * n) { outputs in
+            BLAS.split(columns: n, work: 8 * k * n, piecesPerThread: 4) { outputs in
                 for r in 0..<rows {
                     let wp = w.value + outputs.lowerBound * k, xp = xs.value + r * k, yp = ys.value + r * n + outputs.lowerBound
                     if isBF16 {
@@ -77,7 +78,7 @@ extension WeightMatrix {
             let s = UnsafeSendableBox(scales.base.assumingMemoryBound(to: UInt16.self))
             let isInt8 = format == .int8
             let w = UnsafeSendableBox(bytes.base)
-            BLAS.split(columns: n, work: 8 * k * n) { outputs in
+            BLAS.split(columns: n, work: 8 * k * n, piecesPerThread: 4) { outputs in
                 let o = outputs.lowerBound
                 for r in 0..<rows {
                     let xp = q.value + r * k, xsp = qs.value + r * blocks, yp = ys.value + r * n + o
