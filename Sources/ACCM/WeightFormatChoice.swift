@@ -108,9 +108,13 @@ extension WeightFormatChoice {
         }
     }
 
-    /// What `stage` computes with, as `component=format` pairs ("llava=int4"; "stored" for a stored type): the
-    /// replicas of one stage must agree on it, or a request taken over by another replica could change answer.
-    public func description(of stage: Stage) -> String {
-        Self.components(of: stage).map { "\($0.rawValue)=\(format(for: $0)?.rawValue ?? "stored")" }.joined(separator: ",")
+    /// What `stage` computes with, as `key=value` pairs: its components' weight formats ("llava=int4"; "stored"
+    /// for a stored type) and, where the stage runs a language model (caption, decoder), the KV cache format
+    /// ("llava=int4,kv_cache=f16"). The replicas of one stage must agree on it, or a request taken over by
+    /// another replica could change answer.
+    public func description(of stage: Stage, kvCache: KVCacheFormat) -> String {
+        var pairs = Self.components(of: stage).map { "\($0.rawValue)=\(format(for: $0)?.rawValue ?? "stored")" }
+        if stage == .caption || stage == .decoder { pairs.append("kv_cache=\(kvCache.rawValue)") }
+        return pairs.joined(separator: ",")
     }
 }

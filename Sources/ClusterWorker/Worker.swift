@@ -27,7 +27,8 @@ public struct WorkerOptions: Sendable {
     public var restarts: Int
     /// CURVE: this worker's key pair and the coordinator's public key; nil: plain TCP.
     public var curve: (keys: CurveKeyPair, coordinatorKey: String)?
-    /// The formats its stage's weights are kept in (`WeightFormatChoice.description(of:)`).
+    /// What its stage computes with: the weight formats and, for the caption and decoder stages, the KV cache
+    /// format (`WeightFormatChoice.description(of:kvCache:)`); every replica of a stage must agree.
     public var weightFormats: String = ""
 
     public init(stage: Stage, coordinator: String, threads: Int, maxBatch: Int = 8, wire: WireLimits = WireLimits(),

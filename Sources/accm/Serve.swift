@@ -175,7 +175,7 @@ struct Serve: ParsableCommand {
             workers.append(try StageWorker(
                 context: context, stage: loaded, modelIdentity: identity, modelPath: modelOptions.directory,
                 options: WorkerOptions(stage: stage, coordinator: coordinator.workersEndpoint, threads: threads,
-                                       maxBatch: maxBatch, weightFormats: model.weights.description(of: stage))))
+                                       maxBatch: maxBatch, weightFormats: model.weights.description(of: stage, kvCache: model.kvCache))))
         }
         let finished = DispatchGroup()
         for worker in workers {

@@ -4,6 +4,7 @@ import ACCM
 import ArgumentParser
 import ClusterWorker
 import Foundation
+import Tensor
 import Transport
 
 extension Stage: ExpressibleByArgument {}
@@ -44,18 +45,21 @@ struct WorkerCommand: ParsableCommand {
         let loaded: LoadedStage
         let identity: String
         var formats = WeightFormatChoice()
+        let kvCache: KVCacheFormat
         if let bench = try modelOptions.bench {
             (loaded, identity) = (try LoadedStage.load(stage, from: bench), bench.identity)
             try formats.apply(settings: modelOptions.weights)
+            kvCache = bench.kvCache
         } else {
             let model = try modelOptions.modelDirectory()  // the manifest's and --weights' formats apply
             (loaded, identity) = (try LoadedStage.load(stage, from: model), try model.identity())
             formats = model.weights
+            kvCache = model.kvCache
         }
         let worker = try StageWorker(
             context: ZeroMQContext(), stage: loaded, modelIdentity: identity, modelPath: modelOptions.directory,
             options: WorkerOptions(stage: stage, coordinator: coordinator, threads: threadCount, maxBatch: maxBatch,
-                                   restarts: restarts, curve: try curve.load(), weightFormats: formats.description(of: stage)))
+                                   restarts: restarts, curve: try curve.load(), weightFormats: formats.description(of: stage, kvCache: kvCache)))
         print("worker: \(stage.rawValue) of \(modelOptions.directory) (\(threadCount) thread\(threadCount == 1 ? "" : "s"), "
             + "batches of \(maxBatch)) → \(coordinator)")
         flushStandardOutput()

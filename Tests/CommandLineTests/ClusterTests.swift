@@ -190,7 +190,7 @@ extension ClusterTests {
 }
 
 extension ClusterTests {
-    func testAReplicaInAnotherWeightFormatThanItsStagesOthersIsRefused() throws {
+    func testAReplicaInAnotherWeightOrKVCacheFormatThanItsStagesOthersIsRefused() throws {
         let cluster = try ClusterUnderTest(["--vision", "0", "--caption", "0", "--selector", "0"])
         let workers = try XCTUnwrap(
             cluster.output.split(separator: "\n").first { $0.hasPrefix("coordinator:") }?
@@ -199,7 +199,15 @@ extension ClusterTests {
                                    "--coordinator", workers, "--threads", "1"], timeout: 60)
         XCTAssertFalse(result.timedOut)
         XCTAssertEqual(result.status, 1, result.stderr)
-        XCTAssertTrue(result.stderr.contains("replicas compute with llava=stored; this worker with llava=int8"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("replicas compute with llava=stored,kv_cache=f32; this worker with "
+                                             + "llava=int8,kv_cache=f32"), result.stderr)
+        // So is one whose KV cache rounds to f16 (its answers could differ from the others' in the same way).
+        let halfCache = try Accm.run(["worker", "--stage", "decoder", "--model", ClusterWorkload.model, "--kv-cache", "f16",
+                                      "--coordinator", workers, "--threads", "1"], timeout: 60)
+        XCTAssertFalse(halfCache.timedOut)
+        XCTAssertEqual(halfCache.status, 1, halfCache.stderr)
+        XCTAssertTrue(halfCache.stderr.contains("replicas compute with llava=stored,kv_cache=f32; this worker with "
+                                                + "llava=stored,kv_cache=f16"), halfCache.stderr)
         // Another stage may use another format: a vision replica in int8 joins beside the stored-weights decoder.
         let vision = try BackgroundProcess(["worker", "--stage", "vision", "--model", ClusterWorkload.model, "--weights",
                                             "vision=int8", "--coordinator", workers, "--threads", "1"])
