@@ -100,32 +100,29 @@ ACCM_AVX2 static void gemv_q8_0_avx2(const int8_t *w, const uint16_t *scales, si
     }
 }
 
-/// Q4_0 as unsigned nibbles: Σ (q − 8)·x = Σ q·x − 8·Σ x, so vpmaddubsw takes q directly (no sign
-/// juggling) and each block's 8·Σx·dx is subtracted once per row through a vector FMA over 8 blocks.
-/// Two blocks at a time: their 32 packed bytes give the low nibbles of both (weights 0–15 of each, one per
+/// Q4_0 as unsigned nibbles q, which vpmaddubsw takes directly, and Σ (q − 8)·x = Σ q·x − Σ 8·x subtracted in
+/// integers, lane by lane, so each block's sum is exact (subtracting in fp32 after the fact cancels two large
+/// sums). Two blocks at a time: their 32 packed bytes give the low nibbles of both (weights 0–15 of each, one per
 /// 128-bit lane) with one AND and the high nibbles (weights 16–31) with a shift and an AND, against a copy of
-/// the activation whose blocks are regrouped the same way (made once per call); one vpmaddwd then sums both
-/// blocks' products, 4 lanes each, scaled by [d₀ d₀ d₀ d₀ d₁ d₁ d₁ d₁]. About 5 vector instructions a block
-/// where one block at a time takes 7.
+/// the activation whose blocks are regrouped the same way (made once per call, with the 8·x sums per lane); one
+/// vpmaddwd then sums both blocks' products, 4 lanes each, scaled by [d₀ d₀ d₀ d₀ d₁ d₁ d₁ d₁].
 ACCM_AVX2 static void gemv_q4_0_avx2(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                                      const int8_t *xq, const float *xs, float *y, int accumulate) {
     size_t blocks = cols / ACCM_QUANT_BLOCK, whole = blocks / 8 * 8;
-    // offsets: 8·Σx·dx per block; regrouped: per pair of blocks, x₀[0..15] x₁[0..15] then x₀[16..31] x₁[16..31].
-    void *scratch = malloc((whole + 8) * sizeof(float) + whole * ACCM_QUANT_BLOCK);
+    // Per pair of blocks: x₀[0..15] x₁[0..15], x₀[16..31] x₁[16..31] (64 bytes), then the 8 int32 lanes of Σ 8·x
+    // that match the product lanes (32 bytes).
+    uint8_t *scratch = aligned_alloc(32, (whole / 2) * 96 + 32);
     if (!scratch) { accm_gemv_q4_0_portable(w, scales, rows, cols, xq, xs, y, accumulate); return; }
-    float *offsets = scratch;
-    int8_t *regrouped = (int8_t *)(offsets + whole + 8);
-    for (size_t b = 0; b < whole; b++) {
-        int32_t total = 0;
-        for (int j = 0; j < ACCM_QUANT_BLOCK; j++) total += xq[b * 32 + j];
-        offsets[b] = 8.0f * (float)total * xs[b];
-    }
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
     for (size_t b = 0; b < whole; b += 2) {
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * 32)), x1 = _mm256_loadu_si256((const __m256i *)(xq + b * 32 + 32));
-        _mm256_storeu_si256((__m256i *)(regrouped + b * 32), _mm256_permute2x128_si256(x0, x1, 0x20));
-        _mm256_storeu_si256((__m256i *)(regrouped + b * 32 + 32), _mm256_permute2x128_si256(x0, x1, 0x31));
+        __m256i low = _mm256_permute2x128_si256(x0, x1, 0x20), high = _mm256_permute2x128_si256(x0, x1, 0x31);
+        __m256i *pair = (__m256i *)(scratch + b / 2 * 96);
+        _mm256_store_si256(pair, low);
+        _mm256_store_si256(pair + 1, high);
+        _mm256_store_si256(pair + 2, _mm256_madd_epi16(
+            _mm256_add_epi16(_mm256_maddubs_epi16(eights, low), _mm256_maddubs_epi16(eights, high)), ones));
     }
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     const __m256i pair_index[4] = {
         _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
         _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7),
@@ -133,23 +130,21 @@ ACCM_AVX2 static void gemv_q4_0_avx2(const uint8_t *w, const uint16_t *scales, s
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *row = w + r * cols / 2;
         const uint16_t *rs = scales + r * blocks;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, offset = acc0;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
         size_t b = 0;
         for (; b < whole; b += 8) {
-            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rs + b)));
-            offset = _mm256_fmadd_ps(dw, _mm256_loadu_ps(offsets + b), offset);
-            __m256 d = _mm256_mul_ps(dw, _mm256_loadu_ps(xs + b));
+            __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rs + b))), _mm256_loadu_ps(xs + b));
             for (int k = 0; k < 4; k++) {
                 __m256i packed = _mm256_loadu_si256((const __m256i *)(row + (b + 2 * k) * 16));
-                const int8_t *x = regrouped + (b + 2 * k) * 32;
+                const __m256i *pair = (const __m256i *)(scratch + (b / 2 + k) * 96);
                 __m256i low = _mm256_and_si256(packed, low_nibbles);
                 __m256i high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
-                __m256i sums = _mm256_add_epi16(_mm256_maddubs_epi16(low, _mm256_loadu_si256((const __m256i *)x)),
-                                                _mm256_maddubs_epi16(high, _mm256_loadu_si256((const __m256i *)(x + 32))));
-                __m256 products = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, ones));
+                __m256i sums = _mm256_add_epi16(_mm256_maddubs_epi16(low, _mm256_load_si256(pair)),
+                                                _mm256_maddubs_epi16(high, _mm256_load_si256(pair + 1)));
+                __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(sums, ones), _mm256_load_si256(pair + 2));
                 __m256 scale = _mm256_permutevar8x32_ps(d, pair_index[k]);
-                if (k % 2 == 0) acc0 = _mm256_fmadd_ps(scale, products, acc0);
-                else acc1 = _mm256_fmadd_ps(scale, products, acc1);
+                if (k % 2 == 0) acc0 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dots), acc0);
+                else acc1 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dots), acc1);
             }
         }
         for (; b < blocks; b++) {
@@ -157,7 +152,7 @@ ACCM_AVX2 static void gemv_q4_0_avx2(const uint8_t *w, const uint16_t *scales, s
             __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * 32));
             acc0 = _mm256_fmadd_ps(d0, block_dot(unpack_q4(row + b * 16), x0), acc0);
         }
-        float sum = horizontal_sum(_mm256_add_ps(acc0, acc1)) - horizontal_sum(offset);
+        float sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
         y[r] = accumulate ? y[r] + sum : sum;
     }
     free(scratch);

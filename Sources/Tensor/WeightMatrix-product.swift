@@ -1,6 +1,7 @@
 // `x · Wᵀ` for a weight matrix in any format: decode (a few rows) reads the stored weights directly in
-// matrix-vector kernels; prefill converts a block of weight rows at a time into a per-thread fp32 scratch
-// buffer (reused from call to call) and multiplies it with OpenBLAS's sgemm.
+// matrix-vector kernels; prefill over int4 weights runs in integers (the rows quantized to 8-bit blocks, as
+// decode's); prefill over other formats converts a block of weight rows at a time into a per-thread fp32
+// scratch buffer (reused from call to call) and multiplies it with OpenBLAS's sgemm.
 
 import CKernels
 
@@ -37,6 +38,8 @@ extension Tensor {
                 }
                 if rows <= WeightMatrix.matrixVectorRowLimit {
                     weight.matrixVector(x, rows: rows, into: y, accumulate: bias != nil)
+                } else if weight.format == .int4 {
+                    weight.integerProduct(x, rows: rows, into: y, accumulate: bias != nil)
                 } else {
                     weight.blockedProduct(x, rows: rows, into: y, accumulate: bias != nil)
                 }
@@ -69,12 +72,9 @@ extension WeightMatrix {
             }
         case .quantized(let bytes, let scales):
             let blocks = k / WeightFormat.quantBlock
-            // The activation rows quantized once, shared by every thread.
-            let xq = UnsafeMutablePointer<Int8>.allocate(capacity: rows * k)
-            let xScales = UnsafeMutablePointer<Float>.allocate(capacity: rows * blocks)
-            defer { xq.deallocate(); xScales.deallocate() }
-            for r in 0..<rows { accm_quantize_activation(x + r * k, k, xq + r * k, xScales + r * blocks) }
-            let (q, qs) = (UnsafeSendableBox(UnsafePointer(xq)), UnsafeSendableBox(UnsafePointer(xScales)))
+            let activation = QuantizedRows(x, rows: rows, columns: k)  // quantized once, shared by every thread
+            defer { activation.deallocate() }
+            let (q, qs) = (UnsafeSendableBox(UnsafePointer(activation.values)), UnsafeSendableBox(UnsafePointer(activation.scales)))
             let s = UnsafeSendableBox(scales.base.assumingMemoryBound(to: UInt16.self))
             let isInt8 = format == .int8
             let w = UnsafeSendableBox(bytes.base)
@@ -113,5 +113,51 @@ extension WeightMatrix {
                     beta: accumulate ? 1 : 0, c: ys.value + block.lowerBound, ldc: n)
             }
         }
+    }
+
+    /// `y (+)= x · Wᵀ` for `rows` input rows of an int4 matrix, in integers: the rows are quantized to 8-bit
+    /// blocks as decode quantizes one (so a prompt's position gets the sums its decode step would), then each
+    /// thread takes a slice of the output columns through `accm_gemm_q4_0` (8 weight rows at a time, repacked so
+    /// that one instruction multiplies 4 weights of each of 8 rows; 1.6× sgemm's rate on one core).
+    func integerProduct(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        guard case .quantized(let bytes, let scales) = payload, format == .int4 else {
+            preconditionFailure("integer products take int4 matrices")
+        }
+        let k = columns, n = self.rows, blocks = k / WeightFormat.quantBlock
+        let activation = QuantizedRows(x, rows: rows, columns: k)
+        defer { activation.deallocate() }
+        let (q, qs) = (UnsafeSendableBox(UnsafePointer(activation.values)), UnsafeSendableBox(UnsafePointer(activation.scales)))
+        let w = UnsafeSendableBox(bytes.base.assumingMemoryBound(to: UInt8.self))
+        let s = UnsafeSendableBox(scales.base.assumingMemoryBound(to: UInt16.self))
+        let ys = UnsafeSendableBox(y)
+        BLAS.split(columns: n, work: 2 * rows * k * n) { outputs in
+            let o = outputs.lowerBound
+            accm_gemm_q4_0(w.value + o * k / 2, s.value + o * blocks, outputs.count, k, q.value, qs.value, rows,
+                           ys.value + o, n, accumulate ? 1 : 0)
+        }
+    }
+}
+
+/// Rows of an activation quantized to 8-bit blocks (`accm_quantize_activation`): the other operand of the
+/// integer products. Owns its buffers until `deallocate()`.
+struct QuantizedRows {
+    let values: UnsafeMutablePointer<Int8>
+    let scales: UnsafeMutablePointer<Float>
+
+    init(_ x: UnsafePointer<Float>, rows: Int, columns: Int) {
+        let blocks = columns / WeightFormat.quantBlock
+        values = .allocate(capacity: rows * columns)
+        scales = .allocate(capacity: rows * blocks)
+        let (v, s, source) = (UnsafeSendableBox(values), UnsafeSendableBox(scales), UnsafeSendableBox(x))
+        Parallelism.forEachChunk(count: rows, grain: 64) { range in
+            for r in range {
+                accm_quantize_activation(source.value + r * columns, columns, v.value + r * columns, s.value + r * blocks)
+            }
+        }
+    }
+
+    func deallocate() {
+        values.deallocate()
+        scales.deallocate()
     }
 }

@@ -205,6 +205,50 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The int4 prefill kernel gives, for each activation row, what the matrix-vector kernel gives (the same
+    /// integer block sums): weight rows in groups of 8 with a remainder, activation rows in tiles of 4 with a
+    /// remainder, into a wider output (ldy) with and without accumulation.
+    func testInt4MatrixMatrixProductIsTheMatrixVectorProductOfEachRow() {
+        for (rows, cols, count) in [(8, 32, 4), (13, 96, 7), (3, 320, 1), (21, 4096, 9), (40, 11008, 5)] {
+            let w = generator.floats(rows * cols)
+            var q4 = [UInt8](repeating: 0, count: rows * cols / 2), s4 = [UInt16](repeating: 0, count: rows * cols / 32)
+            accm_quantize_q4_0(w, rows * cols, &q4, &s4)
+            let blocks = cols / 32
+            var xq = [Int8](repeating: 0, count: count * cols), xs = [Float](repeating: 0, count: count * blocks)
+            for m in 0..<count {
+                let x = generator.floats(cols, in: -4...4)
+                xq.withUnsafeMutableBufferPointer { q in
+                    xs.withUnsafeMutableBufferPointer { s in
+                        accm_quantize_activation(x, cols, q.baseAddress! + m * cols, s.baseAddress! + m * blocks)
+                    }
+                }
+            }
+            let ldy = rows + 3
+            for accumulate in [false, true] {
+                let start = generator.floats(count * ldy)
+                var fast = start, portable = start, rowByRow = start
+                accm_gemm_q4_0(q4, s4, rows, cols, xq, xs, count, &fast, ldy, accumulate ? 1 : 0)
+                accm_gemm_q4_0_portable(q4, s4, rows, cols, xq, xs, count, &portable, ldy, accumulate ? 1 : 0)
+                for m in 0..<count {
+                    rowByRow.withUnsafeMutableBufferPointer { y in
+                        xq.withUnsafeBufferPointer { q in
+                            xs.withUnsafeBufferPointer { s in
+                                accm_gemv_q4_0_portable(q4, s4, rows, cols, q.baseAddress! + m * cols, s.baseAddress! + m * blocks,
+                                                        y.baseAddress! + m * ldy, accumulate ? 1 : 0)
+                            }
+                        }
+                    }
+                }
+                let what = "int4 \(count)×\(cols) · \(rows)×\(cols)ᵀ, accumulate \(accumulate)"
+                XCTAssertEqual(portable, rowByRow, "\(what): the portable path is the row-by-row product")
+                assertClose(fast, rowByRow.map(Double.init), tolerance: 1e-4, relative: 1e-5, "\(what) dispatch")
+                for m in 0..<count {  // the columns past `rows` are left alone
+                    XCTAssertEqual(Array(fast[(m * ldy + rows)..<((m + 1) * ldy)]), Array(start[(m * ldy + rows)..<((m + 1) * ldy)]), what)
+                }
+            }
+        }
+    }
+
     func testTheDispatchReportsItsPath() {
         let name = String(cString: accm_kernels_path_name())
         XCTAssertEqual(name, accm_kernels_simd_level() == 1 ? "avx2+fma+f16c" : "portable")

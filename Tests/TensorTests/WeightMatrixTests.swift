@@ -45,9 +45,10 @@ final class WeightMatrixTests: XCTestCase {
                 let y = x.linear(m, bias: b)
                 XCTAssertEqual(y.shape, [inputRows, 75])
                 // Half-precision weights and every sgemm path compute in fp32 on the exact stored values; the
-                // int8/int4 matrix-vector path also rounds the activation to 8 bits per block (≤ 1/254 of its
-                // block maximum, 2 here), Σ over 96 inputs of |w| ≤ 1 times that.
-                let quantizedActivation = format.isBlockQuantized && inputRows <= WeightMatrix.matrixVectorRowLimit
+                // int8/int4 matrix-vector path and int4's integer prefill also round the activation to 8 bits per
+                // block (≤ 1/254 of its block maximum, 2 here), Σ over 96 inputs of |w| ≤ 1 times that.
+                let quantizedActivation = format == .int4
+                    || (format.isBlockQuantized && inputRows <= WeightMatrix.matrixVectorRowLimit)
                 let tolerance: Float = quantizedActivation ? 96 * 2 / 254 : 1e-4
                 XCTAssertLessThanOrEqual(y.maxAbsoluteDifference(expected), tolerance, "\(format) rows \(inputRows)")
             }
@@ -55,13 +56,16 @@ final class WeightMatrixTests: XCTestCase {
     }
 
     func testLargeProductsSplitAcrossThreadsAndBlocks() {
-        // More output rows than one conversion block holds, so several blocks run per thread.
+        // More output rows than one conversion block holds, so several blocks run per thread (bf16, int8); int4's
+        // integer prefill gives each row what the matrix-vector path gives it (the same 8-bit activation blocks).
         let columns = 4096, rows = WeightMatrix.prefillBlockFloats / columns * 2 + 48
-        for format in [WeightFormat.bf16, .int4] {
+        for format in [WeightFormat.bf16, .int8, .int4] {
             let (m, _) = matrix(format, rows: rows, columns: columns)
             let x = generator.tensor([6, columns])
             let y = x.linear(m)
-            let expected = x.linear(weight: m.dequantized())
+            let expected = format == .int4
+                ? Tensor.concatenateRows((0..<6).map { x.rows($0..<($0 + 1)).linear(m) })
+                : x.linear(weight: m.dequantized())
             XCTAssertLessThanOrEqual(y.maxAbsoluteDifference(expected), 1e-3, "\(format)")
         }
     }
