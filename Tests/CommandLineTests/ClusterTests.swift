@@ -195,19 +195,16 @@ extension ClusterTests {
         let workers = try XCTUnwrap(
             cluster.output.split(separator: "\n").first { $0.hasPrefix("coordinator:") }?
                 .split(separator: " ").dropFirst(3).first.map { String($0).replacingOccurrences(of: ",", with: "") })
-        let result = try Accm.run(["worker", "--stage", "decoder", "--model", ClusterWorkload.model, "--weights", "llava=int8",
-                                   "--coordinator", workers, "--threads", "1"], timeout: 60)
-        XCTAssertFalse(result.timedOut)
-        XCTAssertEqual(result.status, 1, result.stderr)
-        XCTAssertTrue(result.stderr.contains("replicas compute with llava=stored,kv_cache=f32; this worker with "
-                                             + "llava=int8,kv_cache=f32"), result.stderr)
-        // So is one whose KV cache rounds to f16 (its answers could differ from the others' in the same way).
-        let halfCache = try Accm.run(["worker", "--stage", "decoder", "--model", ClusterWorkload.model, "--kv-cache", "f16",
-                                      "--coordinator", workers, "--threads", "1"], timeout: 60)
-        XCTAssertFalse(halfCache.timedOut)
-        XCTAssertEqual(halfCache.status, 1, halfCache.stderr)
-        XCTAssertTrue(halfCache.stderr.contains("replicas compute with llava=stored,kv_cache=f32; this worker with "
-                                                + "llava=stored,kv_cache=f16"), halfCache.stderr)
+        // A decoder replica that computes otherwise than the running one is refused, naming both.
+        for (options, computes) in [(["--weights", "llava=int8"], "llava=int8,kv_cache=f32"),
+                                    (["--kv-cache", "f16"], "llava=stored,kv_cache=f16")] {
+            let result = try Accm.run(["worker", "--stage", "decoder", "--model", ClusterWorkload.model] + options
+                                      + ["--coordinator", workers, "--threads", "1"], timeout: 60)
+            XCTAssertFalse(result.timedOut)
+            XCTAssertEqual(result.status, 1, result.stderr)
+            XCTAssertTrue(result.stderr.contains("replicas compute with llava=stored,kv_cache=f32; this worker with \(computes)"),
+                          result.stderr)
+        }
         // Another stage may use another format: a vision replica in int8 joins beside the stored-weights decoder.
         let vision = try BackgroundProcess(["worker", "--stage", "vision", "--model", ClusterWorkload.model, "--weights",
                                             "vision=int8", "--coordinator", workers, "--threads", "1"])
