@@ -195,7 +195,8 @@ public struct Llama: CausalLanguageModel {
     public func embed(_ ids: [Int]) throws -> Tensor { try embedTokens(ids, table: tokenEmbedding) }
 
     public func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: config.layerCount, width: attention.kvWidth, reservingCapacity: capacity, format: cacheFormat)
+        KVCache(layers: config.layerCount, width: attention.kvWidth, headDim: attention.headDim, reservingCapacity: capacity,
+                format: cacheFormat)
     }
 
     public func forward(_ batch: [Tensor], caches: inout [KVCache], recordHiddenStates: Bool = false) throws -> [DecoderOutput] {

@@ -48,16 +48,49 @@ extension Tensor {
         query: MatrixBlock, key: MatrixBlock, value: MatrixBlock, keyCount: Int? = nil, shape: AttentionShape,
         mask: AttentionMask, scale: Float? = nil
     ) -> Tensor {
-        let tq = query.rowCount, tk = keyCount ?? key.rowCount
-        let d = shape.headDim
-        precondition(query.width == shape.queryWidth, "query width \(query.width) does not match \(shape)")
+        let tk = keyCount ?? key.rowCount
         precondition(key.width == shape.kvWidth && value.width == shape.kvWidth,
                      "key/value widths \(key.width)/\(value.width) do not match \(shape)")
         precondition(key.rowCount >= tk && value.rowCount >= tk, "attention over \(tk) keys, given \(key.rowCount)")
+        return attention(query: query, keyBase: key.base, keys: HeadRows(key), valueBase: value.base,
+                         values: HeadRows(value), keyCount: tk, shape: shape, mask: mask, scale: scale)
+    }
+
+    /// Where each key/value head's rows lie in a buffer: side by side in the rows of a matrix
+    /// (`blockWidth` = the matrix's width), or in runs of `blockWidth`-wide rows `blockStride` apart (a KV
+    /// cache's layout, head by head).
+    struct HeadRows {
+        let offset: Int
+        let rowStride: Int
+        let blockWidth: Int
+        let blockStride: Int
+
+        init(_ block: MatrixBlock) {
+            (offset, rowStride, blockWidth, blockStride) = (block.offset, block.rowStride, block.width, 0)
+        }
+
+        init(_ layout: KVLayerRows.HeadLayout) {
+            (offset, rowStride, blockWidth, blockStride) = (0, layout.headDim, layout.headDim, layout.start(ofHead: 1))
+        }
+
+        /// The element offset of key/value head `head`'s first row, for heads of `headDim` columns.
+        func start(ofHead head: Int, headDim d: Int) -> Int {
+            offset + (head * d / blockWidth) * blockStride + (head * d) % blockWidth
+        }
+    }
+
+    private static func attention(
+        query: MatrixBlock, keyBase: Tensor, keys: HeadRows, valueBase: Tensor, values: HeadRows, keyCount tk: Int,
+        shape: AttentionShape, mask: AttentionMask, scale: Float?
+    ) -> Tensor {
+        let tq = query.rowCount
+        let d = shape.headDim
+        precondition(query.width == shape.queryWidth, "query width \(query.width) does not match \(shape)")
+        precondition(keys.blockWidth % d == 0 && values.blockWidth % d == 0, "a head of \(d) columns spans two runs")
         if case .causal(let offset) = mask {
             precondition(offset + tq <= tk, "causal attention needs \(offset + tq) keys, got \(tk)")
         }
-        let (qStride, kStride, vStride) = (query.rowStride, key.rowStride, value.rowStride)
+        let (qStride, kStride, vStride) = (query.rowStride, keys.rowStride, values.rowStride)
         let alpha = scale ?? 1 / Float(d).squareRoot()
         let group = shape.heads / shape.kvHeads
         var out = Tensor(uninitializedShape: [tq, shape.queryWidth])
@@ -65,11 +98,10 @@ extension Tensor {
         let threads = attentionThreads(heads: shape.heads, work: shape.heads * tq * tk * d)
         var scores = Tensor(uninitializedShape: [threads, tq, tk])
         query.base.withUnsafeBufferPointer { qBase in
-            key.base.withUnsafeBufferPointer { kBase in
-                value.base.withUnsafeBufferPointer { vBase in
+            keyBase.withUnsafeBufferPointer { kBase in
+                valueBase.withUnsafeBufferPointer { vBase in
                     let q = qBase.baseAddress! + query.offset
-                    let k = kBase.baseAddress! + key.offset
-                    let v = vBase.baseAddress! + value.offset
+                    let k = kBase.baseAddress!, v = vBase.baseAddress!
                     out.withUnsafeMutableBufferPointer { o in
                         scores.withUnsafeMutableBufferPointer { s in
                             Parallelism.forEachChunk(count: threads, grain: 1) { workers in
@@ -84,14 +116,14 @@ extension Tensor {
                                             for r in 0..<tq {
                                                 BLAS.gemv(
                                                     transposeA: false, rows: tk, columns: d, alpha: alpha,
-                                                    a: k + kvh * d, lda: kStride, x: q + r * qStride + h * d,
+                                                    a: k + keys.start(ofHead: kvh, headDim: d), lda: kStride, x: q + r * qStride + h * d,
                                                     y: scratch + r * tk)
                                             }
                                             softmaxRows(scratch, rows: tq, width: tk, mask: mask)
                                             for r in 0..<tq {
                                                 BLAS.gemv(
                                                     transposeA: true, rows: tk, columns: d,
-                                                    a: v + kvh * d, lda: vStride, x: scratch + r * tk,
+                                                    a: v + values.start(ofHead: kvh, headDim: d), lda: vStride, x: scratch + r * tk,
                                                     y: o.baseAddress! + r * shape.queryWidth + h * d)
                                             }
                                             continue
@@ -99,13 +131,13 @@ extension Tensor {
                                         BLAS.gemm(
                                             transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: alpha,
                                             a: q + h * d, lda: qStride,
-                                            b: k + kvh * d, ldb: kStride,
+                                            b: k + keys.start(ofHead: kvh, headDim: d), ldb: kStride,
                                             c: scratch, ldc: tk)
                                         softmaxRows(scratch, rows: tq, width: tk, mask: mask)
                                         BLAS.gemm(
                                             transposeA: false, transposeB: false, m: tq, n: d, k: tk,
                                             a: scratch, lda: tk,
-                                            b: v + kvh * d, ldb: vStride,
+                                            b: v + values.start(ofHead: kvh, headDim: d), ldb: vStride,
                                             c: o.baseAddress! + h * d, ldc: shape.queryWidth)
                                     }
                                 }
@@ -127,22 +159,27 @@ extension Tensor {
     ) -> Tensor {
         switch cached.storage {
         case .f32(let keys, let values):
-            return attention(query: query, key: keys.block(), value: values.block(), keyCount: cached.count,
-                             shape: shape, mask: mask, scale: scale)
+            precondition(cached.width == shape.kvWidth, "cache width \(cached.width) does not match \(shape)")
+            let heads = HeadRows(cached.layout)
+            return attention(query: query, keyBase: keys, keys: heads, valueBase: values, values: heads,
+                             keyCount: cached.count, shape: shape, mask: mask, scale: scale)
         case .f16(let keys, let values):
             return attentionOverHalfCache(query: query, keys: keys, values: values, count: cached.count,
-                                          width: cached.width, shape: shape, mask: mask, scale: scale)
+                                          width: cached.width, layout: cached.layout, shape: shape, mask: mask,
+                                          scale: scale)
         }
     }
 
     private static func attentionOverHalfCache(
-        query: MatrixBlock, keys: [UInt16], values: [UInt16], count tk: Int, width: Int, shape: AttentionShape,
-        mask: AttentionMask, scale: Float?
+        query: MatrixBlock, keys: [UInt16], values: [UInt16], count tk: Int, width: Int,
+        layout: KVLayerRows.HeadLayout, shape: AttentionShape, mask: AttentionMask, scale: Float?
     ) -> Tensor {
         let tq = query.rowCount, d = shape.headDim
         precondition(query.width == shape.queryWidth, "query width \(query.width) does not match \(shape)")
         precondition(width == shape.kvWidth, "cache width \(width) does not match \(shape)")
         precondition(keys.count >= tk * width && values.count >= tk * width, "attention over \(tk) cached positions")
+        let heads = HeadRows(layout)
+        precondition(heads.blockWidth % shape.headDim == 0, "a head of \(shape.headDim) columns spans two runs")
         if case .causal(let offset) = mask {
             precondition(offset + tq <= tk, "causal attention needs \(offset + tq) keys, got \(tk)")
         }
@@ -165,7 +202,8 @@ extension Tensor {
                                     let scratch = s.baseAddress! + worker * perThread
                                     for kvh in stride(from: worker, to: shape.kvHeads, by: threads) {
                                         let head = HalfCacheHead(
-                                            keys: k + kvh * d, values: v + kvh * d, stride: width, count: tk,
+                                            keys: k + heads.start(ofHead: kvh, headDim: d),
+                                            values: v + heads.start(ofHead: kvh, headDim: d), stride: heads.rowStride, count: tk,
                                             queryHeads: (kvh * group)..<((kvh + 1) * group), headDim: d)
                                         let output = (o.baseAddress!, queryWidth)
                                         if direct {
@@ -189,7 +227,7 @@ extension Tensor {
     /// One key/value head of an f16 cache and the query heads that read it.
     private struct HalfCacheHead {
         let keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>
-        /// Halves from one cached position to the next (the cache's width).
+        /// Halves from one cached position to the next (the head size in a cache laid out head by head).
         let stride: Int
         let count: Int
         let queryHeads: Range<Int>
@@ -221,9 +259,14 @@ extension Tensor {
         ) {
             let d = headDim, scores = scratch
             let k = scratch + rows * count, v = k + count * d
-            for p in 0..<count {
-                accm_f16_to_f32(keys + p * stride, k + p * d, d)
-                accm_f16_to_f32(values + p * stride, v + p * d, d)
+            if stride == d {
+                accm_f16_to_f32(keys, k, count * d)
+                accm_f16_to_f32(values, v, count * d)
+            } else {
+                for p in 0..<count {
+                    accm_f16_to_f32(keys + p * stride, k + p * d, d)
+                    accm_f16_to_f32(values + p * stride, v + p * d, d)
+                }
             }
             for h in queryHeads {
                 BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: count, k: d, alpha: alpha,

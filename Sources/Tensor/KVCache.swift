@@ -15,10 +15,17 @@ public enum KVCacheFormat: String, Sendable, CaseIterable, Codable {
 
 /// Growable per-layer key/value storage of one sequence.
 ///
+/// Each layer's buffer is laid out head by head: the `headDim` columns of one key/value head at every
+/// position lie together (`[width / headDim][capacity][headDim]`), so that attention at decode streams each
+/// head's keys and values as one contiguous run instead of a 2·headDim-byte piece every `width` columns.
+///
 /// A value type: copying a cache (one beam from another) shares storage until either side appends.
 public struct KVCache: Sendable {
     public let layerCount: Int
     public let width: Int
+    /// Columns stored together per position: a key/value head's size (`width` when the cache was made
+    /// without one, which is the interleaved layout of a `[positions, width]` matrix).
+    public let headDim: Int
     public let format: KVCacheFormat
     /// Number of positions held.
     public private(set) var length: Int = 0
@@ -28,10 +35,16 @@ public struct KVCache: Sendable {
     private var halfKeys: [[UInt16]] = [], halfValues: [[UInt16]] = []
     private var capacity: Int
 
-    /// An empty cache for `layers` layers of `width` (`kvHeads · headDim`) columns.
-    public init(layers: Int, width: Int, reservingCapacity capacity: Int = 64, format: KVCacheFormat = .f32) {
+    /// An empty cache for `layers` layers of `width` (`kvHeads · headDim`) columns, stored head by head.
+    public init(
+        layers: Int, width: Int, headDim: Int? = nil, reservingCapacity capacity: Int = 64, format: KVCacheFormat = .f32
+    ) {
+        let headDim = headDim ?? width
+        precondition(headDim > 0 || width == 0, "a KV cache needs a positive head size")
+        precondition(width == 0 || width % headDim == 0, "a width of \(width) is not a whole number of heads of \(headDim)")
         self.layerCount = layers
         self.width = width
+        self.headDim = max(headDim, 1)
         self.format = format
         self.capacity = max(capacity, 1)
         switch format {
@@ -64,15 +77,18 @@ public struct KVCache: Sendable {
         // Static, so that no copy of `self` (and with it a second reference to every buffer) is alive
         // while a buffer is written: that would make the write copy the whole buffer on every append.
         let count = length + rows
+        let layout = KVLayerRows.HeadLayout(headDim: headDim, capacity: capacity)
         switch format {
         case .f32:
-            Self.write(newKeys, into: &keys[layer], at: length * width)
-            Self.write(newValues, into: &values[layer], at: length * width)
-            return KVLayerRows(count: count, width: width, storage: .f32(keys: keys[layer], values: values[layer]))
+            Self.write(newKeys, into: &keys[layer], at: length, layout)
+            Self.write(newValues, into: &values[layer], at: length, layout)
+            return KVLayerRows(count: count, width: width, layout: layout,
+                               storage: .f32(keys: keys[layer], values: values[layer]))
         case .f16:
-            Self.write(newKeys, into: &halfKeys[layer], at: length * width)
-            Self.write(newValues, into: &halfValues[layer], at: length * width)
-            return KVLayerRows(count: count, width: width, storage: .f16(keys: halfKeys[layer], values: halfValues[layer]))
+            Self.write(newKeys, into: &halfKeys[layer], at: length, layout)
+            Self.write(newValues, into: &halfValues[layer], at: length, layout)
+            return KVLayerRows(count: count, width: width, layout: layout,
+                               storage: .f16(keys: halfKeys[layer], values: halfValues[layer]))
         }
     }
 
@@ -87,23 +103,36 @@ public struct KVCache: Sendable {
         length = newLength
     }
 
-    private static func write(_ rows: MatrixBlock, into buffer: inout Tensor, at offset: Int) {
+    /// Writes `rows` at positions `position...`, each head's columns into that head's run.
+    private static func write(
+        _ rows: MatrixBlock, into buffer: inout Tensor, at position: Int, _ layout: KVLayerRows.HeadLayout
+    ) {
+        let d = layout.headDim
         buffer.withUnsafeMutableBufferPointer { dst in
             rows.base.withUnsafeBufferPointer { src in
                 for r in 0..<rows.rowCount {
-                    (dst.baseAddress! + offset + r * rows.width).update(
-                        from: src.baseAddress! + rows.offset + r * rows.rowStride, count: rows.width)
+                    let row = src.baseAddress! + rows.offset + r * rows.rowStride
+                    for head in 0..<(rows.width / d) {
+                        (dst.baseAddress! + layout.start(ofHead: head) + (position + r) * d)
+                            .update(from: row + head * d, count: d)
+                    }
                 }
             }
         }
     }
 
-    private static func write(_ rows: MatrixBlock, into buffer: inout [UInt16], at offset: Int) {
+    private static func write(
+        _ rows: MatrixBlock, into buffer: inout [UInt16], at position: Int, _ layout: KVLayerRows.HeadLayout
+    ) {
+        let d = layout.headDim
         buffer.withUnsafeMutableBufferPointer { dst in
             rows.base.withUnsafeBufferPointer { src in
                 for r in 0..<rows.rowCount {
-                    accm_f32_to_f16(src.baseAddress! + rows.offset + r * rows.rowStride,
-                                    dst.baseAddress! + offset + r * rows.width, rows.width)
+                    let row = src.baseAddress! + rows.offset + r * rows.rowStride
+                    for head in 0..<(rows.width / d) {
+                        accm_f32_to_f16(row + head * d,
+                                        dst.baseAddress! + layout.start(ofHead: head) + (position + r) * d, d)
+                    }
                 }
             }
         }
@@ -115,19 +144,32 @@ public struct KVCache: Sendable {
         [UInt16](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
+    /// Moves every head's run to its place in a buffer of `newCapacity` positions.
     private mutating func grow(to newCapacity: Int) {
-        let held = length * width
+        let held = length * headDim, heads = width / headDim
+        let old = KVLayerRows.HeadLayout(headDim: headDim, capacity: capacity)
+        let new = KVLayerRows.HeadLayout(headDim: headDim, capacity: newCapacity)
         func grown(_ t: Tensor) -> Tensor {
             var bigger = Tensor(uninitializedShape: [newCapacity, width])
             bigger.withUnsafeMutableBufferPointer { dst in
-                t.withUnsafeBufferPointer { src in dst.baseAddress!.update(from: src.baseAddress!, count: held) }
+                t.withUnsafeBufferPointer { src in
+                    for head in 0..<heads {
+                        (dst.baseAddress! + new.start(ofHead: head))
+                            .update(from: src.baseAddress! + old.start(ofHead: head), count: held)
+                    }
+                }
             }
             return bigger
         }
         func grown(_ half: [UInt16]) -> [UInt16] {
             var bigger = Self.uninitializedHalves(newCapacity * width)
             bigger.withUnsafeMutableBufferPointer { dst in
-                half.withUnsafeBufferPointer { src in dst.baseAddress!.update(from: src.baseAddress!, count: held) }
+                half.withUnsafeBufferPointer { src in
+                    for head in 0..<heads {
+                        (dst.baseAddress! + new.start(ofHead: head))
+                            .update(from: src.baseAddress! + old.start(ofHead: head), count: held)
+                    }
+                }
             }
             return bigger
         }
@@ -139,32 +181,58 @@ public struct KVCache: Sendable {
     }
 }
 
-/// Every cached position of one layer, as an append hands it to attention: the first `count` rows of
-/// the layer's key and value buffers (rows past `count` are unused capacity).
+/// Every cached position of one layer, as an append hands it to attention: the first `count` positions of
+/// each head's run in the layer's key and value buffers (positions past `count` are unused capacity).
 public struct KVLayerRows: Sendable {
     public let count: Int
     public let width: Int
+    /// Where a head's positions lie in the buffers.
+    public let layout: HeadLayout
     public enum Storage: Sendable {
         case f32(keys: Tensor, values: Tensor)
         case f16(keys: [UInt16], values: [UInt16])
     }
     public let storage: Storage
 
+    /// A buffer of `[width / headDim][capacity][headDim]`: head `h`'s position `p` starts at
+    /// `start(ofHead: h) + p · headDim`.
+    public struct HeadLayout: Sendable, Equatable {
+        public let headDim: Int
+        public let capacity: Int
+
+        /// The element offset of head `head`'s first position.
+        public func start(ofHead head: Int) -> Int { head * capacity * headDim }
+    }
+
     /// The `count` key rows in fp32 (f16 values widened exactly): a copy, for inspection.
     public var keys: Tensor { widened(key: true) }
     /// The `count` value rows in fp32: a copy, for inspection.
     public var values: Tensor { widened(key: false) }
 
+    /// The positions as `[count, width]` rows, heads side by side again.
     private func widened(key: Bool) -> Tensor {
-        switch storage {
-        case .f32(let k, let v): return (key ? k : v).rows(0..<count)
-        case .f16(let k, let v):
-            var out = Tensor(uninitializedShape: [count, width])
-            out.withUnsafeMutableBufferPointer { o in
-                (key ? k : v).withUnsafeBufferPointer { accm_f16_to_f32($0.baseAddress!, o.baseAddress!, count * width) }
+        let d = layout.headDim, heads = width / d
+        var out = Tensor(uninitializedShape: [count, width])
+        out.withUnsafeMutableBufferPointer { o in
+            let o = o.baseAddress!
+            switch storage {
+            case .f32(let k, let v):
+                (key ? k : v).withUnsafeBufferPointer { b in
+                    for head in 0..<heads {
+                        for p in 0..<count {
+                            (o + p * width + head * d).update(from: b.baseAddress! + layout.start(ofHead: head) + p * d, count: d)
+                        }
+                    }
+                }
+            case .f16(let k, let v):
+                (key ? k : v).withUnsafeBufferPointer { b in
+                    for head in 0..<heads {
+                        for p in 0..<count { accm_f16_to_f32(b.baseAddress! + layout.start(ofHead: head) + p * d, o + p * width + head * d, d) }
+                    }
+                }
             }
-            return out
         }
+        return out
     }
 
     /// Where the key (or value) buffer's storage starts (to check that appends write in place).

@@ -152,12 +152,23 @@ final class AttentionTests: XCTestCase {
         format: KVCacheFormat, tq: Int, tk: Int, heads: Int, kvHeads: Int, headDim d: Int, seed: UInt64,
         file: StaticString = #filePath, line: UInt = #line
     ) {
+        // The cache laid out head by head (as the models make it) and with its rows stored whole.
+        for cacheHeadDim in [d, nil] {
+            checkCached(format: format, cacheHeadDim: cacheHeadDim, tq: tq, tk: tk, heads: heads, kvHeads: kvHeads,
+                        headDim: d, seed: seed, file: file, line: line)
+        }
+    }
+
+    private func checkCached(
+        format: KVCacheFormat, cacheHeadDim: Int?, tq: Int, tk: Int, heads: Int, kvHeads: Int, headDim d: Int,
+        seed: UInt64, file: StaticString, line: UInt
+    ) {
         var rng = SeededGenerator(seed: seed)
         let kvWidth = kvHeads * d
         let q = rng.floats(tq * heads * d, in: -2...2)
         let k = rng.floats(tk * kvWidth, in: -2...2)
         let v = rng.floats(tk * kvWidth)
-        var cache = KVCache(layers: 1, width: kvWidth, reservingCapacity: 3, format: format)
+        var cache = KVCache(layers: 1, width: kvWidth, headDim: cacheHeadDim, reservingCapacity: 3, format: format)
         let earlier = tk - tq
         if earlier > 0 {
             _ = cache.append(layer: 0, keys: Tensor(shape: [earlier, kvWidth], values: Array(k[..<(earlier * kvWidth)])),
@@ -174,7 +185,8 @@ final class AttentionTests: XCTestCase {
         let expected = naiveAttention(
             query: q, key: stored(k), value: stored(v), tq: tq, tk: tk, heads: heads, kvHeads: kvHeads, headDim: d,
             causalOffset: earlier)
-        assertClose(out.scalars, expected, tolerance: 1e-5, "\(format) cache, \(tq) over \(tk)", file: file, line: line)
+        assertClose(out.scalars, expected, tolerance: 1e-5, "\(format) cache (head size \(cacheHeadDim.map(String.init) ?? "none")), \(tq) over \(tk)",
+                    file: file, line: line)
     }
 
     func testAttentionOverAnF16CacheIsExactAttentionOverTheRoundedKeysAndValues() {
@@ -194,7 +206,7 @@ final class AttentionTests: XCTestCase {
         // and it is not zero (the f16 path really stores halves).
         func run(_ format: KVCacheFormat) -> Tensor {
             var rng = SeededGenerator(seed: 9)
-            var cache = KVCache(layers: 1, width: 32, format: format)
+            var cache = KVCache(layers: 1, width: 32, headDim: 32, format: format)
             let cached = cache.append(layer: 0, keys: rng.tensor([50, 32], in: -2...2), values: rng.tensor([50, 32]))
             return Tensor.attention(query: rng.tensor([1, 64], in: -2...2).block(), cached: cached,
                                     shape: AttentionShape(heads: 2, kvHeads: 1, headDim: 32), mask: .causal(offset: 49))

@@ -3,6 +3,8 @@ import XCTest
 
 final class KVCacheTests: XCTestCase {
     private let width = 6
+    /// Every test runs in both formats, with the rows stored whole (no head size) and head by head.
+    private let variants = KVCacheFormat.allCases.flatMap { format in [nil, 2, 3].map { (format, $0) } }
 
     /// `rows` rows whose values encode (layer, kind, position, column) so any mix-up shows; every value
     /// (below 1024, in halves) is exact in f16 as well, so both cache formats must give them back unchanged.
@@ -42,11 +44,11 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows() {
-        for format in KVCacheFormat.allCases { testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows(format) }
+        for (format, headDim) in variants { testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows(format, headDim: headDim) }
     }
 
-    private func testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows(_ format: KVCacheFormat) {
-        var cache = KVCache(layers: 3, width: width, reservingCapacity: 1, format: format)
+    private func testAppendingOneRowAtATimeAcrossGrowthKeepsEarlierRows(_ format: KVCacheFormat, headDim: Int?) {
+        var cache = KVCache(layers: 3, width: width, headDim: headDim, reservingCapacity: 1, format: format)
         for step in 0..<10 {
             let buffers = appendAll(&cache, positions: step..<(step + 1))
             XCTAssertEqual(cache.length, step + 1)
@@ -60,11 +62,11 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity() {
-        for format in KVCacheFormat.allCases { testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity(format) }
+        for (format, headDim) in variants { testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity(format, headDim: headDim) }
     }
 
-    private func testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity(_ format: KVCacheFormat) {
-        var cache = KVCache(layers: 2, width: width, reservingCapacity: 1, format: format)
+    private func testAppendingSeveralRowsAtOnceGrowsPastDoubleTheCapacity(_ format: KVCacheFormat, headDim: Int?) {
+        var cache = KVCache(layers: 2, width: width, headDim: headDim, reservingCapacity: 1, format: format)
         appendAll(&cache, positions: 0..<1)
         let buffers = appendAll(&cache, positions: 1..<8)  // 8 > 2 · 1
         appendAll(&cache, positions: 8..<9)
@@ -83,11 +85,11 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testAppendingToACopyLeavesTheOriginalUntouched() {
-        for format in KVCacheFormat.allCases { testAppendingToACopyLeavesTheOriginalUntouched(format) }
+        for (format, headDim) in variants { testAppendingToACopyLeavesTheOriginalUntouched(format, headDim: headDim) }
     }
 
-    private func testAppendingToACopyLeavesTheOriginalUntouched(_ format: KVCacheFormat) {
-        var original = KVCache(layers: 2, width: width, reservingCapacity: 8, format: format)
+    private func testAppendingToACopyLeavesTheOriginalUntouched(_ format: KVCacheFormat, headDim: Int?) {
+        var original = KVCache(layers: 2, width: width, headDim: headDim, reservingCapacity: 8, format: format)
         appendAll(&original, positions: 0..<3)
         let before = appendAll(&original, positions: 3..<4)
 
@@ -135,11 +137,11 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testTruncateDropsLaterPositionsAndAppendOverwritesThem() {
-        for format in KVCacheFormat.allCases { testTruncateDropsLaterPositionsAndAppendOverwritesThem(format) }
+        for (format, headDim) in variants { testTruncateDropsLaterPositionsAndAppendOverwritesThem(format, headDim: headDim) }
     }
 
-    private func testTruncateDropsLaterPositionsAndAppendOverwritesThem(_ format: KVCacheFormat) {
-        var cache = KVCache(layers: 2, width: width, reservingCapacity: 4, format: format)
+    private func testTruncateDropsLaterPositionsAndAppendOverwritesThem(_ format: KVCacheFormat, headDim: Int?) {
+        var cache = KVCache(layers: 2, width: width, headDim: headDim, reservingCapacity: 4, format: format)
         appendAll(&cache, positions: 0..<5)
         var branch = cache
         cache.truncate(to: 2)
@@ -179,13 +181,13 @@ final class KVCacheTests: XCTestCase {
     }
 
     func testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers() {
-        for format in KVCacheFormat.allCases { testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers(format) }
+        for (format, headDim) in variants { testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers(format, headDim: headDim) }
     }
 
-    private func testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers(_ format: KVCacheFormat) {
+    private func testAppendingWithinCapacityWritesInPlaceWithoutCopyingTheBuffers(_ format: KVCacheFormat, headDim: Int?) {
         // With no other reference to the buffers (no copy of the cache, no buffers held by the caller), an
         // append that fits must write into the same memory rather than copy every earlier position.
-        var cache = KVCache(layers: 2, width: width, reservingCapacity: 16, format: format)
+        var cache = KVCache(layers: 2, width: width, headDim: headDim, reservingCapacity: 16, format: format)
         var keyAddresses: [Int] = [], valueAddresses: [Int] = []
         for step in 0..<6 {
             for layer in 0..<2 {
@@ -206,6 +208,27 @@ final class KVCacheTests: XCTestCase {
         assertHolds(
             last, layer: 1, expectedKeys: rows(layer: 1, values: false, positions: 0..<7),
             expectedValues: rows(layer: 1, values: true, positions: 0..<7))
+    }
+
+    func testEachHeadsPositionsLieTogetherInTheBuffer() {
+        // Width 6 in heads of 2 with room for 4 positions: head h's position p starts at h·4·2 + p·2.
+        var cache = KVCache(layers: 1, width: width, headDim: 2, reservingCapacity: 4)
+        let keys = rows(layer: 0, values: false, positions: 0..<3)
+        let appended = cache.append(layer: 0, keys: keys, values: rows(layer: 0, values: true, positions: 0..<3))
+        XCTAssertEqual(appended.layout, KVLayerRows.HeadLayout(headDim: 2, capacity: 4))
+        guard case .f32(let buffer, _) = appended.storage else { return XCTFail("an f32 cache stores fp32") }
+        for head in 0..<3 {
+            for p in 0..<3 {
+                for c in 0..<2 {
+                    XCTAssertEqual(buffer.scalars[head * 8 + p * 2 + c], keys[p, head * 2 + c], "head \(head), position \(p)")
+                }
+            }
+        }
+    }
+
+    func testACacheMadeWithoutAHeadSizeStoresItsRowsWhole() {
+        XCTAssertEqual(KVCache(layers: 1, width: 8, headDim: 4).headDim, 4)
+        XCTAssertEqual(KVCache(layers: 1, width: 8).headDim, 8, "no head size: the rows are stored whole")
     }
 
     func testCacheReportsItsLayoutAndStartsEmpty() {
