@@ -6,6 +6,11 @@
 
 #include <stdlib.h>
 
+/// How far ahead of its reads a matrix-vector kernel asks for weight bytes (software prefetch): one row's
+/// stream alone leaves the hardware prefetcher behind, 2 KiB ahead streamed Q4_0/Q8_0 rows 10–15% faster
+/// on a Zen 3 VM (the bf16/f16 kernels, which read two rows at once, gained nothing from it).
+#define PREFETCH_BYTES 2048
+
 void accm_gemv_q8_0_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                              const int8_t *xq, const float *xs, float *y, int accumulate) {
     size_t blocks = cols / ACCM_QUANT_BLOCK;
@@ -81,6 +86,8 @@ ACCM_AVX2 static void gemv_q8_0_avx2(const int8_t *w, const uint16_t *scales, si
         size_t b = 0;
         for (; b + 8 <= blocks; b += 8) {
             _mm256_store_ps(d, block_scales(rs + b, xs + b));
+            for (int line = 0; line < 4; line++)
+                _mm_prefetch((const char *)(row + b * 32 + PREFETCH_BYTES + 64 * line), _MM_HINT_T0);
             for (int k = 0; k < 8; k += 2) {
                 const int8_t *p = row + (b + k) * 32, *q = xq + (b + k) * 32;
                 __m256 p0 = block_dot(_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)q));
@@ -134,6 +141,8 @@ ACCM_AVX2 static void gemv_q4_0_avx2(const uint8_t *w, const uint16_t *scales, s
         size_t b = 0;
         for (; b < whole; b += 8) {
             __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rs + b))), _mm256_loadu_ps(xs + b));
+            _mm_prefetch((const char *)(row + b * 16 + PREFETCH_BYTES), _MM_HINT_T0);
+            _mm_prefetch((const char *)(row + b * 16 + PREFETCH_BYTES + 64), _MM_HINT_T0);
             for (int k = 0; k < 4; k++) {
                 __m256i packed = _mm256_loadu_si256((const __m256i *)(row + (b + 2 * k) * 16));
                 const __m256i *pair = (const __m256i *)(scratch + (b / 2 + k) * 96);
