@@ -5,7 +5,7 @@ import XCTest
 
 /// Weights kept in their stored half-precision type compute what transformers computes in fp32 on the same
 /// rounded weights (within the parity tolerance, 1e-4); int8/int4 weights made at load stay near it, and
-/// how near is printed for each fixture; int4 prefill computes in integers what its decode computes.
+/// how near is printed for each fixture; int8/int4 prefill computes in integers what their decode computes.
 final class WeightFormatParityTests: XCTestCase {
     private func sequences(_ fixture: Fixture) throws -> [[Int]] {
         let ids = try fixture.integers("input_ids")
@@ -81,52 +81,42 @@ final class WeightFormatParityTests: XCTestCase {
         XCTAssertLessThanOrEqual(try worstDifference(model, fixture).absolute, Fixture.tolerance)
     }
 
-    /// int8 made at load: the full forward computes in fp32 on the dequantized blocks, so it matches transformers
-    /// run on the same Q8_0 round trip of the weights (`logits.int8`, made by the fixture script with llama.cpp's
-    /// reference quantizers) within the parity tolerance.
-    func testInt8PrefillMatchesTransformersOnTheSameQuantizedWeights() throws {
+    /// int8 and int4 prefill compute in integers, their rows quantized to 8-bit blocks as a decode step's row is,
+    /// so a prompt's positions get the logits that decoding it one token at a time gives: the same integer sums, up
+    /// to the order of fp32 additions. Where the two paths' fp32 attention sums differ in the last bit, an
+    /// activation lying on a rounding boundary can round to the neighbouring 8-bit step (int4: at 2 of 22
+    /// positions, by 0.9% of the largest logit), so: most positions within the parity tolerance, every one within
+    /// 2% of the largest logit. Against transformers on the Q8_0/Q4_0 round trip of the weights with fp32
+    /// activations (`logits.int8`, `logits.int4`, made by the fixture script with llama.cpp's reference
+    /// quantizers), the difference is the 8-bit rounding of the activations, printed, and within 8% of the
+    /// largest logit on these large random weights (int8 5.4% and int4 3.6% at worst: both are the activations'
+    /// 8-bit rounding, which these random weights amplify differently).
+    func testQuantizedPrefillComputesWhatDecodingTokenByTokenComputes() throws {
         let fixture = try Fixture("llama_blocks")
-        let model = try Llama(directory: fixture.directory, matrixFormat: .int8)
-        XCTAssertEqual(model.matrixFormats, [.int8], "every matrix holds whole blocks of 32")
-        let expected = try fixture.tensor("logits.int8")
-        for (b, ids) in try sequences(fixture).enumerated() {
-            let full = try logits(model, ids).full
-            XCTAssertLessThanOrEqual(full.maxAbsoluteDifference(expected.slice(b)), Fixture.tolerance, "int8 sequence \(b)")
-        }
-    }
-
-    /// int4 prefill computes in integers, its rows quantized to 8-bit blocks as a decode step's row is, so a
-    /// prompt's positions get the logits that decoding it one token at a time gives: the same integer sums, up to
-    /// the order of fp32 additions. Where the two paths' fp32 attention sums differ in the last bit, an activation
-    /// lying on a rounding boundary can round to the neighbouring 8-bit step (here at 2 of 22 positions, by 0.9%
-    /// of the largest logit), so: most positions within the parity tolerance, every one within 2% of the largest
-    /// logit. Against transformers on the Q4_0 round trip of the weights with fp32 activations (`logits.int4`),
-    /// the difference is the 8-bit rounding of the activations, printed, and within 5% of the largest logit on
-    /// these large random weights.
-    func testInt4PrefillComputesWhatDecodingTokenByTokenComputes() throws {
-        let fixture = try Fixture("llama_blocks")
-        let model = try Llama(directory: fixture.directory, matrixFormat: .int4)
-        XCTAssertEqual(model.matrixFormats, [.int4], "every matrix holds whole blocks of 32")
-        let expected = try fixture.tensor("logits.int4")
-        var positions = 0, exact = 0
-        for (b, ids) in try sequences(fixture).enumerated() {
-            let full = try logits(model, ids).full
-            let reference = expected.slice(b), largest = reference.scalars.map(abs).max()!
-            var cache = model.makeCache(capacity: ids.count)
-            for (position, id) in ids.enumerated() {
-                let step = model.logits(try model.forward(model.embed([id]), cache: &cache, recordHiddenStates: false).hidden)
-                let difference = step.maxAbsoluteDifference(full.rows(position..<(position + 1)))
-                XCTAssertLessThanOrEqual(difference, 0.02 * largest, "int4 sequence \(b) position \(position): prefill against decode")
-                positions += 1
-                if difference <= Fixture.tolerance { exact += 1 }
+        for format in [WeightFormat.int8, .int4] {
+            let model = try Llama(directory: fixture.directory, matrixFormat: format)
+            XCTAssertEqual(model.matrixFormats, [format], "every matrix holds whole blocks of 32")
+            let expected = try fixture.tensor("logits.\(format.rawValue)")
+            var positions = 0, exact = 0
+            for (b, ids) in try sequences(fixture).enumerated() {
+                let full = try logits(model, ids).full
+                let reference = expected.slice(b), largest = reference.scalars.map(abs).max()!
+                var cache = model.makeCache(capacity: ids.count)
+                for (position, id) in ids.enumerated() {
+                    let step = model.logits(try model.forward(model.embed([id]), cache: &cache, recordHiddenStates: false).hidden)
+                    let difference = step.maxAbsoluteDifference(full.rows(position..<(position + 1)))
+                    XCTAssertLessThanOrEqual(difference, 0.02 * largest, "\(format) sequence \(b) position \(position): prefill against decode")
+                    positions += 1
+                    if difference <= Fixture.tolerance { exact += 1 }
+                }
+                let difference = full.maxAbsoluteDifference(reference)
+                print(String(format: "%@ prefill, llama_blocks sequence %d: against transformers on the round-trip weights "
+                             + "%.4f (%.4f of the largest logit)", format.rawValue, b, difference, difference / largest))
+                XCTAssertLessThanOrEqual(difference, 0.08 * largest, "\(format) sequence \(b) against transformers")
             }
-            let difference = full.maxAbsoluteDifference(reference)
-            print(String(format: "int4 prefill, llama_blocks sequence %d: against transformers on the round-trip weights "
-                         + "%.4f (%.4f of the largest logit)", b, difference, difference / largest))
-            XCTAssertLessThanOrEqual(difference, 0.05 * largest, "int4 sequence \(b) against transformers")
+            print("\(format) prefill against decode: \(exact) of \(positions) positions within \(Fixture.tolerance)")
+            XCTAssertGreaterThanOrEqual(Double(exact), 0.9 * Double(positions), "\(format): most positions see the same integer sums")
         }
-        print("int4 prefill against decode: \(exact) of \(positions) positions within \(Fixture.tolerance)")
-        XCTAssertGreaterThanOrEqual(Double(exact), 0.9 * Double(positions), "most positions see the same integer sums")
     }
 
     /// The error int8/int4 add against fp32 on the unquantized weights (the quantization itself, plus the 8-bit

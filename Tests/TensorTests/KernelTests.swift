@@ -205,45 +205,71 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The int4 prefill kernel gives, for each activation row, what the matrix-vector kernel gives (the same
-    /// integer block sums): weight rows in groups of 8 with a remainder, activation rows in tiles of 4 with a
+    /// The int8 and int4 prefill kernels give, for each activation row, what the matrix-vector kernel gives (the
+    /// same integer block sums): weight rows in groups of 8 with a remainder, activation rows in tiles of 4 with a
     /// remainder, into a wider output (ldy) with and without accumulation.
-    func testInt4MatrixMatrixProductIsTheMatrixVectorProductOfEachRow() {
-        for (rows, cols, count) in [(8, 32, 4), (13, 96, 7), (3, 320, 1), (21, 4096, 9), (40, 11008, 5)] {
-            let w = generator.floats(rows * cols)
-            var q4 = [UInt8](repeating: 0, count: rows * cols / 2), s4 = [UInt16](repeating: 0, count: rows * cols / 32)
-            accm_quantize_q4_0(w, rows * cols, &q4, &s4)
-            let blocks = cols / 32
-            var xq = [Int8](repeating: 0, count: count * cols), xs = [Float](repeating: 0, count: count * blocks)
-            for m in 0..<count {
-                let x = generator.floats(cols, in: -4...4)
-                xq.withUnsafeMutableBufferPointer { q in
-                    xs.withUnsafeMutableBufferPointer { s in
-                        accm_quantize_activation(x, cols, q.baseAddress! + m * cols, s.baseAddress! + m * blocks)
-                    }
-                }
-            }
-            let ldy = rows + 3
-            for accumulate in [false, true] {
-                let start = generator.floats(count * ldy)
-                var fast = start, portable = start, rowByRow = start
-                accm_gemm_q4_0(q4, s4, rows, cols, xq, xs, count, &fast, ldy, accumulate ? 1 : 0)
-                accm_gemm_q4_0_portable(q4, s4, rows, cols, xq, xs, count, &portable, ldy, accumulate ? 1 : 0)
+    func testQuantizedMatrixMatrixProductIsTheMatrixVectorProductOfEachRow() {
+        typealias Product = (UnsafeRawPointer, UnsafePointer<UInt16>, Int, Int, UnsafePointer<Int8>, UnsafePointer<Float>,
+                             Int, UnsafeMutablePointer<Float>, Int, Int32) -> Void
+        typealias RowProduct = (UnsafeRawPointer, UnsafePointer<UInt16>, Int, Int, UnsafePointer<Int8>, UnsafePointer<Float>,
+                                UnsafeMutablePointer<Float>, Int32) -> Void
+        struct Format {
+            let name: String
+            let bytesPerRow: (Int) -> Int
+            let quantize: (UnsafePointer<Float>, Int, UnsafeMutableRawPointer, UnsafeMutablePointer<UInt16>) -> Void
+            let gemm: Product, gemmPortable: Product, gemvPortable: RowProduct
+        }
+        let formats = [
+            Format(name: "int8", bytesPerRow: { $0 },
+                   quantize: { accm_quantize_q8_0($0, $1, $2.assumingMemoryBound(to: Int8.self), $3) },
+                   gemm: { accm_gemm_q8_0($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                   gemmPortable: { accm_gemm_q8_0_portable($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                   gemvPortable: { accm_gemv_q8_0_portable($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7) }),
+            Format(name: "int4", bytesPerRow: { $0 / 2 },
+                   quantize: { accm_quantize_q4_0($0, $1, $2.assumingMemoryBound(to: UInt8.self), $3) },
+                   gemm: { accm_gemm_q4_0($0.assumingMemoryBound(to: UInt8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                   gemmPortable: { accm_gemm_q4_0_portable($0.assumingMemoryBound(to: UInt8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                   gemvPortable: { accm_gemv_q4_0_portable($0.assumingMemoryBound(to: UInt8.self), $1, $2, $3, $4, $5, $6, $7) }),
+        ]
+        for format in formats {
+            for (rows, cols, count) in [(8, 32, 4), (13, 96, 7), (3, 320, 1), (21, 4096, 9), (40, 11008, 5)] {
+                let w = generator.floats(rows * cols)
+                var q = [UInt8](repeating: 0, count: rows * format.bytesPerRow(cols)), s = [UInt16](repeating: 0, count: rows * cols / 32)
+                q.withUnsafeMutableBytes { format.quantize(w, rows * cols, $0.baseAddress!, &s) }
+                let blocks = cols / 32
+                var xq = [Int8](repeating: 0, count: count * cols), xs = [Float](repeating: 0, count: count * blocks)
                 for m in 0..<count {
-                    rowByRow.withUnsafeMutableBufferPointer { y in
-                        xq.withUnsafeBufferPointer { q in
-                            xs.withUnsafeBufferPointer { s in
-                                accm_gemv_q4_0_portable(q4, s4, rows, cols, q.baseAddress! + m * cols, s.baseAddress! + m * blocks,
-                                                        y.baseAddress! + m * ldy, accumulate ? 1 : 0)
-                            }
+                    let x = generator.floats(cols, in: -4...4)
+                    xq.withUnsafeMutableBufferPointer { xq in
+                        xs.withUnsafeMutableBufferPointer { xs in
+                            accm_quantize_activation(x, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * blocks)
                         }
                     }
                 }
-                let what = "int4 \(count)×\(cols) · \(rows)×\(cols)ᵀ, accumulate \(accumulate)"
-                XCTAssertEqual(portable, rowByRow, "\(what): the portable path is the row-by-row product")
-                assertClose(fast, rowByRow.map(Double.init), tolerance: 1e-4, relative: 1e-5, "\(what) dispatch")
-                for m in 0..<count {  // the columns past `rows` are left alone
-                    XCTAssertEqual(Array(fast[(m * ldy + rows)..<((m + 1) * ldy)]), Array(start[(m * ldy + rows)..<((m + 1) * ldy)]), what)
+                let ldy = rows + 3
+                for accumulate in [false, true] {
+                    let start = generator.floats(count * ldy), add: Int32 = accumulate ? 1 : 0
+                    var fast = start, portable = start, rowByRow = start
+                    q.withUnsafeBytes { q in
+                        format.gemm(q.baseAddress!, s, rows, cols, xq, xs, count, &fast, ldy, add)
+                        format.gemmPortable(q.baseAddress!, s, rows, cols, xq, xs, count, &portable, ldy, add)
+                        rowByRow.withUnsafeMutableBufferPointer { y in
+                            xq.withUnsafeBufferPointer { xq in
+                                xs.withUnsafeBufferPointer { xs in
+                                    for m in 0..<count {
+                                        format.gemvPortable(q.baseAddress!, s, rows, cols, xq.baseAddress! + m * cols,
+                                                            xs.baseAddress! + m * blocks, y.baseAddress! + m * ldy, add)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let what = "\(format.name) \(count)×\(cols) · \(rows)×\(cols)ᵀ, accumulate \(accumulate)"
+                    XCTAssertEqual(portable, rowByRow, "\(what): the portable path is the row-by-row product")
+                    assertClose(fast, rowByRow.map(Double.init), tolerance: 1e-4, relative: 1e-5, "\(what) dispatch")
+                    for m in 0..<count {  // the columns past `rows` are left alone
+                        XCTAssertEqual(Array(fast[(m * ldy + rows)..<((m + 1) * ldy)]), Array(start[(m * ldy + rows)..<((m + 1) * ldy)]), what)
+                    }
                 }
             }
         }

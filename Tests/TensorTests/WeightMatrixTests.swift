@@ -44,26 +44,24 @@ final class WeightMatrixTests: XCTestCase {
                 let expected = x.linear(weight: m.dequantized(), bias: b)
                 let y = x.linear(m, bias: b)
                 XCTAssertEqual(y.shape, [inputRows, 75])
-                // Half-precision weights and every sgemm path compute in fp32 on the exact stored values; the
-                // int8/int4 matrix-vector path and int4's integer prefill also round the activation to 8 bits per
-                // block (≤ 1/254 of its block maximum, 2 here), Σ over 96 inputs of |w| ≤ 1 times that.
-                let quantizedActivation = format == .int4
-                    || (format.isBlockQuantized && inputRows <= WeightMatrix.matrixVectorRowLimit)
-                let tolerance: Float = quantizedActivation ? 96 * 2 / 254 : 1e-4
+                // Half-precision weights and every sgemm path compute in fp32 on the exact stored values; int8/int4
+                // (matrix-vector path and integer prefill alike) also round the activation to 8 bits per block
+                // (≤ 1/254 of its block maximum, 2 here), Σ over 96 inputs of |w| ≤ 1 times that.
+                let tolerance: Float = format.isBlockQuantized ? 96 * 2 / 254 : 1e-4
                 XCTAssertLessThanOrEqual(y.maxAbsoluteDifference(expected), tolerance, "\(format) rows \(inputRows)")
             }
         }
     }
 
     func testLargeProductsSplitAcrossThreadsAndBlocks() {
-        // More output rows than one conversion block holds, so several blocks run per thread (bf16, int8); int4's
+        // More output rows than one conversion block holds, so several blocks run per thread (bf16); int8/int4's
         // integer prefill gives each row what the matrix-vector path gives it (the same 8-bit activation blocks).
         let columns = 4096, rows = WeightMatrix.prefillBlockFloats / columns * 2 + 48
         for format in [WeightFormat.bf16, .int8, .int4] {
             let (m, _) = matrix(format, rows: rows, columns: columns)
             let x = generator.tensor([6, columns])
             let y = x.linear(m)
-            let expected = format == .int4
+            let expected = format.isBlockQuantized
                 ? Tensor.concatenateRows((0..<6).map { x.rows($0..<($0 + 1)).linear(m) })
                 : x.linear(weight: m.dequantized())
             XCTAssertLessThanOrEqual(y.maxAbsoluteDifference(expected), 1e-3, "\(format)")

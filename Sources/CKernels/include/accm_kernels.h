@@ -88,6 +88,15 @@ void accm_gemm_q4_0(const uint8_t *w, const uint16_t *scales, size_t rows, size_
 void accm_gemm_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                              const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate);
 
+// MARK: Matrix-matrix product over Q8_0 weights and quantized activation rows (prefill)
+// y[m * ldy + r] = sum_b dw[r, b] * dx[m, b] * (sum_j q[r, b, j] * qx[m, b, j]): accm_gemv_q8_0 for each of
+// `count` activation rows, laid out as accm_gemm_q4_0's, each block's sum in exact integers.
+
+void accm_gemm_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                    const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate);
+void accm_gemm_q8_0_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                             const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate);
+
 // MARK: Attention over an f16 key/value cache
 // out[c] = sum_r p[r] * V[r * ldv + c] for c < cols (overwrites out): the value side of one query's
 // attention, reading the cached f16 rows directly (the key side is accm_gemv_f16 with ldw = the cache width).
