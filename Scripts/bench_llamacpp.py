@@ -5,6 +5,7 @@ The model: `--layers` LLaMA-7B layers (hidden 4096, MLP 11008, 32 heads) + the 3
 head, every matrix in the chosen type (f32, bf16, q8_0, q4_0 = accm's f32, bf16, int8, int4), written as
 a GGUF file with gguf-py (a placeholder vocabulary). Measured: prefill of 640 tokens and a decode step at a
 context of 640 (logits of the last position only, as accm's case), median [fastest-slowest] of --repeat.
+Both keep the KV cache in f16 (llama.cpp's default; accm's `--kv-cache f16`).
 
 Needs `pip install llama-cpp-python gguf` (llama-cpp-python builds llama.cpp from source; none of it is part
 of this project). Usage:
@@ -115,7 +116,8 @@ def time_accm(accm: str, layers: int, kind: str, threads: int, repeat: int) -> s
     """accm's decode on the same model (llama-model); its prefill per layer from llama-prefill (warmed up and
     repeated: llama-model's prefill is one cold run), times the layers (the head adds one row's logits)."""
     out = subprocess.run([accm, "bench", "engine", "--cases", "llama-prefill", "llama-model", "--layers", str(layers),
-                          "--dtype", ACCM_DTYPE[kind], "--threads", str(threads), "--repeat", str(repeat)],
+                          "--dtype", ACCM_DTYPE[kind], "--kv-cache", "f16", "--threads", str(threads),
+                          "--repeat", str(repeat)],
                          capture_output=True, text=True, check=True).stdout
     prefill = re.search(r"layer prefill 640\s+([0-9.]+ s\s*\[[^\]]+\])", out).group(1)
     decode = re.search(r"decode at 640\s+([0-9.]+ ms \[[^\]]+\])", out).group(1)
