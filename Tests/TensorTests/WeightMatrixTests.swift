@@ -54,17 +54,19 @@ final class WeightMatrixTests: XCTestCase {
     }
 
     func testLargeProductsSplitAcrossThreadsAndBlocks() {
-        // More output rows than one conversion block holds, so several blocks run per thread (bf16); int8/int4's
-        // integer prefill gives each row what the matrix-vector path gives it (the same 8-bit activation blocks).
-        let columns = 4096, rows = WeightMatrix.prefillBlockFloats / columns * 2 + 48
-        for format in [WeightFormat.bf16, .int8, .int4] {
+        // More output rows than one conversion block holds, so several blocks run per thread (bf16, with a short
+        // input and with one long enough for the larger blocks); int8/int4's integer prefill gives each row what
+        // the matrix-vector path gives it (the same 8-bit activation blocks).
+        let columns = 4096
+        for (format, inputRows) in [(WeightFormat.bf16, 6), (.bf16, WeightMatrix.longPrefillRows), (.int8, 6), (.int4, 6)] {
+            let rows = WeightMatrix.prefillBlockFloats(rows: inputRows) / columns * 2 + 48
             let (m, _) = matrix(format, rows: rows, columns: columns)
-            let x = generator.tensor([6, columns])
+            let x = generator.tensor([inputRows, columns])
             let y = x.linear(m)
             let expected = format.isBlockQuantized
-                ? Tensor.concatenateRows((0..<6).map { x.rows($0..<($0 + 1)).linear(m) })
+                ? Tensor.concatenateRows((0..<inputRows).map { x.rows($0..<($0 + 1)).linear(m) })
                 : x.linear(weight: m.dequantized())
-            XCTAssertLessThanOrEqual(y.maxAbsoluteDifference(expected), 1e-3, "\(format)")
+            XCTAssertLessThanOrEqual(y.maxAbsoluteDifference(expected), 1e-3, "\(format), \(inputRows) input rows")
         }
     }
 
