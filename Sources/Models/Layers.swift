@@ -23,6 +23,11 @@ public struct Linear: Sendable {
     public var outputs: Int { weight.rows }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight, bias: bias) }
+
+    /// Several linear maps of the same input (at decode, one parallel job: `Tensor.linear(_:)` over many).
+    public static func apply(_ layers: [Linear], to x: Tensor) -> [Tensor] {
+        x.linear(layers.map { (weight: $0.weight, bias: $0.bias) })
+    }
 }
 
 /// GPT-2's `Conv1D`: a linear map whose weight is stored `[in, out]` (kept so in fp32; other formats hold

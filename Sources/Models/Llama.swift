@@ -207,8 +207,10 @@ public struct Llama: CausalLanguageModel {
         for (i, block) in blocks.enumerated() {
             h.add(selfAttention(block, layer: i, h, layout: layout, caches: &caches))
             let y = block.postAttentionNorm(h)
-            var gated = block.gate(y).applying(activation)
-            gated.multiply(block.up(y))
+            var gateAndUp = Linear.apply([block.gate, block.up], to: y)  // taken out, not copied, one by one
+            let up = gateAndUp.removeLast()
+            var gated = gateAndUp.removeLast().applying(activation)
+            gated.multiply(up)
             h.add(block.down(gated))
             if i < blocks.count - 1 { states?.append(h) }
         }
@@ -226,8 +228,10 @@ public struct Llama: CausalLanguageModel {
         _ block: Block, layer i: Int, _ h: Tensor, layout: BatchLayout, caches: inout [KVCache]
     ) -> Tensor {
         let x = block.inputNorm(h)
-        var q = block.query(x), k = block.key(x)
-        let v = block.value(x)
+        // Taken out of the array (not copied), so that rotating q and k in place does not copy them.
+        var projections = Linear.apply([block.query, block.key, block.value], to: x)
+        let v = projections.removeLast()
+        var k = projections.removeLast(), q = projections.removeLast()
         for s in layout.rows.indices {
             rotary.apply(to: &q, rows: layout.rows[s], heads: attention.heads, startPosition: layout.starts[s])
             rotary.apply(to: &k, rows: layout.rows[s], heads: attention.kvHeads, startPosition: layout.starts[s])

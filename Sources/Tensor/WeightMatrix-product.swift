@@ -60,46 +60,108 @@ extension Tensor {
     }
 }
 
+extension Tensor {
+    /// `x · Wᵢᵀ (+ biasᵢ)` for several weight matrices over the same input `x [..., columns]` (a layer's query,
+    /// key and value projections, or its gate and up projections). At decode (at most
+    /// `WeightMatrix.matrixVectorRowLimit` rows), when every matrix is bf16/f16 or every one int8/int4 over the
+    /// same columns, the products run as one parallel job over all their output rows (int8/int4 quantize the
+    /// input once), so the threads meet once rather than once a matrix; otherwise each is `linear(_:bias:)`.
+    public func linear(_ maps: [(weight: WeightMatrix, bias: Tensor?)]) -> [Tensor] {
+        guard let first = maps.first?.weight, rowCount <= WeightMatrix.matrixVectorRowLimit, rowCount > 0,
+              maps.allSatisfy({ $0.weight.columns == first.columns && $0.weight.readsDirectly(like: first) })
+        else { return maps.map { linear($0.weight, bias: $0.bias) } }
+        precondition(lastDimension == first.columns, "linear: input \(shape) does not match weight \(first.shape)")
+        let rows = rowCount, weights = maps.map(\.weight)
+        let starts = weights.reduce(into: [0]) { $0.append($0.last! + $1.rows) }, total = starts.last!
+        // One [rows, total] buffer for every product (each bias written first), then each product's columns.
+        var all = Tensor(uninitializedShape: [rows, total])
+        all.withUnsafeMutableBufferPointer { o in
+            for (i, map) in maps.enumerated() {
+                guard let bias = map.bias else { continue }
+                precondition(bias.count == map.weight.rows, "bias of \(bias.count) for \(map.weight.rows) outputs")
+                bias.withUnsafeBufferPointer { b in
+                    for r in 0..<rows { (o.baseAddress! + r * total + starts[i]).update(from: b.baseAddress!, count: bias.count) }
+                }
+            }
+            withUnsafeBufferPointer { a in
+                WeightMatrix.matrixVector(weights, a.baseAddress!, rows: rows, into: o.baseAddress!, ldy: total,
+                                          accumulate: maps.map { $0.bias != nil })
+            }
+        }
+        return maps.indices.map { i in
+            all.columns(starts[i]..<starts[i + 1]).reshaped(Array(shape.dropLast()) + [weights[i].rows])
+        }
+    }
+}
+
 extension WeightMatrix {
+    /// Whether this matrix's decode product reads its stored values with the same kind of kernel input as
+    /// `other`'s: both 16-bit floats (fp32 input), or both 8-/4-bit blocks (one quantized input).
+    func readsDirectly(like other: WeightMatrix) -> Bool {
+        switch (payload, other.payload) {
+        case (.half, .half), (.quantized, .quantized): return true
+        default: return false
+        }
+    }
+
     /// `y[r, :] (+)= x[r, :] · Wᵀ` for each of `rows` input rows, output rows split across the engine's threads
     /// (several pieces a thread, so that the threads finish together although they share the memory bus).
     func matrixVector(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let k = columns, n = self.rows
-        let (xs, ys) = (UnsafeSendableBox(x), UnsafeSendableBox(y))
+        Self.matrixVector([self], x, rows: rows, into: y, ldy: self.rows, accumulate: [accumulate])
+    }
+
+    /// The matrix-vector products of several matrices over one input, as one parallel job, side by side in
+    /// `y` (row r of the input gives `y[r · ldy ..<]`, matrix after matrix): the pieces run over the matrices'
+    /// output rows end to end, each piece calling the kernel on its part of each matrix it spans. The matrices
+    /// are bf16/f16 or int8/int4 alike (`readsDirectly(like:)`) and share their column count.
+    static func matrixVector(
+        _ matrices: [WeightMatrix], _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+        accumulate: [Bool]
+    ) {
+        let k = matrices[0].columns
+        let starts = matrices.reduce(into: [0]) { $0.append($0.last! + $1.rows) }, total = starts.last!
+        let quantized = matrices[0].format.isBlockQuantized
+        let activation = quantized ? QuantizedRows(x, rows: rows, columns: k) : nil  // quantized once, shared by every thread
+        defer { activation?.deallocate() }
+        BLAS.split(columns: total, work: 8 * k * total, piecesPerThread: 4) { piece in
+            for (i, matrix) in matrices.enumerated() {
+                let lower = max(piece.lowerBound, starts[i]), upper = min(piece.upperBound, starts[i + 1])
+                guard lower < upper else { continue }
+                matrix.matrixVectorRows((lower - starts[i])..<(upper - starts[i]), x, activation, rows: rows,
+                                        into: y + starts[i], ldy: ldy, accumulate: accumulate[i])
+            }
+        }
+    }
+
+    /// Output rows `outputs` of the product: `y[r · ldy + o] (+)= x[r, :] · W[o, :]`.
+    private func matrixVectorRows(
+        _ outputs: Range<Int>, _ x: UnsafePointer<Float>, _ activation: QuantizedRows?, rows: Int,
+        into y: UnsafeMutablePointer<Float>, ldy n: Int, accumulate: Bool
+    ) {
+        let k = columns, o = outputs.lowerBound
         let add: Int32 = accumulate ? 1 : 0
         switch payload {
         case .half(let bytes):
-            let w = UnsafeSendableBox(bytes.base.assumingMemoryBound(to: UInt16.self))
-            let isBF16 = format == .bf16
-            BLAS.split(columns: n, work: 8 * k * n, piecesPerThread: 4) { outputs in
-                for r in 0..<rows {
-                    let wp = w.value + outputs.lowerBound * k, xp = xs.value + r * k, yp = ys.value + r * n + outputs.lowerBound
-                    if isBF16 {
-                        accm_gemv_bf16(wp, k, outputs.count, k, xp, yp, add)
-                    } else {
-                        accm_gemv_f16(wp, k, outputs.count, k, xp, yp, add)
-                    }
+            let w = bytes.base.assumingMemoryBound(to: UInt16.self) + o * k
+            for r in 0..<rows {
+                if format == .bf16 {
+                    accm_gemv_bf16(w, k, outputs.count, k, x + r * k, y + r * n + o, add)
+                } else {
+                    accm_gemv_f16(w, k, outputs.count, k, x + r * k, y + r * n + o, add)
                 }
             }
         case .quantized(let bytes, let scales):
+            guard let activation else { preconditionFailure("an int8/int4 product needs its quantized input") }
             let blocks = k / WeightFormat.quantBlock
-            let activation = QuantizedRows(x, rows: rows, columns: k)  // quantized once, shared by every thread
-            defer { activation.deallocate() }
-            let (q, qs) = (UnsafeSendableBox(UnsafePointer(activation.values)), UnsafeSendableBox(UnsafePointer(activation.scales)))
-            let s = UnsafeSendableBox(scales.base.assumingMemoryBound(to: UInt16.self))
-            let isInt8 = format == .int8
-            let w = UnsafeSendableBox(bytes.base)
-            BLAS.split(columns: n, work: 8 * k * n, piecesPerThread: 4) { outputs in
-                let o = outputs.lowerBound
-                for r in 0..<rows {
-                    let xp = q.value + r * k, xsp = qs.value + r * blocks, yp = ys.value + r * n + o
-                    if isInt8 {
-                        accm_gemv_q8_0(w.value.assumingMemoryBound(to: Int8.self) + o * k, s.value + o * blocks,
-                                       outputs.count, k, xp, xsp, yp, add)
-                    } else {
-                        accm_gemv_q4_0(w.value.assumingMemoryBound(to: UInt8.self) + o * k / 2, s.value + o * blocks,
-                                       outputs.count, k, xp, xsp, yp, add)
-                    }
+            let s = scales.base.assumingMemoryBound(to: UInt16.self) + o * blocks
+            for r in 0..<rows {
+                let xq = UnsafePointer(activation.values) + r * k, xs = UnsafePointer(activation.scales) + r * blocks
+                if format == .int8 {
+                    accm_gemv_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s, outputs.count, k, xq, xs,
+                                   y + r * n + o, add)
+                } else {
+                    accm_gemv_q4_0(bytes.base.assumingMemoryBound(to: UInt8.self) + o * k / 2, s, outputs.count, k, xq,
+                                   xs, y + r * n + o, add)
                 }
             }
         case .f32, .f32InputMajor:

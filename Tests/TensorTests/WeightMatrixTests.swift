@@ -70,6 +70,29 @@ final class WeightMatrixTests: XCTestCase {
         }
     }
 
+    func testSeveralMapsOfOneInputGiveWhatEachGivesAlone() {
+        // At decode one parallel job runs every product (pieces spanning two matrices included: 75 + 40 + 9
+        // output rows are cut into pieces of 16); longer inputs and mixed kinds of matrix take one call each.
+        for format in WeightFormat.allCases {
+            let maps = [(75, true), (40, false), (9, true)].map { rows, bias in
+                (weight: matrix(format, rows: rows, columns: 96).0, bias: bias ? generator.tensor([rows]) : nil)
+            }
+            for inputRows in [1, 3, 9] {
+                let x = generator.tensor([inputRows, 96], in: -2...2)
+                let together = x.linear(maps)
+                XCTAssertEqual(together.count, 3)
+                for (map, product) in zip(maps, together) {
+                    XCTAssertEqual(product.shape, [inputRows, map.weight.rows])
+                    XCTAssertEqual(product.scalars, x.linear(map.weight, bias: map.bias).scalars, "\(format), \(inputRows) rows")
+                }
+            }
+        }
+        let mixed = [(weight: matrix(.bf16, rows: 20, columns: 64).0, bias: Tensor?.none),
+                     (weight: matrix(.int8, rows: 12, columns: 64).0, bias: Tensor?.none)]
+        let x = generator.tensor([1, 64])
+        XCTAssertEqual(x.linear(mixed).map(\.scalars), mixed.map { x.linear($0.weight).scalars })
+    }
+
     func testConcatenatedRowsKeepTheFormat() {
         for format in WeightFormat.allCases {
             let parts = (0..<3).map { _ in matrix(format, rows: 5, columns: 32).0 }
