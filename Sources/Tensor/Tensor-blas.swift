@@ -1,6 +1,7 @@
 // Matrix products through OpenBLAS (cblas_sgemm), row-major.
 
 import CBLAS
+import CKernels
 
 /// The BLAS library's own thread pool.
 public enum BLAS {
@@ -79,8 +80,12 @@ extension Tensor {
                         }
                         // Weight slice: rows c0..<c0+width of W[n, k], or columns of W[k, n].
                         let wSlice = transposed ? w.baseAddress! + c0 * k : w.baseAddress! + c0
-                        if rows == 1 {
-                            // One row (a decode step): a matrix-vector product streams the weights once.
+                        if rows == 1 && transposed {
+                            // One row (a decode step) over output-major weights: the engine's kernel reads four
+                            // weight rows at once (more streams in flight than sgemv's one).
+                            accm_gemv_f32(wSlice, k, width, k, a.baseAddress!, o.baseAddress! + c0, bias == nil ? 0 : 1)
+                        } else if rows == 1 {
+                            // One row over input-major weights (GPT-2's Conv1D): sgemv streams them once.
                             BLAS.gemv(transposeA: !transposed, rows: transposed ? width : k, columns: transposed ? k : width,
                                       a: wSlice, lda: transposed ? k : n, x: a.baseAddress!, beta: beta,
                                       y: o.baseAddress! + c0)

@@ -95,6 +95,25 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testFloatMatrixVectorPathsAgreeWithDoubleArithmetic() {
+        // Rows under 2048 wide run one at a time, longer ones four at a time; row counts and widths with tails.
+        for (rows, cols, ldw) in [(7, 45, 45), (16, 256, 260), (3, 8, 8), (33, 1000, 1000), (9, 4100, 4100), (6, 2048, 2056)] {
+            let w = generator.floats(rows * ldw), x = generator.floats(cols)
+            for accumulate in [false, true] {
+                let start = generator.floats(rows)
+                var fast = start, portable = start
+                accm_gemv_f32(w, ldw, rows, cols, x, &fast, accumulate ? 1 : 0)
+                accm_gemv_f32_portable(w, ldw, rows, cols, x, &portable, accumulate ? 1 : 0)
+                let expected = (0..<rows).map { r in
+                    (accumulate ? Double(start[r]) : 0) + (0..<cols).reduce(0.0) { $0 + Double(w[r * ldw + $1]) * Double(x[$1]) }
+                }
+                let what = "f32 \(rows)×\(cols), accumulate \(accumulate)"
+                assertClose(fast, expected, tolerance: 2e-5 * Double(cols).squareRoot(), "\(what) dispatch")
+                assertClose(portable, expected, tolerance: 2e-5 * Double(cols).squareRoot(), "\(what) portable")
+            }
+        }
+    }
+
     func testWeightedSumOfHalfRowsAgreesWithFloat() {
         // out[c] = Σ_r p[r]·V[r, c] over f16 rows with a stride: column counts around the 32- and 8-wide steps.
         for (count, cols, ldv) in [(1, 128, 4096), (640, 128, 256), (7, 45, 50), (3, 8, 8), (12, 33, 40), (5, 3, 3)] {

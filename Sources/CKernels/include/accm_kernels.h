@@ -49,6 +49,9 @@ void accm_gemv_bf16(const uint16_t *w, size_t ldw, size_t rows, size_t cols, con
 void accm_gemv_bf16_portable(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
 void accm_gemv_f16(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
 void accm_gemv_f16_portable(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
+// The same over fp32 weights (decode's product for f32 matrices, in place of sgemv).
+void accm_gemv_f32(const float *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
+void accm_gemv_f32_portable(const float *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
 
 // MARK: Block quantization (n a multiple of ACCM_QUANT_BLOCK)
 
