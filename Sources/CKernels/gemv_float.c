@@ -21,13 +21,6 @@ void accm_gemv_f32_portable(const float *w, size_t ldw, size_t rows, size_t cols
 }
 
 #if ACCM_X86
-ACCM_AVX2 static inline float horizontal_sum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /// Four rows at a time for long rows (two accumulators each, 16 weights a step), one row at a time with four
 /// accumulators for short ones (interleaved short rows defeat the hardware prefetcher, as in gemv_half.c).
 ACCM_AVX2 static void gemv_f32_avx2(const float *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y,
@@ -47,7 +40,7 @@ ACCM_AVX2 static void gemv_f32_avx2(const float *w, size_t ldw, size_t rows, siz
         }
         for (int i = 0; i < 4; i++) {
             const float *row = w + (r + i) * ldw;
-            float sum = horizontal_sum(_mm256_add_ps(low[i], high[i]));
+            float sum = accm_horizontal_sum(_mm256_add_ps(low[i], high[i]));
             for (size_t c = whole; c < cols; c++) sum += row[c] * x[c];
             y[r + i] = accumulate ? y[r + i] + sum : sum;
         }
@@ -63,7 +56,7 @@ ACCM_AVX2 static void gemv_f32_avx2(const float *w, size_t ldw, size_t rows, siz
             a3 = _mm256_fmadd_ps(_mm256_loadu_ps(row + c + 24), _mm256_loadu_ps(x + c + 24), a3);
         }
         for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + c), _mm256_loadu_ps(x + c), a0);
-        float sum = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float sum = accm_horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
         for (; c < cols; c++) sum += row[c] * x[c];
         y[r] = accumulate ? y[r] + sum : sum;
     }

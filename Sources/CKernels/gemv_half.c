@@ -30,13 +30,6 @@ ACCM_AVX2 static inline __m256 load_f16x8(const uint16_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
-ACCM_AVX2 static inline float horizontal_sum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /// f16: two rows at a time for long rows (each x load feeds two FMAs), four accumulators per row, 32 weights a step.
 #define AVX2_GEMV(name, load, value)                                                                        \
     ACCM_AVX2 static void name(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x,     \
@@ -63,8 +56,8 @@ ACCM_AVX2 static inline float horizontal_sum(__m256 v) {
                 a0 = _mm256_fmadd_ps(load(a + c), x0, a0);                                                  \
                 b0 = _mm256_fmadd_ps(load(b + c), x0, b0);                                                  \
             }                                                                                               \
-            float sa = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
-            float sb = horizontal_sum(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));        \
+            float sa = accm_horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
+            float sb = accm_horizontal_sum(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));        \
             for (; c < cols; c++) {                                                                         \
                 sa += value(accm_load_u16(a + c)) * x[c];                                                   \
                 sb += value(accm_load_u16(b + c)) * x[c];                                                   \
@@ -83,7 +76,7 @@ ACCM_AVX2 static inline float horizontal_sum(__m256 v) {
                 a3 = _mm256_fmadd_ps(load(a + c + 24), _mm256_loadu_ps(x + c + 24), a3);                    \
             }                                                                                               \
             for (; c + 8 <= cols; c += 8) a0 = _mm256_fmadd_ps(load(a + c), _mm256_loadu_ps(x + c), a0);   \
-            float sa = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
+            float sa = accm_horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));        \
             for (; c < cols; c++) sa += value(accm_load_u16(a + c)) * x[c];                                 \
             y[r] = accumulate ? y[r] + sa : sa;                                                             \
         }                                                                                                   \
@@ -125,7 +118,7 @@ ACCM_AVX2 static void gemv_bf16_avx2(const uint16_t *w, size_t ldw, size_t rows,
         }
         for (int i = 0; i < 4; i++) {
             const uint16_t *row = w + (r + i) * ldw;
-            float sum = horizontal_sum(_mm256_add_ps(low[i], high[i]));
+            float sum = accm_horizontal_sum(_mm256_add_ps(low[i], high[i]));
             for (size_t c = whole; c < cols; c++) sum += accm_bf16_value(accm_load_u16(row + c)) * x[c];
             y[r + i] = accumulate ? y[r + i] + sum : sum;
         }
@@ -147,7 +140,7 @@ ACCM_AVX2 static void gemv_bf16_avx2(const uint16_t *w, size_t ldw, size_t rows,
             a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v)), _mm256_load_ps(permuted + c), a0);
             a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)), _mm256_load_ps(permuted + c + 8), a1);
         }
-        float sum = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float sum = accm_horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
         for (size_t c = whole; c < cols; c++) sum += accm_bf16_value(accm_load_u16(row + c)) * x[c];
         y[r] = accumulate ? y[r] + sum : sum;
     }

@@ -50,13 +50,6 @@ void accm_gemv_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t ro
 }
 
 #if ACCM_X86
-ACCM_AVX2 static inline float horizontal_sum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /// Eight int32 partial sums of the signed bytes `w` · `x` (32 each): |w| · sign(x, w) through vpmaddubsw.
 ACCM_AVX2 static inline __m256 block_dot(__m256i w, __m256i x) {
     __m256i products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
@@ -102,7 +95,7 @@ ACCM_AVX2 static void gemv_q8_0_avx2(const int8_t *w, const uint16_t *scales, si
             __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * 32));
             acc0 = _mm256_fmadd_ps(d0, block_dot(w0, x0), acc0);
         }
-        float sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+        float sum = accm_horizontal_sum(_mm256_add_ps(acc0, acc1));
         y[r] = accumulate ? y[r] + sum : sum;
     }
 }
@@ -161,7 +154,7 @@ ACCM_AVX2 static void gemv_q4_0_avx2(const uint8_t *w, const uint16_t *scales, s
             __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * 32));
             acc0 = _mm256_fmadd_ps(d0, block_dot(unpack_q4(row + b * 16), x0), acc0);
         }
-        float sum = horizontal_sum(_mm256_add_ps(acc0, acc1));
+        float sum = accm_horizontal_sum(_mm256_add_ps(acc0, acc1));
         y[r] = accumulate ? y[r] + sum : sum;
     }
     free(scratch);

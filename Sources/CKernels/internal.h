@@ -12,6 +12,14 @@
 #include <immintrin.h>
 /// Compiles one function for AVX2 + FMA + F16C (called only after the run-time CPU check).
 #define ACCM_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/// The sum of a vector's 8 lanes (the end of every matrix-vector kernel's row).
+ACCM_AVX2 static inline float accm_horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 #else
 #define ACCM_X86 0
 #endif
