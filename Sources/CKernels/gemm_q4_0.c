@@ -34,6 +34,23 @@ typedef struct {
 /// Repacks weight rows r0 ..< r0 + count (count ≤ 8; missing rows are zero) into `g`.
 ACCM_AVX2 static void repack(Group *g, const uint8_t *w, const uint16_t *scales, size_t cols, size_t r0, size_t count) {
     size_t blocks = cols / ACCM_QUANT_BLOCK;
+    if (count == GROUP) {
+        // Each row's block as 32 bytes (16 low nibbles, then 16 high ones), i.e. 8 int32 lanes of 4 weights;
+        // transposed, vector k holds lane k (weights 4k ..< 4k + 4) of every row.
+        const __m128i low_nibbles = _mm_set1_epi8(0x0F);
+        for (size_t b = 0; b < blocks; b++) {
+            __m256i v[GROUP];
+            for (size_t r = 0; r < GROUP; r++) {
+                __m128i p = _mm_loadu_si128((const __m128i *)(w + (r0 + r) * cols / 2 + b * 16));
+                v[r] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(p, 4), low_nibbles), _mm_and_si128(p, low_nibbles));
+                g->scales[b * GROUP + r] = _cvtsh_ss(accm_load_u16(scales + (r0 + r) * blocks + b));
+            }
+            accm_transpose_8x8_epi32(v);
+            __m256i *out = (__m256i *)(g->bytes + b * 256);
+            for (int k = 0; k < 8; k++) _mm256_store_si256(out + k, v[k]);
+        }
+        return;
+    }
     for (size_t b = 0; b < blocks; b++) {
         uint8_t row_bytes[GROUP][32];
         for (size_t r = 0; r < GROUP; r++) {

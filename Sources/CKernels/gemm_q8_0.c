@@ -45,6 +45,27 @@ typedef struct {
 /// Repacks weight rows r0 ..< r0 + count (count ≤ 8; missing rows are zero) into `g`.
 ACCM_AVX2 static void repack(Group *g, const int8_t *w, const uint16_t *scales, size_t cols, size_t r0, size_t count) {
     size_t blocks = cols / ACCM_QUANT_BLOCK;
+    if (count == GROUP) {
+        // Each row's block widened to int16 is 16 int32 lanes of 2 weights, in two vectors; transposed, vector j
+        // holds lane j (weights 2j, 2j + 1) of every row.
+        for (size_t b = 0; b < blocks; b++) {
+            __m256i first[GROUP], second[GROUP];
+            for (size_t r = 0; r < GROUP; r++) {
+                __m256i p = _mm256_loadu_si256((const __m256i *)(w + (r0 + r) * cols + b * ACCM_QUANT_BLOCK));
+                first[r] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(p));
+                second[r] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(p, 1));
+                g->scales[b * GROUP + r] = _cvtsh_ss(accm_load_u16(scales + (r0 + r) * blocks + b));
+            }
+            accm_transpose_8x8_epi32(first);
+            accm_transpose_8x8_epi32(second);
+            __m256i *out = (__m256i *)(g->pairs + b * PAIRS * 16);
+            for (int j = 0; j < 8; j++) {
+                _mm256_store_si256(out + j, first[j]);
+                _mm256_store_si256(out + 8 + j, second[j]);
+            }
+        }
+        return;
+    }
     for (size_t b = 0; b < blocks; b++) {
         int16_t *out = g->pairs + b * PAIRS * 16;
         for (size_t r = 0; r < GROUP; r++) {

@@ -20,6 +20,26 @@ ACCM_AVX2 static inline float accm_horizontal_sum(__m256 v) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+
+/// Transposes 8 vectors of 8 int32 lanes in place: afterwards v[j] holds lane j of each former v[0...7], in order
+/// (how the integer GEMMs gather 4 bytes of each of 8 weight rows into one vector).
+ACCM_AVX2 static inline void accm_transpose_8x8_epi32(__m256i v[8]) {
+    __m256i a[8], b[8];
+    for (int i = 0; i < 8; i += 2) {               // pairs of rows: (r, r+1) interleaved by lane pairs
+        a[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+        a[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {               // quads of rows, 64-bit lanes
+        b[i] = _mm256_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {                  // 128-bit halves: rows 0-3 with rows 4-7
+        v[i] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x31);
+    }
+}
 #else
 #define ACCM_X86 0
 #endif
