@@ -69,7 +69,7 @@ extension Tensor {
                     // on its slice of the weights (see BLAS.split).
                     // A one-row product is bound by reading the weights, not by arithmetic: weigh it by bytes.
                     BLAS.split(columns: n, work: rows == 1 ? 16 * k * n : 2 * rows * k * n,
-                               piecesPerThread: rows == 1 ? 4 : 1) { columns in
+                               pieces: rows == 1 ? .shrinking : .onePerThread) { columns in
                         let c0 = columns.lowerBound, width = columns.count
                         var beta: Float = 0
                         if let bias {
@@ -104,23 +104,51 @@ extension Tensor {
 }
 
 extension BLAS {
-    /// Splits `columns` output columns into `piecesPerThread` blocks per engine thread (multiples of 16
-    /// columns) and runs `body` on each block in parallel; small products (`work` FLOPs) run in one piece.
-    /// More pieces than threads let a thread that finishes early take another piece: memory-bound products
-    /// (decode's matrix-vector products) balance out; compute-bound ones (sgemm) want one large piece each.
+    /// How `split` cuts a product's output columns.
+    public enum Pieces: Sendable {
+        /// One equal piece per thread: for compute-bound products (sgemm packs its whole input once a piece).
+        case onePerThread
+        /// Pieces that shrink as the work runs out, taken by whichever thread is free: for memory-bound
+        /// products (decode's matrix-vector products), whose threads share the memory bus and so finish
+        /// unevenly; the last pieces are small, so no thread waits long for another.
+        case shrinking
+    }
+
+    /// Splits `columns` output columns into pieces (multiples of 16 columns but the last) and runs `body` on
+    /// each in parallel; small products (`work` FLOPs) run in one piece.
     ///
     /// OpenBLAS itself is kept at one thread: its worker threads spin on `sched_yield` between calls and
     /// fight the engine's own threads for the cores, which cost ~15% of a ViT forward on 2 cores.
-    public static func split(columns: Int, work: Int, piecesPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+    public static func split(columns: Int, work: Int, pieces: Pieces = .onePerThread, _ body: (Range<Int>) -> Void) {
         let threads = min(Parallelism.threadCount, max(1, work / 4_000_000), max(1, columns / 16))
         if threads <= 1 {
             body(0..<columns)
             return
         }
-        let pieces = min(threads * max(1, piecesPerThread), max(1, columns / 16))
-        let block = ((columns + pieces - 1) / pieces + 15) / 16 * 16
-        Parallelism.forEachTask(count: (columns + block - 1) / block) { b in
-            body((b * block)..<min(columns, (b + 1) * block))
-        }
+        let bounds = pieceBounds(columns: columns, threads: threads, pieces: pieces)
+        Parallelism.forEachTask(count: bounds.count - 1) { i in body(bounds[i]..<bounds[i + 1]) }
     }
+
+    /// The boundaries of `split`'s pieces, from 0 to `columns`. Shrinking pieces: each takes half of what
+    /// one thread's share of the rest would be (a quarter of the rest for two threads), rounded up to 16
+    /// columns, and at least `smallestShrinkingPiece`.
+    static func pieceBounds(columns: Int, threads: Int, pieces: Pieces) -> [Int] {
+        var bounds = [0]
+        switch pieces {
+        case .onePerThread:
+            let block = ((columns + threads - 1) / threads + 15) / 16 * 16
+            while bounds.last! < columns { bounds.append(min(columns, bounds.last! + block)) }
+        case .shrinking:
+            while bounds.last! < columns {
+                let remaining = columns - bounds.last!
+                let size = max(smallestShrinkingPiece, (remaining / (2 * threads) + 15) / 16 * 16)
+                bounds.append(bounds.last! + min(remaining, size))
+            }
+        }
+        return bounds
+    }
+
+    /// The fewest columns a shrinking piece has (but the last): 64 rows of a 4096-wide int4 matrix are 147 KB,
+    /// ~10 µs of streaming, enough to hide the cost of taking a piece.
+    static let smallestShrinkingPiece = 64
 }

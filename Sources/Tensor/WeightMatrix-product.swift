@@ -105,7 +105,7 @@ extension WeightMatrix {
     }
 
     /// `y[r, :] (+)= x[r, :] · Wᵀ` for each of `rows` input rows, output rows split across the engine's threads
-    /// (several pieces a thread, so that the threads finish together although they share the memory bus).
+    /// (in shrinking pieces, so that the threads finish together although they share the memory bus).
     func matrixVector(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         Self.matrixVector([self], x, rows: rows, into: y, ldy: self.rows, accumulate: [accumulate])
     }
@@ -123,7 +123,7 @@ extension WeightMatrix {
         let quantized = matrices[0].format.isBlockQuantized
         let activation = quantized ? QuantizedRows(x, rows: rows, columns: k) : nil  // quantized once, shared by every thread
         defer { activation?.deallocate() }
-        BLAS.split(columns: total, work: 8 * k * total, piecesPerThread: 4) { piece in
+        BLAS.split(columns: total, work: 8 * k * total, pieces: .shrinking) { piece in
             for (i, matrix) in matrices.enumerated() {
                 let lower = max(piece.lowerBound, starts[i]), upper = min(piece.upperBound, starts[i + 1])
                 guard lower < upper else { continue }
