@@ -1,7 +1,7 @@
 // Times the Q4_0/Q8_0 kernels alone, on one thread:
-// - prefill: accm_gemm_q4_0 and accm_gemm_q8_0 over one 11008×4096 matrix (LLaMA-7B's gate/up shape), three
+// - prefill: accm_gemm_q4_0x8 and accm_gemm_q8_0 over one 11008×4096 matrix (LLaMA-7B's gate/up shape), three
 //   calls each, for the activation row count given (8: where the weight repack weighs most; 100: ACCM's prompt);
-// - decode: accm_gemv_q4_0 and accm_gemv_q8_0 as GB/s of weights read, from memory (88064 rows, 180 MB in
+// - decode: accm_gemv_q4_0x8 and accm_gemv_q8_0 as GB/s of weights read, from memory (88064 rows, 180 MB in
 //   int4) and from cache (64 rows, 130 KB, called 4000 times), next to glibc's memcmp over two 128 MiB buffers:
 //   a kernel slower in cache than memory streams is bound by its instructions, not by the memory.
 // Build and run from the repository root:
@@ -46,10 +46,13 @@ int main(int argc, char **argv) {
     for (size_t m = 0; m < count; m++) accm_quantize_activation(x + m * cols, cols, xq + m * cols, xs + m * blocks);
 
     accm_quantize_q4_0(w, rows * cols, q4, scales);
-    printf("accm_gemm_q4_0, %zu rows:", count);
+    uint8_t *q4_interleaved = malloc(rows * cols / 2);
+    uint16_t *interleaved_scales = malloc(rows * blocks * sizeof(uint16_t));
+    accm_q4_0x8_pack(q4, scales, rows, cols, 0, q4_interleaved, interleaved_scales);
+    printf("accm_gemm_q4_0x8, %zu rows:", count);
     for (int run = 0; run < 3; run++) {
         double start = seconds();
-        accm_gemm_q4_0(q4, scales, rows, cols, xq, xs, count, y, rows, 0);
+        accm_gemm_q4_0x8(q4_interleaved, interleaved_scales, cols, 0, rows, xq, xs, count, y, rows, 0);
         printf(" %.1f", (seconds() - start) * 1e3);
     }
     accm_quantize_q8_0(w, rows * cols, q8, scales);
@@ -77,13 +80,13 @@ int main(int argc, char **argv) {
     memset(second, 1, compared);
     for (int run = 0; run < 3; run++) {
         double start = seconds();
-        accm_gemv_q4_0(q4_long, long_scales, long_rows, cols, xq, xs, y_long, 0);
+        accm_gemv_q4_0x8(q4_long, long_scales, cols, 0, long_rows, xq, xs, y_long, 0);
         double q4_memory = long_rows * q4_row / (seconds() - start) / 1e9;
         start = seconds();
         accm_gemv_q8_0(q8_long, long_scales, long_rows / 2, cols, xq, xs, y_long, 0);
         double q8_memory = long_rows / 2 * q8_row / (seconds() - start) / 1e9;
         start = seconds();
-        for (size_t c = 0; c < calls; c++) accm_gemv_q4_0(q4_long, long_scales, short_rows, cols, xq, xs, y_long, 0);
+        for (size_t c = 0; c < calls; c++) accm_gemv_q4_0x8(q4_long, long_scales, cols, 0, short_rows, xq, xs, y_long, 0);
         double q4_cache = calls * short_rows * q4_row / (seconds() - start) / 1e9;
         start = seconds();
         for (size_t c = 0; c < calls; c++) accm_gemv_q8_0(q8_long, long_scales, short_rows, cols, xq, xs, y_long, 0);
@@ -92,7 +95,7 @@ int main(int argc, char **argv) {
         volatile int differ = memcmp(first, second, compared);
         double stream = 2.0 * compared / (seconds() - start) / 1e9;
         (void)differ;
-        printf("decode GB/s: accm_gemv_q4_0 %.1f from memory, %.1f from cache; accm_gemv_q8_0 %.1f, %.1f; "
+        printf("decode GB/s: accm_gemv_q4_0x8 %.1f from memory, %.1f from cache; accm_gemv_q8_0 %.1f, %.1f; "
                "memcmp %.1f\n", q4_memory, q4_cache, q8_memory, q8_cache, stream);
     }
     return 0;

@@ -1,9 +1,10 @@
 // Prefill over Q4_0 weights with integer dot products: y[m, r] = Σ_b dw[r, b] · dx[m, b] · Σ_j (q[r, b, j] − 8) ·
 // xq[m, b, j], for several activation rows at once (the quantized activation rows of a prompt).
 //
-// AVX2 path: weight rows are taken 8 at a time and repacked (once per call and group of 8, into L1-sized
-// scratch) so that one 32-byte vector holds 4 consecutive nibbles of each of the 8 rows, as bytes. vpmaddubsw
-// of such a vector with 4 activation bytes broadcast to every lane gives, in each lane, products of one weight
+// The weights are held interleaved 8 rows at a time (accm_q4_0x8): one 32-byte vector holds 4 consecutive
+// weights of each of the 8 rows. AVX2 path: each group of 8 rows is unpacked once per call into L1-sized
+// scratch (nibbles to bytes 0...15: one AND, or a shift and an AND, per vector; scales to fp32). vpmaddubsw of
+// such a vector with 4 activation bytes broadcast to every lane gives, in each lane, products of one weight
 // row: the 8 vectors of a block summed in int16 (at most 8 · 2 · 15 · 127 = 30480) and one vpmaddwd give the
 // block's 8 dot products, one per lane, so the per-block fp32 work (convert, scale, add) is shared by 8 outputs.
 // That is 256 multiply-adds in about 20 vector instructions, where fp32 FMA needs 32.
@@ -13,70 +14,44 @@
 
 #include <stdlib.h>
 
-void accm_gemm_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                             const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate) {
+void accm_gemm_q4_0x8_portable(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                               const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate) {
     size_t blocks = cols / ACCM_QUANT_BLOCK;
-    for (size_t m = 0; m < count; m++)
-        accm_gemv_q4_0_portable(w, scales, rows, cols, xq + m * cols, xs + m * blocks, y + m * ldy, accumulate);
+    for (size_t m = 0; m < rows; m++)
+        accm_gemv_q4_0x8_portable(w, ws, cols, first_row, count, xq + m * cols, xs + m * blocks, y + m * ldy, accumulate);
 }
 
 #if ACCM_X86
 
 enum { GROUP = 8, TILE_ROWS = 4 };
 
-/// 8 weight rows of every block, repacked: per block, 8 vectors of 32 bytes (4 nibbles of each row, as bytes
-/// 0...15), then the 8 rows' scales as fp32.
+/// One group of 8 weight rows, unpacked: per block, 8 vectors of 32 bytes (vector k: weights 4k ..< 4k + 4 of
+/// every row, as bytes 0...15), then the 8 rows' scales as fp32.
 typedef struct {
     uint8_t *bytes;   // blocks × 256
     float *scales;    // blocks × 8
 } Group;
 
-/// Repacks weight rows r0 ..< r0 + count (count ≤ 8; missing rows are zero) into `g`.
-ACCM_AVX2 static void repack(Group *g, const uint8_t *w, const uint16_t *scales, size_t cols, size_t r0, size_t count) {
-    size_t blocks = cols / ACCM_QUANT_BLOCK;
-    if (count == GROUP) {
-        // Each row's block as 32 bytes (16 low nibbles, then 16 high ones), i.e. 8 int32 lanes of 4 weights;
-        // transposed, vector k holds lane k (weights 4k ..< 4k + 4) of every row.
-        const __m128i low_nibbles = _mm_set1_epi8(0x0F);
-        for (size_t b = 0; b < blocks; b++) {
-            __m256i v[GROUP];
-            for (size_t r = 0; r < GROUP; r++) {
-                __m128i p = _mm_loadu_si128((const __m128i *)(w + (r0 + r) * cols / 2 + b * 16));
-                v[r] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(p, 4), low_nibbles), _mm_and_si128(p, low_nibbles));
-                g->scales[b * GROUP + r] = _cvtsh_ss(accm_load_u16(scales + (r0 + r) * blocks + b));
-            }
-            accm_transpose_8x8_epi32(v);
-            __m256i *out = (__m256i *)(g->bytes + b * 256);
-            for (int k = 0; k < 8; k++) _mm256_store_si256(out + k, v[k]);
-        }
-        return;
-    }
+/// Unpacks group `g` of the interleaved matrix into `out`.
+ACCM_AVX2 static void unpack_group(Group *out, const uint8_t *w, const uint16_t *ws, size_t blocks, size_t g) {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     for (size_t b = 0; b < blocks; b++) {
-        uint8_t row_bytes[GROUP][32];
-        for (size_t r = 0; r < GROUP; r++) {
-            if (r < count) {
-                const uint8_t *p = w + (r0 + r) * cols / 2 + b * 16;
-                for (int j = 0; j < 16; j++) {
-                    row_bytes[r][j] = p[j] & 0x0F;
-                    row_bytes[r][j + 16] = p[j] >> 4;
-                }
-                g->scales[b * GROUP + r] = _cvtsh_ss(accm_load_u16(scales + (r0 + r) * blocks + b));
-            } else {
-                memset(row_bytes[r], 8, 32);  // q = 8 is weight 0
-                g->scales[b * GROUP + r] = 0;
-            }
+        const __m256i *chunk = (const __m256i *)(w + (g * blocks + b) * 128);
+        __m256i *target = (__m256i *)(out->bytes + b * 256);
+        for (int k = 0; k < 4; k++) {
+            __m256i packed = _mm256_loadu_si256(chunk + k);
+            _mm256_store_si256(target + k, _mm256_and_si256(packed, low_nibbles));
+            _mm256_store_si256(target + k + 4, _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles));
         }
-        uint8_t *out = g->bytes + b * 256;
-        for (int k = 0; k < 8; k++)          // 4 consecutive weights k*4 ..< k*4 + 4
-            for (size_t r = 0; r < GROUP; r++)
-                memcpy(out + k * 32 + r * 4, row_bytes[r] + k * 4, 4);
+        _mm256_store_ps(out->scales + b * GROUP, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + (g * blocks + b) * 8))));
     }
 }
 
-/// Activation rows m0 ..< m0 + RM against one repacked group: 8 outputs per row.
+/// Activation rows m0 ..< m0 + RM against one unpacked group: lanes `lower ..< upper` of the 8 outputs per row,
+/// written from `out[0]` of each output row.
 ACCM_AVX2 static inline __attribute__((always_inline)) void
 group_tile(const Group *g, size_t blocks, size_t cols, const int8_t *xq, const float *xs, const int32_t *offsets,
-           size_t m0, int RM, float *out, size_t ldy, int accumulate, size_t outputs) {
+           size_t m0, int RM, float *out, size_t ldy, int accumulate, size_t lower, size_t upper) {
     __m256 acc[TILE_ROWS];
     for (int m = 0; m < RM; m++) acc[m] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
@@ -105,41 +80,44 @@ group_tile(const Group *g, size_t blocks, size_t cols, const int8_t *xq, const f
         float *o = out + (m0 + m) * ldy;
         float lanes[GROUP];
         _mm256_storeu_ps(lanes, acc[m]);
-        for (size_t r = 0; r < outputs; r++) o[r] = accumulate ? o[r] + lanes[r] : lanes[r];
+        for (size_t r = lower; r < upper; r++) o[r - lower] = accumulate ? o[r - lower] + lanes[r] : lanes[r];
     }
 }
 
 ACCM_AVX2 static void any_group_tile(const Group *g, size_t blocks, size_t cols, const int8_t *xq, const float *xs,
                                      const int32_t *offsets, size_t m0, int rm, float *out, size_t ldy, int accumulate,
-                                     size_t outputs) {
+                                     size_t lower, size_t upper) {
     switch (rm) {
-    case 4: group_tile(g, blocks, cols, xq, xs, offsets, m0, 4, out, ldy, accumulate, outputs); break;
-    case 3: group_tile(g, blocks, cols, xq, xs, offsets, m0, 3, out, ldy, accumulate, outputs); break;
-    case 2: group_tile(g, blocks, cols, xq, xs, offsets, m0, 2, out, ldy, accumulate, outputs); break;
-    default: group_tile(g, blocks, cols, xq, xs, offsets, m0, 1, out, ldy, accumulate, outputs); break;
+    case 4: group_tile(g, blocks, cols, xq, xs, offsets, m0, 4, out, ldy, accumulate, lower, upper); break;
+    case 3: group_tile(g, blocks, cols, xq, xs, offsets, m0, 3, out, ldy, accumulate, lower, upper); break;
+    case 2: group_tile(g, blocks, cols, xq, xs, offsets, m0, 2, out, ldy, accumulate, lower, upper); break;
+    default: group_tile(g, blocks, cols, xq, xs, offsets, m0, 1, out, ldy, accumulate, lower, upper); break;
     }
 }
 
-ACCM_AVX2 static int gemm_q4_0_avx2(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols, const int8_t *xq,
-                          const float *xs, size_t count, float *y, size_t ldy, int accumulate) {
+ACCM_AVX2 static int gemm_q4_0x8_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                                      const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate) {
     size_t blocks = cols / ACCM_QUANT_BLOCK;
     Group g = { aligned_alloc(32, blocks * 256), aligned_alloc(32, blocks * GROUP * sizeof(float)) };
-    int32_t *offsets = malloc(count * blocks * sizeof(int32_t));
+    int32_t *offsets = malloc(rows * blocks * sizeof(int32_t));
     if (!g.bytes || !g.scales || !offsets) {
         free(g.bytes); free(g.scales); free(offsets);
         return 0;
     }
-    for (size_t i = 0; i < count * blocks; i++) {
+    for (size_t i = 0; i < rows * blocks; i++) {
         int32_t total = 0;
         for (int j = 0; j < ACCM_QUANT_BLOCK; j++) total += xq[i * 32 + j];
         offsets[i] = 8 * total;
     }
-    for (size_t r0 = 0; r0 < rows; r0 += GROUP) {
-        size_t n = rows - r0 < GROUP ? rows - r0 : GROUP;
-        repack(&g, w, scales, cols, r0, n);
-        for (size_t m0 = 0; m0 < count; m0 += TILE_ROWS) {
-            int rm = count - m0 < TILE_ROWS ? (int)(count - m0) : TILE_ROWS;
-            any_group_tile(&g, blocks, cols, xq, xs, offsets, m0, rm, y + r0, ldy, accumulate, n);
+    size_t end = first_row + count;
+    for (size_t group = first_row / GROUP; group * GROUP < end; group++) {
+        size_t lower = group * GROUP > first_row ? 0 : first_row - group * GROUP;
+        size_t upper = group * GROUP + GROUP <= end ? GROUP : end - group * GROUP;
+        unpack_group(&g, w, ws, blocks, group);
+        float *out = y + (group * GROUP + lower - first_row);
+        for (size_t m0 = 0; m0 < rows; m0 += TILE_ROWS) {
+            int rm = rows - m0 < TILE_ROWS ? (int)(rows - m0) : TILE_ROWS;
+            any_group_tile(&g, blocks, cols, xq, xs, offsets, m0, rm, out, ldy, accumulate, lower, upper);
         }
     }
     free(g.bytes); free(g.scales); free(offsets);
@@ -147,10 +125,10 @@ ACCM_AVX2 static int gemm_q4_0_avx2(const uint8_t *w, const uint16_t *scales, si
 }
 #endif
 
-void accm_gemm_q4_0(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                    const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate) {
+void accm_gemm_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                      const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate) {
 #if ACCM_X86
-    if (accm_kernels_simd_level() && gemm_q4_0_avx2(w, scales, rows, cols, xq, xs, count, y, ldy, accumulate)) return;
+    if (accm_kernels_simd_level() && gemm_q4_0x8_avx2(w, ws, cols, first_row, count, xq, xs, rows, y, ldy, accumulate)) return;
 #endif
-    accm_gemm_q4_0_portable(w, scales, rows, cols, xq, xs, count, y, ldy, accumulate);
+    accm_gemm_q4_0x8_portable(w, ws, cols, first_row, count, xq, xs, rows, y, ldy, accumulate);
 }

@@ -153,15 +153,15 @@ extension WeightMatrix {
         case .quantized(let bytes, let scales):
             guard let activation else { preconditionFailure("an int8/int4 product needs its quantized input") }
             let blocks = k / WeightFormat.quantBlock
-            let s = scales.base.assumingMemoryBound(to: UInt16.self) + o * blocks
+            let s = scales.base.assumingMemoryBound(to: UInt16.self)
             for r in 0..<rows {
                 let xq = UnsafePointer(activation.values) + r * k, xs = UnsafePointer(activation.scales) + r * blocks
                 if format == .int8 {
-                    accm_gemv_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s, outputs.count, k, xq, xs,
-                                   y + r * n + o, add)
+                    accm_gemv_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s + o * blocks, outputs.count, k,
+                                   xq, xs, y + r * n + o, add)
                 } else {
-                    accm_gemv_q4_0(bytes.base.assumingMemoryBound(to: UInt8.self) + o * k / 2, s, outputs.count, k, xq,
-                                   xs, y + r * n + o, add)
+                    accm_gemv_q4_0x8(bytes.base.assumingMemoryBound(to: UInt8.self), s, k, o, outputs.count, xq, xs,
+                                     y + r * n + o, add)
                 }
             }
         case .f32, .f32InputMajor:
@@ -190,9 +190,9 @@ extension WeightMatrix {
 
     /// `y (+)= x · Wᵀ` for `rows` input rows of an int8 or int4 matrix, in integers: the rows are quantized to
     /// 8-bit blocks as decode quantizes one (so a prompt's position gets the sums its decode step would), then
-    /// each thread takes a slice of the output columns through `accm_gemm_q4_0` / `accm_gemm_q8_0` (8 weight
-    /// rows at a time, repacked so that one instruction multiplies 4 (int4) or 2 (int8) weights of each of 8
-    /// rows; on one Zen 3 core 1.7× and 1.2× sgemm's rate).
+    /// each thread takes a slice of the output columns through `accm_gemm_q4_0x8` / `accm_gemm_q8_0` (8 weight
+    /// rows at a time, unpacked or repacked so that one instruction multiplies 4 (int4) or 2 (int8) weights of
+    /// each of 8 rows; on one Zen 3 core 1.7× and 1.2× sgemm's rate).
     func integerProduct(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         guard case .quantized(let bytes, let scales) = payload else {
             preconditionFailure("integer products take int8 and int4 matrices")
@@ -211,8 +211,8 @@ extension WeightMatrix {
                 accm_gemm_q8_0(w.value.assumingMemoryBound(to: Int8.self) + o * k, s.value + o * blocks, outputs.count,
                                k, q.value, qs.value, rows, ys.value + o, n, accumulate ? 1 : 0)
             } else {
-                accm_gemm_q4_0(w.value.assumingMemoryBound(to: UInt8.self) + o * k / 2, s.value + o * blocks,
-                               outputs.count, k, q.value, qs.value, rows, ys.value + o, n, accumulate ? 1 : 0)
+                accm_gemm_q4_0x8(w.value.assumingMemoryBound(to: UInt8.self), s.value, k, o, outputs.count,
+                                 q.value, qs.value, rows, ys.value + o, n, accumulate ? 1 : 0)
             }
         }
     }

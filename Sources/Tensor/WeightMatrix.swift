@@ -13,8 +13,9 @@ public struct WeightMatrix: Sendable {
         case f32InputMajor(Tensor)
         /// bf16 or f16 `[rows, columns]`, 2 bytes a weight.
         case half(WeightBytes)
-        /// Q8_0 (`int8`: `columns` bytes a row) or Q4_0 (`int4`: `columns / 2` bytes a row) quantized weights,
-        /// and their fp16 scales (`columns / 32` a row).
+        /// Q8_0 (`int8`: `columns` bytes a row, row after row, and `columns / 32` fp16 scales a row) or Q4_0
+        /// (`int4`: rows interleaved 8 at a time, `accm_q4_0x8` in `accm_kernels.h`, the last group padded: the
+        /// layout both integer kernels read) quantized weights, and their fp16 scales.
         case quantized(WeightBytes, scales: WeightBytes)
     }
 
@@ -42,12 +43,14 @@ public struct WeightMatrix: Sendable {
         (self.rows, self.columns, self.format, payload) = (rows, columns, format, .half(bytes))
     }
 
-    /// Block-quantized values and scales `[rows, columns]`.
+    /// Block-quantized values and scales `[rows, columns]` in the engine's layout (`Payload.quantized`; see
+    /// `quantized(rowMajor:scales:format:rows:columns:)` for the row-after-row layout files hold).
     public init(quantized bytes: WeightBytes, scales: WeightBytes, format: WeightFormat, rows: Int, columns: Int) {
         precondition(format.isBlockQuantized && columns % WeightFormat.quantBlock == 0,
                      "\(format) needs a block-quantized format and columns in whole blocks, got \(columns)")
-        precondition(bytes.count == rows * Self.quantizedRowBytes(format, columns: columns)
-                     && scales.count == rows * columns / WeightFormat.quantBlock * 2, "quantized sizes do not match")
+        let stored = Self.storedRows(format, rows: rows)
+        precondition(bytes.count == stored * Self.quantizedRowBytes(format, columns: columns)
+                     && scales.count == stored * columns / WeightFormat.quantBlock * 2, "quantized sizes do not match")
         (self.rows, self.columns, self.format, payload) = (rows, columns, format, .quantized(bytes, scales: scales))
     }
 
@@ -66,6 +69,11 @@ public struct WeightMatrix: Sendable {
     /// Bytes one row of `columns` weights takes in a block-quantized format (scales not included).
     public static func quantizedRowBytes(_ format: WeightFormat, columns: Int) -> Int {
         format == .int8 ? columns : columns / 2
+    }
+
+    /// Rows a block-quantized matrix of `rows` rows holds in memory: int4 pads its last group of 8.
+    public static func storedRows(_ format: WeightFormat, rows: Int) -> Int {
+        format == .int4 ? accm_q4_0x8_groups(rows) * 8 : rows
     }
 
     // MARK: Building in a format
@@ -87,6 +95,7 @@ public struct WeightMatrix: Sendable {
             }
             return WeightMatrix(t)
         }
+        if format == .int4 { return buildInterleavedQ4(rows: rows, columns: columns, source: source) }
         let blockRows = max(1, min(rows, (1 << 16) / max(columns, 1)))
         func convert(into values: UnsafeMutableRawPointer, scales: UnsafeMutableRawPointer?) {
             let (values, scales) = (UnsafeSendableBox(values), UnsafeSendableBox(scales))
@@ -105,10 +114,7 @@ public struct WeightMatrix: Sendable {
                     case .int8:
                         accm_quantize_q8_0(scratch, n, values.value.assumingMemoryBound(to: Int8.self) + start * columns,
                                            scales.value!.assumingMemoryBound(to: UInt16.self) + start * columns / 32)
-                    case .int4:
-                        accm_quantize_q4_0(scratch, n, values.value.assumingMemoryBound(to: UInt8.self) + start * columns / 2,
-                                           scales.value!.assumingMemoryBound(to: UInt16.self) + start * columns / 32)
-                    case .f32:
+                    case .int4, .f32:
                         preconditionFailure("handled above")
                     }
                 }
@@ -123,6 +129,37 @@ public struct WeightMatrix: Sendable {
         }
         let values = WeightBytes(count: rows * columns * 2) { convert(into: $0, scales: nil) }
         return WeightMatrix(half: values, format: format, rows: rows, columns: columns)
+    }
+
+    /// `build` for int4: rows quantized a group of 8 at a time (groups split across the engine's threads) into
+    /// row-major Q4_0 scratch, then moved into the interleaved layout.
+    private static func buildInterleavedQ4(
+        rows: Int, columns: Int, source: (_ rows: Range<Int>, _ destination: UnsafeMutablePointer<Float>) -> Void
+    ) -> WeightMatrix {
+        let groups = accm_q4_0x8_groups(rows), blocks = columns / WeightFormat.quantBlock
+        let groupsPerBlock = max(1, (1 << 16) / max(8 * columns, 1))
+        var scales: WeightBytes!
+        let values = WeightBytes(count: groups * 8 * columns / 2) { v in
+            scales = WeightBytes(count: groups * 8 * blocks * 2) { s in
+                let (v, s) = (UnsafeSendableBox(v.assumingMemoryBound(to: UInt8.self)), UnsafeSendableBox(s.assumingMemoryBound(to: UInt16.self)))
+                Parallelism.forEachChunk(count: groups, grain: max(1, (1 << 18) / max(8 * columns, 1))) { chunk in
+                    let blockRows = groupsPerBlock * 8
+                    let floats = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * columns)
+                    let q = UnsafeMutablePointer<UInt8>.allocate(capacity: blockRows * columns / 2)
+                    let qs = UnsafeMutablePointer<UInt16>.allocate(capacity: blockRows * blocks)
+                    defer { floats.deallocate(); q.deallocate(); qs.deallocate() }
+                    for group in stride(from: chunk.lowerBound, to: chunk.upperBound, by: groupsPerBlock) {
+                        let first = group * 8, block = first..<min(rows, min(chunk.upperBound, group + groupsPerBlock) * 8)
+                        guard !block.isEmpty else { continue }
+                        source(block, floats)
+                        accm_quantize_q4_0(floats, block.count * columns, q, qs)
+                        accm_q4_0x8_pack(q, qs, block.count, columns, first, v.value, s.value)
+                    }
+                }
+                accm_q4_0x8_pad(v.value, s.value, rows, columns)
+            }
+        }
+        return WeightMatrix(quantized: values, scales: scales, format: .int4, rows: rows, columns: columns)
     }
 
     /// Splits `rows` into one chunk per engine thread (when the matrix is large enough to be worth it).
@@ -158,11 +195,21 @@ public struct WeightMatrix: Sendable {
             let source = bytes.base.assumingMemoryBound(to: UInt16.self) + range.lowerBound * columns
             if format == .bf16 { accm_bf16_to_f32(source, out, n) } else { accm_f16_to_f32(source, out, n) }
         case .quantized(let bytes, let scales):
-            let s = scales.base.assumingMemoryBound(to: UInt16.self) + range.lowerBound * columns / 32
             if format == .int8 {
+                let s = scales.base.assumingMemoryBound(to: UInt16.self) + range.lowerBound * columns / 32
                 accm_dequantize_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + range.lowerBound * columns, s, n, out)
             } else {
-                accm_dequantize_q4_0(bytes.base.assumingMemoryBound(to: UInt8.self) + range.lowerBound * columns / 2, s, n, out)
+                // Unpacked to row-major Q4_0 a few rows at a time, then dequantized.
+                let chunkRows = max(1, min(range.count, (1 << 16) / max(columns, 1))), blocks = columns / 32
+                let q = UnsafeMutablePointer<UInt8>.allocate(capacity: chunkRows * columns / 2)
+                let qs = UnsafeMutablePointer<UInt16>.allocate(capacity: chunkRows * blocks)
+                defer { q.deallocate(); qs.deallocate() }
+                for first in stride(from: range.lowerBound, to: range.upperBound, by: chunkRows) {
+                    let count = min(chunkRows, range.upperBound - first)
+                    accm_q4_0x8_unpack(bytes.base.assumingMemoryBound(to: UInt8.self), scales.base.assumingMemoryBound(to: UInt16.self),
+                                       columns, first, count, q, qs)
+                    accm_dequantize_q4_0(q, qs, count * columns, out + (first - range.lowerBound) * columns)
+                }
             }
         }
     }
@@ -191,16 +238,16 @@ public struct WeightMatrix: Sendable {
         let (format, columns) = (parts[0].format, parts[0].columns)
         precondition(parts.allSatisfy { $0.format == format && $0.columns == columns }, "concatenation needs one format and width")
         let rows = parts.reduce(0) { $0 + $1.rows }
-        func joined(_ pick: (WeightMatrix) -> WeightBytes) -> WeightBytes {
-            WeightBytes(count: parts.reduce(0) { $0 + pick($1).count }) { out in
+        func joined(_ pieces: [WeightBytes]) -> WeightBytes {
+            WeightBytes(count: pieces.reduce(0) { $0 + $1.count }) { out in
                 var offset = 0
-                for p in parts {
-                    let b = pick(p)
+                for b in pieces {
                     (out + offset).copyMemory(from: b.base, byteCount: b.count)
                     offset += b.count
                 }
             }
         }
+        func joined(_ pick: (WeightMatrix) -> WeightBytes) -> WeightBytes { joined(parts.map(pick)) }
         switch parts[0].payload {
         case .f32:
             return WeightMatrix(Tensor.concatenateRows(parts.map { $0.dequantized() }))
@@ -209,10 +256,57 @@ public struct WeightMatrix: Sendable {
         case .half:
             return WeightMatrix(half: joined { if case .half(let b) = $0.payload { b } else { preconditionFailure() } },
                                 format: format, rows: rows, columns: columns)
+        case .quantized where format == .int4:
+            // Interleaved groups do not simply follow one another when a part's rows are not a multiple of 8.
+            let rowMajor = parts.map { $0.rowMajorQuantized() }
+            return quantized(rowMajor: joined(rowMajor.map(\.values)), scales: joined(rowMajor.map(\.scales)),
+                             format: format, rows: rows, columns: columns)
         case .quantized:
             let values = joined { if case .quantized(let b, _) = $0.payload { b } else { preconditionFailure() } }
             let scales = joined { if case .quantized(_, let s) = $0.payload { s } else { preconditionFailure() } }
             return WeightMatrix(quantized: values, scales: scales, format: format, rows: rows, columns: columns)
         }
+    }
+
+    // MARK: The row-after-row layout of files
+
+    /// A block-quantized matrix from values and scales laid out row after row (`rows × quantizedRowBytes` bytes,
+    /// `rows × columns / 32` fp16 scales: what a pre-quantized file holds). int8 keeps the bytes it is given
+    /// (borrowed ones stay borrowed); int4 is moved into the interleaved layout, a new owned copy.
+    public static func quantized(
+        rowMajor bytes: WeightBytes, scales: WeightBytes, format: WeightFormat, rows: Int, columns: Int
+    ) -> WeightMatrix {
+        precondition(format.isBlockQuantized && columns % WeightFormat.quantBlock == 0,
+                     "\(format) needs a block-quantized format and columns in whole blocks, got \(columns)")
+        precondition(bytes.count == rows * quantizedRowBytes(format, columns: columns)
+                     && scales.count == rows * columns / WeightFormat.quantBlock * 2, "quantized sizes do not match")
+        guard format == .int4 else { return WeightMatrix(quantized: bytes, scales: scales, format: format, rows: rows, columns: columns) }
+        let groups = accm_q4_0x8_groups(rows), blocks = columns / WeightFormat.quantBlock
+        var packedScales: WeightBytes!
+        let values = WeightBytes(count: groups * 8 * columns / 2) { v in
+            packedScales = WeightBytes(count: groups * 8 * blocks * 2) { s in
+                let (v, s) = (v.assumingMemoryBound(to: UInt8.self), s.assumingMemoryBound(to: UInt16.self))
+                accm_q4_0x8_pack(bytes.base.assumingMemoryBound(to: UInt8.self), scales.base.assumingMemoryBound(to: UInt16.self),
+                                 rows, columns, 0, v, s)
+                accm_q4_0x8_pad(v, s, rows, columns)
+            }
+        }
+        return WeightMatrix(quantized: values, scales: packedScales, format: format, rows: rows, columns: columns)
+    }
+
+    /// This block-quantized matrix's values and scales row after row (what a pre-quantized file holds): int8's
+    /// own bytes, int4's moved out of the interleaved layout into new ones.
+    public func rowMajorQuantized() -> (values: WeightBytes, scales: WeightBytes) {
+        guard case .quantized(let bytes, let scales) = payload else { preconditionFailure("\(format) is not block-quantized") }
+        guard format == .int4 else { return (bytes, scales) }
+        let blocks = columns / WeightFormat.quantBlock
+        var rowScales: WeightBytes!
+        let values = WeightBytes(count: rows * columns / 2) { v in
+            rowScales = WeightBytes(count: rows * blocks * 2) { s in
+                accm_q4_0x8_unpack(bytes.base.assumingMemoryBound(to: UInt8.self), scales.base.assumingMemoryBound(to: UInt16.self),
+                                   columns, 0, rows, v.assumingMemoryBound(to: UInt8.self), s.assumingMemoryBound(to: UInt16.self))
+            }
+        }
+        return (values, rowScales)
     }
 }

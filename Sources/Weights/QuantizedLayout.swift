@@ -4,7 +4,9 @@
 // A matrix `NAME` of `rows` outputs × `columns` inputs, always output-major (even where the checkpoint it
 // came from held it input-major, as GPT-2's Conv1D):
 //   NAME          I8 [rows, columns]      int8: Q8_0-like, one signed byte a weight
-//                 U8 [rows, columns / 2]  int4: Q4_0-like, two weights a byte as the engine packs them
+//                 U8 [rows, columns / 2]  int4: Q4_0-like, two weights a byte (byte j of a block: weight j in
+//                                         the low nibble, j + 16 in the high one), row after row; the engine
+//                                         moves them into its interleaved layout at load
 //   NAME.scales   F16 [rows, columns / 32]  one scale per block of 32 weights along the input dimension
 // The file's `__metadata__` names the layout (`metadataKey` = `version`); an I8 or U8 tensor in any other
 // file is not read as weights.

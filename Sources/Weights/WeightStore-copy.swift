@@ -61,7 +61,8 @@ extension WeightStore {
         case .half(let values):
             return [SafeTensorsOutput(name: name, dtype: matrix.format == .bf16 ? .bf16 : .f16, shape: [rows, columns],
                                       withBytes: bytes(values))]
-        case .quantized(let values, let scales):
+        case .quantized:
+            let (values, scales) = matrix.rowMajorQuantized()
             return [
                 SafeTensorsOutput(name: name, dtype: QuantizedLayout.valueDType(matrix.format)!,
                                   shape: [rows, WeightMatrix.quantizedRowBytes(matrix.format, columns: columns)],

@@ -227,12 +227,17 @@ public final class WeightStore: @unchecked Sendable {
             throw WeightsError.wrongShape(name: scalesName, expected: [rows, columns / block], found: scales.shape, in: location)
         }
         guard let base = file.file.bytes.baseAddress else { return WeightMatrix(Tensor(shape: [rows, columns])) }
-        let borrowed = WeightMatrix(
-            quantized: WeightBytes(borrowing: base + entry.byteRange.lowerBound, count: entry.byteRange.count, owner: file.file),
+        let read = WeightMatrix.quantized(
+            rowMajor: WeightBytes(borrowing: base + entry.byteRange.lowerBound, count: entry.byteRange.count, owner: file.file),
             scales: WeightBytes(borrowing: base + scales.byteRange.lowerBound, count: scales.byteRange.count, owner: file.file),
             format: stored, rows: rows, columns: columns)
+        if case .quantized(let values, _) = read.payload, !values.isBorrowed {
+            // int4 was copied into the interleaved layout: the mapped pages it read need not stay resident.
+            file.file.dropPages(entry.byteRange)
+            file.file.dropPages(scales.byteRange)
+        }
         let target = matrixFormat ?? stored
-        return target == stored ? borrowed : borrowed.converted(to: target)
+        return target == stored ? read : read.converted(to: target)
     }
 
     /// `matrixFormat` (or `stored`), except that a block-quantized format falls back to `stored` when

@@ -198,8 +198,9 @@ final class KernelTests: XCTestCase {
                     accm_gemv_q8_0(q8, s8, rows, cols, xq, xs, &fast, 0)
                     accm_gemv_q8_0_portable(q8, s8, rows, cols, xq, xs, &portable, 0)
                 } else {
-                    accm_gemv_q4_0(q4, s4, rows, cols, xq, xs, &fast, 0)
-                    accm_gemv_q4_0_portable(q4, s4, rows, cols, xq, xs, &portable, 0)
+                    let (w, ws) = interleaved(q4, s4, rows: rows, cols: cols)
+                    accm_gemv_q4_0x8(w, ws, cols, 0, rows, xq, xs, &fast, 0)
+                    accm_gemv_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, &portable, 0)
                 }
                 // Exactly the dequantized weights times the dequantized activation (in Double), up to fp32 sums.
                 let weights = int8 ? d8 : d4
@@ -244,11 +245,21 @@ final class KernelTests: XCTestCase {
                    gemm: { accm_gemm_q8_0($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
                    gemmPortable: { accm_gemm_q8_0_portable($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
                    gemvPortable: { accm_gemv_q8_0_portable($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7) }),
+            // int4's kernels read the interleaved layout: each call packs the row-major bytes first.
             Format(name: "int4", bytesPerRow: { $0 / 2 },
                    quantize: { accm_quantize_q4_0($0, $1, $2.assumingMemoryBound(to: UInt8.self), $3) },
-                   gemm: { accm_gemm_q4_0($0.assumingMemoryBound(to: UInt8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                   gemmPortable: { accm_gemm_q4_0_portable($0.assumingMemoryBound(to: UInt8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                   gemvPortable: { accm_gemv_q4_0_portable($0.assumingMemoryBound(to: UInt8.self), $1, $2, $3, $4, $5, $6, $7) }),
+                   gemm: { q, s, rows, cols, xq, xs, count, y, ldy, add in
+                       let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
+                       accm_gemm_q4_0x8(w, ws, cols, 0, rows, xq, xs, count, y, ldy, add)
+                   },
+                   gemmPortable: { q, s, rows, cols, xq, xs, count, y, ldy, add in
+                       let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
+                       accm_gemm_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, count, y, ldy, add)
+                   },
+                   gemvPortable: { q, s, rows, cols, xq, xs, y, add in
+                       let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
+                       accm_gemv_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, y, add)
+                   }),
         ]
         for format in formats {
             for (rows, cols, count) in [(8, 32, 4), (13, 96, 7), (3, 320, 1), (21, 4096, 9), (40, 11008, 5)] {
@@ -289,6 +300,95 @@ final class KernelTests: XCTestCase {
                     for m in 0..<count {  // the columns past `rows` are left alone
                         XCTAssertEqual(Array(fast[(m * ldy + rows)..<((m + 1) * ldy)]), Array(start[(m * ldy + rows)..<((m + 1) * ldy)]), what)
                     }
+                }
+            }
+        }
+    }
+
+    /// Row-major Q4_0 rows (`rows` × `cols / 2` bytes) in the interleaved layout the int4 kernels read.
+    private func interleaved(_ q: UnsafeRawPointer, _ s: UnsafePointer<UInt16>, rows: Int, cols: Int) -> ([UInt8], [UInt16]) {
+        let groups = accm_q4_0x8_groups(rows)
+        var w = [UInt8](repeating: 0, count: groups * 8 * cols / 2), ws = [UInt16](repeating: 0, count: groups * 8 * cols / 32)
+        accm_q4_0x8_pack(q.assumingMemoryBound(to: UInt8.self), s, rows, cols, 0, &w, &ws)
+        accm_q4_0x8_pad(&w, &ws, rows, cols)
+        return (w, ws)
+    }
+
+    /// The interleaved int4 layout: packing rows in any pieces and unpacking them gives back the row-major bytes;
+    /// each weight is where the layout says (chunk k of a block holds bytes 4k ..< 4k + 4 of each of the 8 rows);
+    /// padding rows are weight 0 with scale 0.
+    func testInterleavedInt4LayoutHoldsEachRowWhereItSays() {
+        for (rows, cols) in [(1, 32), (8, 64), (13, 96), (21, 320)] {
+            let w = generator.floats(rows * cols)
+            var q = [UInt8](repeating: 0, count: rows * cols / 2), s = [UInt16](repeating: 0, count: rows * cols / 32)
+            accm_quantize_q4_0(w, rows * cols, &q, &s)
+            var dequantized = [Float](repeating: 0, count: rows * cols)
+            accm_dequantize_q4_0_portable(q, s, rows * cols, &dequantized)
+            let groups = accm_q4_0x8_groups(rows), blocks = cols / 32
+            XCTAssertEqual(groups, (rows + 7) / 8)
+            var packed = [UInt8](repeating: 0xAB, count: groups * 8 * cols / 2), scales = [UInt16](repeating: 0xFFFF, count: groups * 8 * blocks)
+            let cut = rows / 3  // two pieces, the second starting inside a group
+            accm_q4_0x8_pack(q, s, cut, cols, 0, &packed, &scales)
+            q.withUnsafeBufferPointer { q in
+                s.withUnsafeBufferPointer { s in
+                    accm_q4_0x8_pack(q.baseAddress! + cut * cols / 2, s.baseAddress! + cut * blocks, rows - cut, cols, cut, &packed, &scales)
+                }
+            }
+            accm_q4_0x8_pad(&packed, &scales, rows, cols)
+            var back = [UInt8](repeating: 0, count: rows * cols / 2), backScales = [UInt16](repeating: 0, count: rows * blocks)
+            accm_q4_0x8_unpack(packed, scales, cols, 0, rows, &back, &backScales)
+            XCTAssertEqual(back, q, "\(rows)×\(cols) bytes")
+            XCTAssertEqual(backScales, s, "\(rows)×\(cols) scales")
+            for r in 0..<(groups * 8) {
+                for c in stride(from: 0, to: cols, by: 5) {
+                    var scale: Float = 0
+                    let weight = accm_q4_0x8_weight(packed, scales, cols, r, c, &scale)
+                    if r < rows {
+                        XCTAssertEqual(scale * Float(weight), dequantized[r * cols + c], "\(rows)×\(cols) (\(r), \(c))")
+                    } else {
+                        XCTAssertEqual(weight, 0, "padding row \(r)")
+                        XCTAssertEqual(scale, 0, "padding row \(r)")
+                    }
+                }
+            }
+            let (block, lane) = (cols / 32 - 1, (rows - 1) % 8)  // the last row's last block, byte by byte
+            for k in 0..<4 {
+                for j in 0..<4 {
+                    XCTAssertEqual(packed[(((rows - 1) / 8) * blocks + block) * 128 + k * 32 + lane * 4 + j],
+                                   q[(rows - 1) * cols / 2 + block * 16 + 4 * k + j])
+                }
+            }
+        }
+    }
+
+    /// The int4 matrix-vector product over any range of rows (starting or ending inside a group of 8) writes
+    /// exactly those rows, what the product over all rows gives for them, on both paths.
+    func testInt4MatrixVectorProductOverPartOfTheRows() {
+        let (rows, cols) = (29, 128)
+        let w = generator.floats(rows * cols), x = generator.floats(cols, in: -4...4)
+        var q = [UInt8](repeating: 0, count: rows * cols / 2), s = [UInt16](repeating: 0, count: rows * cols / 32)
+        accm_quantize_q4_0(w, rows * cols, &q, &s)
+        let (packed, scales) = interleaved(q, s, rows: rows, cols: cols)
+        var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: cols / 32)
+        accm_quantize_activation(x, cols, &xq, &xs)
+        var whole = [Float](repeating: 0, count: rows)
+        accm_gemv_q4_0x8_portable(packed, scales, cols, 0, rows, xq, xs, &whole, 0)
+        for (first, count) in [(0, 29), (3, 5), (5, 14), (8, 8), (16, 13), (28, 1), (7, 0)] {
+            for portable in [false, true] {
+                let start = generator.floats(count + 2)
+                var y = start
+                y.withUnsafeMutableBufferPointer { y in
+                    if portable {
+                        accm_gemv_q4_0x8_portable(packed, scales, cols, first, count, xq, xs, y.baseAddress! + 1, 1)
+                    } else {
+                        accm_gemv_q4_0x8(packed, scales, cols, first, count, xq, xs, y.baseAddress! + 1, 1)
+                    }
+                }
+                let what = "rows \(first)..<\(first + count), portable \(portable)"
+                XCTAssertEqual(y.first, start.first, "\(what): nothing written before")
+                XCTAssertEqual(y.last, start.last, "\(what): nothing written after")
+                for i in 0..<count {
+                    XCTAssertEqual(y[1 + i], start[1 + i] + whole[first + i], accuracy: 1e-4 * max(1, abs(whole[first + i])), what)
                 }
             }
         }

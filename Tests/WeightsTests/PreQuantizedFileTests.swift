@@ -69,7 +69,7 @@ final class PreQuantizedFileTests: XCTestCase {
         }
     }
 
-    func testAQuantizedCopyReadsIntoTheSameMatricesBorrowedFromTheFile() throws {
+    func testAQuantizedCopyReadsBackIntoTheSameMatrices() throws {
         for format in [WeightFormat.int8, .int4] {
             let original = try load(WeightStore(files: [SafeTensorsFile(path: writeCheckpoint())], location: "source", matrixFormat: format))
             let copyPath = directory.path + "/\(format).safetensors"
@@ -89,7 +89,8 @@ final class PreQuantizedFileTests: XCTestCase {
                 XCTAssertEqual(read.format, matrix.format, "\(format) \(name)")
                 assertBitwiseEqual(read.dequantized(), matrix.dequantized(), "\(format) \(name)")
                 if case .quantized(let values, let scales) = read.payload {
-                    XCTAssertTrue(values.isBorrowed && scales.isBorrowed, "\(format) \(name) was copied out of the mapping")
+                    // int8 is used where it is mapped; int4 is moved into the interleaved layout its kernels read.
+                    XCTAssertEqual(values.isBorrowed && scales.isBorrowed, format == .int8, "\(format) \(name) borrowed")
                 }
             }
             assertBitwiseEqual(copy.norm, original.norm, "norm")

@@ -10,7 +10,8 @@
 // the input dimension, each with one fp16 scale `d`; weight = d · q. Q8_0: q in -127...127, one int8 per
 // weight, `cols` bytes per row. Q4_0: q - 8 with q in 0...15, two per byte (byte j of a block holds weight j
 // in its low nibble and weight j + 16 in its high nibble), `cols / 2` bytes per row. Scales: `cols / 32`
-// uint16 per row, stored apart from the quantized bytes.
+// uint16 per row, stored apart from the quantized bytes. The Q4_0 products read rows interleaved 8 at a time
+// (accm_q4_0x8, below), made from row-major Q4_0 at load.
 
 #ifndef ACCM_KERNELS_H
 #define ACCM_KERNELS_H
@@ -76,24 +77,45 @@ void accm_gemv_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t
                     const int8_t *xq, const float *xs, float *y, int accumulate);
 void accm_gemv_q8_0_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                              const int8_t *xq, const float *xs, float *y, int accumulate);
-void accm_gemv_q4_0(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                    const int8_t *xq, const float *xs, float *y, int accumulate);
-void accm_gemv_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                             const int8_t *xq, const float *xs, float *y, int accumulate);
 
-// MARK: Matrix-matrix product over Q4_0 weights and quantized activation rows (prefill)
-// y[m * ldy + r] = sum_b dw[r, b] * dx[m, b] * (sum_j (q[r, b, j] - 8) * qx[m, b, j]) for m < count, r < rows (added
-// when `accumulate`): accm_gemv_q4_0 for each of `count` activation rows (`xq`: `count` rows of `cols` bytes,
-// `xs`: `count` rows of `cols / 32` scales), each block's sum in exact integers.
+// MARK: Q4_0 matrices interleaved 8 rows at a time (how the engine holds int4 weights)
+// Rows are taken in groups of 8; the last group is padded to 8 rows (with zero weights and scales, by
+// accm_q4_0x8_pad). With blocks = cols / 32, group g's block b is 128 bytes at w + (g * blocks + b) * 128: 4
+// chunks of 32 bytes, chunk k holding bytes 4k ..< 4k + 4 of each row's row-major Q4_0 block (low nibbles:
+// weights 4k + j, high nibbles: weights 16 + 4k + j), row r of the group at k * 32 + r * 4. The 8 rows' fp16
+// scales of that block are at ws + (g * blocks + b) * 8. A matrix of `rows` rows takes
+// accm_q4_0x8_groups(rows) * blocks * 128 bytes and 8 times as many scales per group as blocks.
 
-void accm_gemm_q4_0(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                    const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate);
-void accm_gemm_q4_0_portable(const uint8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                             const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate);
+/// Groups of 8 rows a matrix of `rows` rows takes (the last one padded).
+size_t accm_q4_0x8_groups(size_t rows);
+/// Row-major Q4_0 rows (`count` rows of `cols / 2` bytes, `cols / 32` scales each) into rows
+/// first_row ..< first_row + count of the interleaved matrix `w`, `ws`.
+void accm_q4_0x8_pack(const uint8_t *q, const uint16_t *scales, size_t count, size_t cols, size_t first_row,
+                      uint8_t *w, uint16_t *ws);
+/// Rows first_row ..< first_row + count of the interleaved matrix, back to row-major Q4_0 (the inverse).
+void accm_q4_0x8_unpack(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                        uint8_t *q, uint16_t *scales);
+/// Fills the padding rows of the last group of a `rows`-row matrix: weight 0 (q = 8), scale 0.
+void accm_q4_0x8_pad(uint8_t *w, uint16_t *ws, size_t rows, size_t cols);
+/// Weight q − 8 (−8...7) at (row, column) of the interleaved matrix, and its block's scale when `scale` is not NULL.
+int accm_q4_0x8_weight(const uint8_t *w, const uint16_t *ws, size_t cols, size_t row, size_t column, float *scale);
+
+/// y[i] (+)= Σ_b dw[r, b] · dx[b] · Σ_j (q[r, b, j] − 8) · qx[b, j] for rows r = first_row + i, i < count, of the
+/// interleaved matrix (any first_row and count: partial groups are computed whole and written in part).
+void accm_gemv_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                      const int8_t *xq, const float *xs, float *y, int accumulate);
+void accm_gemv_q4_0x8_portable(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                               const int8_t *xq, const float *xs, float *y, int accumulate);
+/// Prefill: accm_gemv_q4_0x8 for each of `rows` activation rows (`xq`: `rows` rows of `cols` bytes, `xs`: `rows`
+/// rows of `cols / 32` scales), activation row m into y + m * ldy.
+void accm_gemm_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                      const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate);
+void accm_gemm_q4_0x8_portable(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                               const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate);
 
 // MARK: Matrix-matrix product over Q8_0 weights and quantized activation rows (prefill)
 // y[m * ldy + r] = sum_b dw[r, b] * dx[m, b] * (sum_j q[r, b, j] * qx[m, b, j]): accm_gemv_q8_0 for each of
-// `count` activation rows, laid out as accm_gemm_q4_0's, each block's sum in exact integers.
+// `count` activation rows (laid out as accm_gemm_q4_0x8's), each block's sum in exact integers.
 
 void accm_gemm_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                     const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate);
