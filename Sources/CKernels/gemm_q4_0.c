@@ -7,7 +7,8 @@
 // such a vector with 4 activation bytes broadcast to every lane gives, in each lane, products of one weight
 // row: the 8 vectors of a block summed in int16 (at most 8 · 2 · 15 · 127 = 30480) and one vpmaddwd give the
 // block's 8 dot products, one per lane, so the per-block fp32 work (convert, scale, add) is shared by 8 outputs.
-// That is 256 multiply-adds in about 20 vector instructions, where fp32 FMA needs 32.
+// That is 256 multiply-adds in about 20 vector instructions, where fp32 FMA needs 32. Up to 4 activation rows
+// skip the scratch: accm_gemv_q4_0x8_rows_avx2 keeps each block unpacked in registers for all of them.
 
 #include "accm_kernels.h"
 #include "internal.h"
@@ -97,6 +98,10 @@ ACCM_AVX2 static void any_group_tile(const Group *g, size_t blocks, size_t cols,
 
 ACCM_AVX2 static int gemm_q4_0x8_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                                       const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate) {
+    if (rows <= ACCM_Q4X8_MAX_ROWS) {  // few rows: unpacking into scratch costs more than it saves
+        accm_gemv_q4_0x8_rows_avx2(w, ws, cols, first_row, count, xq, xs, rows, y, ldy, accumulate);
+        return 1;
+    }
     size_t blocks = cols / ACCM_QUANT_BLOCK;
     Group g = { aligned_alloc(32, blocks * 256), aligned_alloc(32, blocks * GROUP * sizeof(float)) };
     int32_t *offsets = malloc(rows * blocks * sizeof(int32_t));

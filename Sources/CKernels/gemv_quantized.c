@@ -118,52 +118,92 @@ ACCM_AVX2 static void gemv_q8_0_avx2(const int8_t *w, const uint16_t *scales, si
 /// Σ (q − 8)·x = Σ q·x − 8·Σ x is subtracted in exact integers. The fp32 work per block (convert, scale,
 /// accumulate) is shared by 8 rows: on a Zen 3 core 1.2–1.4× the rate of a one-row-at-a-time kernel over
 /// row-major Q4_0 from cache, which made int4 decode bound by instructions rather than by memory.
-ACCM_AVX2 static void gemv_q4_0x8_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
-                                       const int8_t *xq, const float *xs, float *y, int accumulate) {
-    size_t blocks = cols / ACCM_QUANT_BLOCK;
-    int32_t offsets[blocks];  // 8 · Σ x per block
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
+/// Group `g`'s 8 sums for each of RM activation rows (RM ≤ 4) into `out`: the weights of a block are loaded and
+/// unpacked once and multiplied with every row.
+ACCM_AVX2 static inline __attribute__((always_inline)) void
+q4x8_group_sums(const uint8_t *w, const uint16_t *ws, size_t blocks, size_t g, const int8_t *xq, const float *xs,
+                const int32_t *offsets, int RM, __m256 out[ACCM_Q4X8_MAX_ROWS]) {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const uint8_t *group = w + g * blocks * 128;
+    const uint16_t *group_scales = ws + g * blocks * 8;
+    __m256 acc[ACCM_Q4X8_MAX_ROWS];
+    for (int m = 0; m < RM; m++) acc[m] = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
-        __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(eights, _mm256_loadu_si256((const __m256i *)(xq + b * 32))), ones);
+        const __m256i *chunk = (const __m256i *)(group + b * 128);
+        _mm_prefetch((const char *)chunk + PREFETCH_BYTES, _MM_HINT_T0);
+        _mm_prefetch((const char *)chunk + PREFETCH_BYTES + 64, _MM_HINT_T0);
+        __m256i p0 = _mm256_loadu_si256(chunk), p1 = _mm256_loadu_si256(chunk + 1),
+                p2 = _mm256_loadu_si256(chunk + 2), p3 = _mm256_loadu_si256(chunk + 3);
+        __m256i l0 = _mm256_and_si256(p0, low_nibbles), l1 = _mm256_and_si256(p1, low_nibbles),
+                l2 = _mm256_and_si256(p2, low_nibbles), l3 = _mm256_and_si256(p3, low_nibbles);
+        __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(p0, 4), low_nibbles), h1 = _mm256_and_si256(_mm256_srli_epi16(p1, 4), low_nibbles),
+                h2 = _mm256_and_si256(_mm256_srli_epi16(p2, 4), low_nibbles), h3 = _mm256_and_si256(_mm256_srli_epi16(p3, 4), low_nibbles);
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(group_scales + b * 8)));
+        for (int m = 0; m < RM; m++) {
+            const int32_t *x = (const int32_t *)(xq + m * blocks * ACCM_QUANT_BLOCK + b * ACCM_QUANT_BLOCK);
+            __m256i s = _mm256_maddubs_epi16(l0, _mm256_set1_epi32(x[0]));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(l1, _mm256_set1_epi32(x[1])));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(l2, _mm256_set1_epi32(x[2])));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(l3, _mm256_set1_epi32(x[3])));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(h0, _mm256_set1_epi32(x[4])));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(h1, _mm256_set1_epi32(x[5])));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(h2, _mm256_set1_epi32(x[6])));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(h3, _mm256_set1_epi32(x[7])));
+            __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(offsets[m * blocks + b]));
+            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dw, _mm256_set1_ps(xs[m * blocks + b])), acc[m]);
+        }
+    }
+    for (int m = 0; m < RM; m++) out[m] = acc[m];
+}
+
+ACCM_AVX2 static void q4x8_rows(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                                const int8_t *xq, const float *xs, int RM, float *y, size_t ldy, int accumulate) {
+    size_t blocks = cols / ACCM_QUANT_BLOCK;
+    int32_t offsets[RM * blocks];  // 8 · Σ x per block and row
+    const __m256i ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
+    for (size_t i = 0; i < RM * blocks; i++) {
+        __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(eights, _mm256_loadu_si256((const __m256i *)(xq + i * 32))), ones);
         __m128i half = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
         half = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));
-        offsets[b] = _mm_cvtsi128_si32(_mm_add_epi32(half, _mm_shuffle_epi32(half, 0xB1)));
+        offsets[i] = _mm_cvtsi128_si32(_mm_add_epi32(half, _mm_shuffle_epi32(half, 0xB1)));
     }
-    const int32_t *x32 = (const int32_t *)xq;
     for (size_t g = first_row / 8; g * 8 < first_row + count; g++) {
-        const uint8_t *group = w + g * blocks * 128;
-        const uint16_t *group_scales = ws + g * blocks * 8;
-        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-        for (size_t b = 0; b < blocks; b++) {
-            const __m256i *chunk = (const __m256i *)(group + b * 128);
-            _mm_prefetch((const char *)chunk + PREFETCH_BYTES, _MM_HINT_T0);
-            _mm_prefetch((const char *)chunk + PREFETCH_BYTES + 64, _MM_HINT_T0);
-            const int32_t *x = x32 + b * 8;
-            __m256i p0 = _mm256_loadu_si256(chunk), p1 = _mm256_loadu_si256(chunk + 1),
-                    p2 = _mm256_loadu_si256(chunk + 2), p3 = _mm256_loadu_si256(chunk + 3);
-            __m256i s = _mm256_maddubs_epi16(_mm256_and_si256(p0, low_nibbles), _mm256_set1_epi32(x[0]));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(p1, low_nibbles), _mm256_set1_epi32(x[1])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(p2, low_nibbles), _mm256_set1_epi32(x[2])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(p3, low_nibbles), _mm256_set1_epi32(x[3])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p0, 4), low_nibbles), _mm256_set1_epi32(x[4])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p1, 4), low_nibbles), _mm256_set1_epi32(x[5])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p2, 4), low_nibbles), _mm256_set1_epi32(x[6])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p3, 4), low_nibbles), _mm256_set1_epi32(x[7])));
-            __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(offsets[b]));
-            __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(group_scales + b * 8))),
-                                         _mm256_set1_ps(xs[b]));
-            if (b & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), scale, acc1);
-            else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), scale, acc0);
+        __m256 sums[ACCM_Q4X8_MAX_ROWS];
+        switch (RM) {
+        case 4: q4x8_group_sums(w, ws, blocks, g, xq, xs, offsets, 4, sums); break;
+        case 3: q4x8_group_sums(w, ws, blocks, g, xq, xs, offsets, 3, sums); break;
+        case 2: q4x8_group_sums(w, ws, blocks, g, xq, xs, offsets, 2, sums); break;
+        default: q4x8_group_sums(w, ws, blocks, g, xq, xs, offsets, 1, sums); break;
         }
-        __m256 sums = _mm256_add_ps(acc0, acc1);
-        if (g * 8 >= first_row && g * 8 + 8 <= first_row + count) {
-            float *out = y + (g * 8 - first_row);
-            _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), sums) : sums);
-        } else {
-            float lanes[8];
-            _mm256_storeu_ps(lanes, sums);
-            store_group(lanes, g, first_row, count, y, accumulate);
+        for (int m = 0; m < RM; m++) {
+            float *row = y + m * ldy;
+            if (g * 8 >= first_row && g * 8 + 8 <= first_row + count) {
+                float *out = row + (g * 8 - first_row);
+                _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), sums[m]) : sums[m]);
+            } else {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, sums[m]);
+                store_group(lanes, g, first_row, count, row, accumulate);
+            }
         }
+    }
+}
+
+/// Q4_0 rows interleaved 8 at a time (accm_q4_0x8): per block, 4 loads of 32 bytes give, with one AND (low
+/// nibbles) or a shift and an AND (high nibbles), 4 weights of each of the 8 rows as unsigned bytes q; vpmaddubsw
+/// with the matching 4 activation bytes broadcast to every lane multiplies them, 8 such products summed in int16
+/// (at most 8 · 2 · 15 · 127 = 30480) and one vpmaddwd give the block's 8 sums Σ q·x, one per row, and
+/// Σ (q − 8)·x = Σ q·x − 8·Σ x is subtracted in exact integers. The fp32 work per block (convert, scale,
+/// accumulate) is shared by 8 rows: on a Zen 3 core 1.2–1.4× the rate of a one-row-at-a-time kernel over
+/// row-major Q4_0 from cache, which made int4 decode bound by instructions rather than by memory. Up to
+/// ACCM_Q4X8_MAX_ROWS activation rows (a batch's decode step) share each block's loads and unpacking.
+ACCM_AVX2 void accm_gemv_q4_0x8_rows_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                                          const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate) {
+    if (count == 0) return;
+    for (size_t m0 = 0; m0 < rows; m0 += ACCM_Q4X8_MAX_ROWS) {
+        int rm = rows - m0 < ACCM_Q4X8_MAX_ROWS ? (int)(rows - m0) : ACCM_Q4X8_MAX_ROWS;
+        q4x8_rows(w, ws, cols, first_row, count, xq + m0 * cols, xs + m0 * (cols / ACCM_QUANT_BLOCK), rm,
+                  y + m0 * ldy, ldy, accumulate);
     }
 }
 #endif
@@ -179,7 +219,7 @@ void accm_gemv_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t
 void accm_gemv_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                       const int8_t *xq, const float *xs, float *y, int accumulate) {
 #if ACCM_X86
-    if (accm_kernels_simd_level()) { gemv_q4_0x8_avx2(w, ws, cols, first_row, count, xq, xs, y, accumulate); return; }
+    if (accm_kernels_simd_level()) { accm_gemv_q4_0x8_rows_avx2(w, ws, cols, first_row, count, xq, xs, 1, y, 0, accumulate); return; }
 #endif
     accm_gemv_q4_0x8_portable(w, ws, cols, first_row, count, xq, xs, y, accumulate);
 }

@@ -40,6 +40,14 @@ ACCM_AVX2 static inline void accm_transpose_8x8_epi32(__m256i v[8]) {
         v[i + 4] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x31);
     }
 }
+
+/// Activation rows accm_gemv_q4_0x8_rows_avx2 multiplies per pass over the weights (more run in turns).
+#define ACCM_Q4X8_MAX_ROWS 4
+
+/// accm_gemv_q4_0x8 for `rows` activation rows (row m into y + m * ldy), each block's weights loaded and unpacked
+/// once for up to ACCM_Q4X8_MAX_ROWS rows: a batch's decode step, and prefill of few rows (gemv_quantized.c).
+ACCM_AVX2 void accm_gemv_q4_0x8_rows_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
+                                          const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate);
 #else
 #define ACCM_X86 0
 #endif

@@ -154,15 +154,15 @@ extension WeightMatrix {
             guard let activation else { preconditionFailure("an int8/int4 product needs its quantized input") }
             let blocks = k / WeightFormat.quantBlock
             let s = scales.base.assumingMemoryBound(to: UInt16.self)
+            if format == .int4 {  // every input row in one pass over the weights (a batch's decode step)
+                accm_gemm_q4_0x8(bytes.base.assumingMemoryBound(to: UInt8.self), s, k, o, outputs.count, activation.values,
+                                 activation.scales, rows, y + o, n, add)
+                return
+            }
             for r in 0..<rows {
                 let xq = UnsafePointer(activation.values) + r * k, xs = UnsafePointer(activation.scales) + r * blocks
-                if format == .int8 {
-                    accm_gemv_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s + o * blocks, outputs.count, k,
-                                   xq, xs, y + r * n + o, add)
-                } else {
-                    accm_gemv_q4_0x8(bytes.base.assumingMemoryBound(to: UInt8.self), s, k, o, outputs.count, xq, xs,
-                                     y + r * n + o, add)
-                }
+                accm_gemv_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s + o * blocks, outputs.count, k,
+                               xq, xs, y + r * n + o, add)
             }
         case .f32, .f32InputMajor:
             preconditionFailure("fp32 weights go through BLAS directly")

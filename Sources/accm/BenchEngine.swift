@@ -26,6 +26,7 @@ struct BenchEngine: ParsableCommand {
     enum Case: String, CaseIterable, ExpressibleByArgument {
         case vit, gpt2Prefill = "gpt2-prefill", gpt2Decode = "gpt2-decode"
         case llamaPrefill = "llama-prefill", llamaPrefill100 = "llama-prefill-100", llamaDecode = "llama-decode"
+        case llamaDecode4 = "llama-decode-4"
         case llamaModel = "llama-model"
 
         /// The cases run when none are named (the whole model is only run when asked for).
@@ -122,6 +123,7 @@ struct EngineBenchmark {
         case .llamaPrefill: return try llamaLayer(decode: false, tokens: 640)
         case .llamaPrefill100: return try llamaLayer(decode: false, tokens: 100)
         case .llamaDecode: return try llamaLayer(decode: true, tokens: 640)
+        case .llamaDecode4: return try llamaBatchDecode(sequences: 4, tokens: 640)
         case .llamaModel: return try llamaModel()
         }
     }
@@ -203,6 +205,27 @@ struct EngineBenchmark {
         let flop = config.flops(newTokens: 1, cached: tokens, logitRows: 0)
         let bytes = Double(model.layerMatrixBytes(0))
         return result("llama-7b layer decode 1 at \(tokens)", seconds, flop, bytes / seconds.median / 1e9, "stream GB/s", bandwidth)
+    }
+
+    /// One LLaMA-7B layer's decode step for a batch of `sequences` sequences, each at a context of `tokens` (what
+    /// the decoder stage runs when that many requests are decoding together): the weights are read once for the
+    /// batch, so the bound is the weight bytes over the streaming bandwidth, as for one sequence.
+    private func llamaBatchDecode(sequences: Int, tokens: Int) throws -> BenchmarkResult {
+        let config = try llama7B(layers: 1)
+        var model = try Llama(store: random(3), config: config)
+        model.cacheFormat = kvCache
+        var cache = model.makeCache(capacity: tokens + 20)
+        _ = try model.forward(randomTensor([tokens, 4096], scale: 1), cache: &cache, recordHiddenStates: false)
+        var caches = Array(repeating: cache, count: sequences)
+        let batch = (0..<sequences).map { _ in randomTensor([1, 4096], scale: 1) }
+        let (seconds, bandwidth) = try timeAgainstStream {
+            for i in caches.indices { caches[i].truncate(to: tokens) }
+            _ = try model.forward(batch, caches: &caches, recordHiddenStates: false)
+        }
+        let flop = Double(sequences) * config.flops(newTokens: 1, cached: tokens, logitRows: 0)
+        let bytes = Double(model.layerMatrixBytes(0))
+        return result("llama-7b layer decode \(sequences) × 1 at \(tokens)", seconds, flop, bytes / seconds.median / 1e9,
+                      "stream GB/s", bandwidth)
     }
 
     /// The LLaMA-7B-shaped decoder with `modelLayers` layers and its head, made in `format` (no fp32 copy):

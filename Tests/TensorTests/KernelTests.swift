@@ -394,6 +394,44 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A batch's decode step (2–4 activation rows in one pass over int4 weights) gives each row exactly what the
+    /// one-row product gives it, so a request's tokens do not depend on what it is batched with.
+    func testInt4ProductOfAFewRowsIsBitwiseTheOneRowProduct() {
+        let (rows, cols) = (27, 256)
+        let w = generator.floats(rows * cols)
+        var q = [UInt8](repeating: 0, count: rows * cols / 2), s = [UInt16](repeating: 0, count: rows * cols / 32)
+        accm_quantize_q4_0(w, rows * cols, &q, &s)
+        let (packed, scales) = interleaved(q, s, rows: rows, cols: cols)
+        for count in 1...4 {
+            let x = generator.floats(count * cols, in: -4...4)
+            var xq = [Int8](repeating: 0, count: count * cols), xs = [Float](repeating: 0, count: count * cols / 32)
+            for m in 0..<count {
+                x.withUnsafeBufferPointer { x in
+                    xq.withUnsafeMutableBufferPointer { xq in
+                        xs.withUnsafeMutableBufferPointer { xs in
+                            accm_quantize_activation(x.baseAddress! + m * cols, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * cols / 32)
+                        }
+                    }
+                }
+            }
+            for (first, outputs) in [(0, 27), (5, 17)] {
+                var together = [Float](repeating: 0, count: count * outputs), alone = together
+                accm_gemm_q4_0x8(packed, scales, cols, first, outputs, xq, xs, count, &together, outputs, 0)
+                alone.withUnsafeMutableBufferPointer { y in
+                    xq.withUnsafeBufferPointer { xq in
+                        xs.withUnsafeBufferPointer { xs in
+                            for m in 0..<count {
+                                accm_gemv_q4_0x8(packed, scales, cols, first, outputs, xq.baseAddress! + m * cols,
+                                                 xs.baseAddress! + m * cols / 32, y.baseAddress! + m * outputs, 0)
+                            }
+                        }
+                    }
+                }
+                XCTAssertEqual(together, alone, "\(count) rows, outputs \(first)..<\(first + outputs)")
+            }
+        }
+    }
+
     func testTheDispatchReportsItsPath() {
         let name = String(cString: accm_kernels_path_name())
         XCTAssertEqual(name, accm_kernels_simd_level() == 1 ? "avx2+fma+f16c" : "portable")

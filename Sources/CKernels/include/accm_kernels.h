@@ -106,8 +106,9 @@ void accm_gemv_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t 
                       const int8_t *xq, const float *xs, float *y, int accumulate);
 void accm_gemv_q4_0x8_portable(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                                const int8_t *xq, const float *xs, float *y, int accumulate);
-/// Prefill: accm_gemv_q4_0x8 for each of `rows` activation rows (`xq`: `rows` rows of `cols` bytes, `xs`: `rows`
-/// rows of `cols / 32` scales), activation row m into y + m * ldy.
+/// accm_gemv_q4_0x8 for each of `rows` activation rows (`xq`: `rows` rows of `cols` bytes, `xs`: `rows` rows of
+/// `cols / 32` scales), activation row m into y + m * ldy: up to 4 rows (a batch's decode step) share each
+/// block's loads in registers; more (prefill) unpack each group of 8 weight rows once into scratch.
 void accm_gemm_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                       const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate);
 void accm_gemm_q4_0x8_portable(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
