@@ -67,9 +67,11 @@ extension Tensor {
                 weight.withUnsafeBufferPointer { w in
                     // Output columns are split across the engine's threads, each running a one-thread BLAS call
                     // on its slice of the weights (see BLAS.split).
-                    // A one-row product is bound by reading the weights, not by arithmetic: weigh it by bytes.
-                    BLAS.split(columns: n, work: rows == 1 ? 16 * k * n : 2 * rows * k * n,
-                               pieces: rows == 1 ? .shrinking : .onePerThread) { columns in
+                    // A product of a few rows (a decode step, of one sequence or a batch) is bound by reading the
+                    // weights, not by arithmetic: weigh it by bytes.
+                    let fewRows = rows <= WeightMatrix.matrixVectorRowLimit
+                    BLAS.split(columns: n, work: fewRows ? 16 * k * n : 2 * rows * k * n,
+                               pieces: fewRows ? .shrinking : .onePerThread) { columns in
                         let c0 = columns.lowerBound, width = columns.count
                         var beta: Float = 0
                         if let bias {
@@ -80,10 +82,12 @@ extension Tensor {
                         }
                         // Weight slice: rows c0..<c0+width of W[n, k], or columns of W[k, n].
                         let wSlice = transposed ? w.baseAddress! + c0 * k : w.baseAddress! + c0
-                        if rows == 1 && transposed {
-                            // One row (a decode step) over output-major weights: the engine's kernel reads four
-                            // weight rows at once (more streams in flight than sgemv's one).
-                            accm_gemv_f32(wSlice, k, width, k, a.baseAddress!, o.baseAddress! + c0, bias == nil ? 0 : 1)
+                        if fewRows && transposed {
+                            // A few rows (a decode step) over output-major weights: the engine's kernel reads four
+                            // weight rows at once for one input (more streams in flight than sgemv's one), and each
+                            // weight once for up to four inputs (where sgemm packs the weights first).
+                            accm_gemv_f32_batch(wSlice, k, width, k, a.baseAddress!, k, rows, o.baseAddress! + c0, n,
+                                                bias == nil ? 0 : 1)
                         } else if rows == 1 {
                             // One row over input-major weights (GPT-2's Conv1D): sgemv streams them once.
                             BLAS.gemv(transposeA: !transposed, rows: transposed ? width : k, columns: transposed ? k : width,

@@ -6,8 +6,9 @@
 import CKernels
 
 extension WeightMatrix {
-    /// Inputs with at most this many rows run as one matrix-vector product per row; more go through
-    /// block conversion + sgemm.
+    /// Inputs with at most this many rows (a decode step, of one sequence or a batch) run through the
+    /// matrix-vector kernels, which read each weight once for all the rows; more go through block conversion +
+    /// sgemm (bf16/f16) or the integer matrix products (int8/int4).
     public static let matrixVectorRowLimit = 4
 
     /// fp32 floats of weight rows converted per sgemm call for a short input (fewer than
@@ -142,27 +143,24 @@ extension WeightMatrix {
         let add: Int32 = accumulate ? 1 : 0
         switch payload {
         case .half(let bytes):
+            // Every input row in one pass over the weights (a batch's decode step).
             let w = bytes.base.assumingMemoryBound(to: UInt16.self) + o * k
-            for r in 0..<rows {
-                if format == .bf16 {
-                    accm_gemv_bf16(w, k, outputs.count, k, x + r * k, y + r * n + o, add)
-                } else {
-                    accm_gemv_f16(w, k, outputs.count, k, x + r * k, y + r * n + o, add)
-                }
+            if format == .bf16 {
+                accm_gemv_bf16_batch(w, k, outputs.count, k, x, k, rows, y + o, n, add)
+            } else {
+                accm_gemv_f16_batch(w, k, outputs.count, k, x, k, rows, y + o, n, add)
             }
         case .quantized(let bytes, let scales):
             guard let activation else { preconditionFailure("an int8/int4 product needs its quantized input") }
             let blocks = k / WeightFormat.quantBlock
             let s = scales.base.assumingMemoryBound(to: UInt16.self)
-            if format == .int4 {  // every input row in one pass over the weights (a batch's decode step)
+            // Every input row in one pass over the weights (a batch's decode step).
+            if format == .int4 {
                 accm_gemm_q4_0x8(bytes.base.assumingMemoryBound(to: UInt8.self), s, k, o, outputs.count, activation.values,
                                  activation.scales, rows, y + o, n, add)
-                return
-            }
-            for r in 0..<rows {
-                let xq = UnsafePointer(activation.values) + r * k, xs = UnsafePointer(activation.scales) + r * blocks
-                accm_gemv_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s + o * blocks, outputs.count, k,
-                               xq, xs, y + r * n + o, add)
+            } else {
+                accm_gemv_q8_0_batch(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s + o * blocks, outputs.count, k,
+                                     activation.values, activation.scales, rows, y + o, n, add)
             }
         case .f32, .f32InputMajor:
             preconditionFailure("fp32 weights go through BLAS directly")

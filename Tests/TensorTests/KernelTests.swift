@@ -95,6 +95,62 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A batch of 1–6 inputs (4 at a time, then the rest; a turn of one runs the one-input kernel) gives each input
+    /// what the one-input product gives it, up to fp32 summation order, in every weight type, on both paths.
+    func testBatchMatrixVectorProductIsTheProductOfEachInput() {
+        typealias Batch = (UnsafeRawPointer, Int, Int, Int, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>, Int, Int32) -> Void
+        typealias Single = (UnsafeRawPointer, Int, Int, Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int32) -> Void
+        for (rows, cols, ldw) in [(7, 45, 48), (17, 4096, 4100), (33, 768, 768)] {
+            let floats = generator.floats(rows * ldw)
+            var bf16 = [UInt16](repeating: 0, count: floats.count), f16 = bf16
+            accm_f32_to_bf16(floats, &bf16, bf16.count)
+            accm_f32_to_f16(floats, &f16, f16.count)
+            // Each weight type's bytes copied into memory the test owns, so that the kernels can take them as pointers.
+            func owned<T>(_ values: [T]) -> UnsafeRawPointer {
+                let p = UnsafeMutableRawPointer.allocate(byteCount: values.count * MemoryLayout<T>.stride, alignment: 64)
+                values.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                return UnsafeRawPointer(p)
+            }
+            let kinds: [(String, UnsafeRawPointer, Batch, Batch, Single)] = [
+                ("f32", owned(floats),
+                 { accm_gemv_f32_batch($0.assumingMemoryBound(to: Float.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                 { accm_gemv_f32_batch_portable($0.assumingMemoryBound(to: Float.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                 { accm_gemv_f32_portable($0.assumingMemoryBound(to: Float.self), $1, $2, $3, $4, $5, $6) }),
+                ("bf16", owned(bf16),
+                 { accm_gemv_bf16_batch($0.assumingMemoryBound(to: UInt16.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                 { accm_gemv_bf16_batch_portable($0.assumingMemoryBound(to: UInt16.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                 { accm_gemv_bf16_portable($0.assumingMemoryBound(to: UInt16.self), $1, $2, $3, $4, $5, $6) }),
+                ("f16", owned(f16),
+                 { accm_gemv_f16_batch($0.assumingMemoryBound(to: UInt16.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                 { accm_gemv_f16_batch_portable($0.assumingMemoryBound(to: UInt16.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                 { accm_gemv_f16_portable($0.assumingMemoryBound(to: UInt16.self), $1, $2, $3, $4, $5, $6) }),
+            ]
+            defer { for kind in kinds { kind.1.deallocate() } }
+            for batch in 1...6 {
+                let ldx = cols + 3, ldy = rows + 2
+                let x = generator.floats(batch * ldx), start = generator.floats(batch * ldy)
+                for (name, w, fast, portable, single) in kinds {
+                    for accumulate: Int32 in [0, 1] {
+                        var fromBatch = start, fromPortable = start, oneByOne = start
+                        fast(w, ldw, rows, cols, x, ldx, batch, &fromBatch, ldy, accumulate)
+                        portable(w, ldw, rows, cols, x, ldx, batch, &fromPortable, ldy, accumulate)
+                        x.withUnsafeBufferPointer { x in
+                            oneByOne.withUnsafeMutableBufferPointer { y in
+                                for m in 0..<batch { single(w, ldw, rows, cols, x.baseAddress! + m * ldx, y.baseAddress! + m * ldy, accumulate) }
+                            }
+                        }
+                        let what = "\(name) \(rows)×\(cols), batch \(batch), accumulate \(accumulate)"
+                        XCTAssertEqual(fromPortable, oneByOne, "\(what): the portable batch is the product of each input")
+                        assertClose(fromBatch, oneByOne.map(Double.init), tolerance: 1e-5 * Double(cols).squareRoot(), relative: 1e-5, what)
+                        for m in 0..<batch {  // the columns past `rows` are left alone
+                            XCTAssertEqual(Array(fromBatch[(m * ldy + rows)..<((m + 1) * ldy)]), Array(start[(m * ldy + rows)..<((m + 1) * ldy)]), what)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testFloatMatrixVectorPathsAgreeWithDoubleArithmetic() {
         // Rows under 2048 wide run one at a time, longer ones four at a time; row counts and widths with tails.
         for (rows, cols, ldw) in [(7, 45, 45), (16, 256, 260), (3, 8, 8), (33, 1000, 1000), (9, 4100, 4100), (6, 2048, 2056)] {
@@ -391,6 +447,43 @@ final class KernelTests: XCTestCase {
                     XCTAssertEqual(y[1 + i], start[1 + i] + whole[first + i], accuracy: 1e-4 * max(1, abs(whole[first + i])), what)
                 }
             }
+        }
+    }
+
+    /// The int8 batch kernel (2–4 inputs a pass over the weights) gives each input what the one-input kernel gives.
+    func testInt8BatchMatrixVectorProductIsTheProductOfEachInput() {
+        let (rows, cols) = (19, 4096)
+        let w = generator.floats(rows * cols)
+        var q = [Int8](repeating: 0, count: rows * cols), s = [UInt16](repeating: 0, count: rows * cols / 32)
+        accm_quantize_q8_0(w, rows * cols, &q, &s)
+        for batch in 1...6 {
+            let x = generator.floats(batch * cols, in: -4...4)
+            var xq = [Int8](repeating: 0, count: batch * cols), xs = [Float](repeating: 0, count: batch * cols / 32)
+            for m in 0..<batch {
+                x.withUnsafeBufferPointer { x in
+                    xq.withUnsafeMutableBufferPointer { xq in
+                        xs.withUnsafeMutableBufferPointer { xs in
+                            accm_quantize_activation(x.baseAddress! + m * cols, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * cols / 32)
+                        }
+                    }
+                }
+            }
+            let start = generator.floats(batch * rows)
+            var together = start, portable = start, alone = start
+            accm_gemv_q8_0_batch(q, s, rows, cols, xq, xs, batch, &together, rows, 1)
+            accm_gemv_q8_0_batch_portable(q, s, rows, cols, xq, xs, batch, &portable, rows, 1)
+            alone.withUnsafeMutableBufferPointer { y in
+                xq.withUnsafeBufferPointer { xq in
+                    xs.withUnsafeBufferPointer { xs in
+                        for m in 0..<batch {
+                            accm_gemv_q8_0_portable(q, s, rows, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * cols / 32,
+                                                    y.baseAddress! + m * rows, 1)
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(portable, alone, "batch \(batch): the portable batch is the product of each input")
+            assertClose(together, alone.map(Double.init), tolerance: 1e-4, relative: 1e-5, "batch \(batch)")
         }
     }
 

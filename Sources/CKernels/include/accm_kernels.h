@@ -54,6 +54,23 @@ void accm_gemv_f16_portable(const uint16_t *w, size_t ldw, size_t rows, size_t c
 void accm_gemv_f32(const float *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
 void accm_gemv_f32_portable(const float *w, size_t ldw, size_t rows, size_t cols, const float *x, float *y, int accumulate);
 
+// MARK: Matrix-vector products of a batch of inputs (a decode step of several sequences)
+// y[m * ldy + r] (+)= Σ_c W[r * ldw + c] · x[m * ldx + c] for r < rows, m < batch: each weight loaded once for
+// up to 4 inputs (more run in turns; a turn of one runs the one-input kernel above).
+
+void accm_gemv_f32_batch(const float *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx, size_t batch,
+                         float *y, size_t ldy, int accumulate);
+void accm_gemv_f32_batch_portable(const float *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx,
+                                  size_t batch, float *y, size_t ldy, int accumulate);
+void accm_gemv_bf16_batch(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx,
+                          size_t batch, float *y, size_t ldy, int accumulate);
+void accm_gemv_bf16_batch_portable(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx,
+                                   size_t batch, float *y, size_t ldy, int accumulate);
+void accm_gemv_f16_batch(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx,
+                         size_t batch, float *y, size_t ldy, int accumulate);
+void accm_gemv_f16_batch_portable(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx,
+                                  size_t batch, float *y, size_t ldy, int accumulate);
+
 // MARK: Block quantization (n a multiple of ACCM_QUANT_BLOCK)
 
 /// Weights → Q8_0: d = max|x| / 127, q = round(x / d) (llama.cpp's quantize_row_q8_0_ref).
@@ -77,6 +94,13 @@ void accm_gemv_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t
                     const int8_t *xq, const float *xs, float *y, int accumulate);
 void accm_gemv_q8_0_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                              const int8_t *xq, const float *xs, float *y, int accumulate);
+
+/// accm_gemv_q8_0 for each of `batch` quantized inputs (`xq`: `batch` rows of `cols` bytes, `xs`: `batch` rows of
+/// `cols / 32` scales), input m into y + m * ldy, each weight block loaded once for up to 4 inputs.
+void accm_gemv_q8_0_batch(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols, const int8_t *xq,
+                          const float *xs, size_t batch, float *y, size_t ldy, int accumulate);
+void accm_gemv_q8_0_batch_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                                   const int8_t *xq, const float *xs, size_t batch, float *y, size_t ldy, int accumulate);
 
 // MARK: Q4_0 matrices interleaved 8 rows at a time (how the engine holds int4 weights)
 // Rows are taken in groups of 8; the last group is padded to 8 rows (with zero weights and scales, by
