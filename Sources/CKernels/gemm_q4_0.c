@@ -55,24 +55,16 @@ group_tile(const Group *g, size_t blocks, size_t cols, const int8_t *xq, const f
            size_t m0, int RM, float *out, size_t ldy, int accumulate, size_t lower, size_t upper) {
     __m256 acc[TILE_ROWS];
     for (int m = 0; m < RM; m++) acc[m] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
     for (size_t b = 0; b < blocks; b++) {
         const __m256i *wv = (const __m256i *)(g->bytes + b * 256);
-        __m256i w0 = _mm256_load_si256(wv), w1 = _mm256_load_si256(wv + 1), w2 = _mm256_load_si256(wv + 2),
-                w3 = _mm256_load_si256(wv + 3), w4 = _mm256_load_si256(wv + 4), w5 = _mm256_load_si256(wv + 5),
-                w6 = _mm256_load_si256(wv + 6), w7 = _mm256_load_si256(wv + 7);
+        const __m256i unpacked[8] = {
+            _mm256_load_si256(wv), _mm256_load_si256(wv + 1), _mm256_load_si256(wv + 2), _mm256_load_si256(wv + 3),
+            _mm256_load_si256(wv + 4), _mm256_load_si256(wv + 5), _mm256_load_si256(wv + 6), _mm256_load_si256(wv + 7),
+        };
         __m256 dw = _mm256_load_ps(g->scales + b * GROUP);
         for (int m = 0; m < RM; m++) {
-            const int32_t *x = (const int32_t *)(xq + (m0 + m) * cols + b * 32);
-            __m256i s = _mm256_maddubs_epi16(w0, _mm256_set1_epi32(x[0]));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w1, _mm256_set1_epi32(x[1])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w2, _mm256_set1_epi32(x[2])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w3, _mm256_set1_epi32(x[3])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w4, _mm256_set1_epi32(x[4])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w5, _mm256_set1_epi32(x[5])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w6, _mm256_set1_epi32(x[6])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w7, _mm256_set1_epi32(x[7])));
-            __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(offsets[(m0 + m) * blocks + b]));
+            __m256i sums = accm_q4x8_block_sums(unpacked, xq + (m0 + m) * cols + b * 32);
+            __m256i dot = _mm256_sub_epi32(sums, _mm256_set1_epi32(offsets[(m0 + m) * blocks + b]));
             __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(xs[(m0 + m) * blocks + b]));
             acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[m]);
         }

@@ -123,7 +123,7 @@ ACCM_AVX2 static void gemv_q8_0_avx2(const int8_t *w, const uint16_t *scales, si
 ACCM_AVX2 static inline __attribute__((always_inline)) void
 q4x8_group_sums(const uint8_t *w, const uint16_t *ws, size_t blocks, size_t g, const int8_t *xq, const float *xs,
                 const int32_t *offsets, int RM, __m256 out[ACCM_Q4X8_MAX_ROWS]) {
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     const uint8_t *group = w + g * blocks * 128;
     const uint16_t *group_scales = ws + g * blocks * 8;
     __m256 acc[ACCM_Q4X8_MAX_ROWS];
@@ -134,22 +134,16 @@ q4x8_group_sums(const uint8_t *w, const uint16_t *ws, size_t blocks, size_t g, c
         _mm_prefetch((const char *)chunk + PREFETCH_BYTES + 64, _MM_HINT_T0);
         __m256i p0 = _mm256_loadu_si256(chunk), p1 = _mm256_loadu_si256(chunk + 1),
                 p2 = _mm256_loadu_si256(chunk + 2), p3 = _mm256_loadu_si256(chunk + 3);
-        __m256i l0 = _mm256_and_si256(p0, low_nibbles), l1 = _mm256_and_si256(p1, low_nibbles),
-                l2 = _mm256_and_si256(p2, low_nibbles), l3 = _mm256_and_si256(p3, low_nibbles);
-        __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(p0, 4), low_nibbles), h1 = _mm256_and_si256(_mm256_srli_epi16(p1, 4), low_nibbles),
-                h2 = _mm256_and_si256(_mm256_srli_epi16(p2, 4), low_nibbles), h3 = _mm256_and_si256(_mm256_srli_epi16(p3, 4), low_nibbles);
+        const __m256i unpacked[8] = {
+            _mm256_and_si256(p0, low_nibbles), _mm256_and_si256(p1, low_nibbles),
+            _mm256_and_si256(p2, low_nibbles), _mm256_and_si256(p3, low_nibbles),
+            _mm256_and_si256(_mm256_srli_epi16(p0, 4), low_nibbles), _mm256_and_si256(_mm256_srli_epi16(p1, 4), low_nibbles),
+            _mm256_and_si256(_mm256_srli_epi16(p2, 4), low_nibbles), _mm256_and_si256(_mm256_srli_epi16(p3, 4), low_nibbles),
+        };
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(group_scales + b * 8)));
         for (int m = 0; m < RM; m++) {
-            const int32_t *x = (const int32_t *)(xq + m * blocks * ACCM_QUANT_BLOCK + b * ACCM_QUANT_BLOCK);
-            __m256i s = _mm256_maddubs_epi16(l0, _mm256_set1_epi32(x[0]));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(l1, _mm256_set1_epi32(x[1])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(l2, _mm256_set1_epi32(x[2])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(l3, _mm256_set1_epi32(x[3])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(h0, _mm256_set1_epi32(x[4])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(h1, _mm256_set1_epi32(x[5])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(h2, _mm256_set1_epi32(x[6])));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(h3, _mm256_set1_epi32(x[7])));
-            __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(offsets[m * blocks + b]));
+            __m256i sums = accm_q4x8_block_sums(unpacked, xq + m * blocks * ACCM_QUANT_BLOCK + b * ACCM_QUANT_BLOCK);
+            __m256i dots = _mm256_sub_epi32(sums, _mm256_set1_epi32(offsets[m * blocks + b]));
             acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(dw, _mm256_set1_ps(xs[m * blocks + b])), acc[m]);
         }
     }

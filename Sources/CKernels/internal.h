@@ -41,6 +41,18 @@ ACCM_AVX2 static inline void accm_transpose_8x8_epi32(__m256i v[8]) {
     }
 }
 
+/// The 8 rows' sums Σ q·x over one block of a Q4_0 group (accm_q4_0x8), from its weights unpacked to bytes 0...15
+/// (w[k] for k < 4: weights 4k ..< 4k + 4 of each of the 8 rows, w[4 + k]: weights 16 + 4k ..< 20 + 4k) and the
+/// block's 32 activation bytes: vpmaddubsw against each activation word broadcast, the 8 products summed in
+/// int16 (at most 8 · 2 · 15 · 127 = 30480), then one vpmaddwd into an int32 lane per row.
+ACCM_AVX2 static inline __m256i accm_q4x8_block_sums(const __m256i w[8], const int8_t *x) {
+    int32_t words[8];
+    memcpy(words, x, sizeof words);
+    __m256i s = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(words[0]));
+    for (int k = 1; k < 8; k++) s = _mm256_add_epi16(s, _mm256_maddubs_epi16(w[k], _mm256_set1_epi32(words[k])));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+}
+
 /// Activation rows accm_gemv_q4_0x8_rows_avx2 multiplies per pass over the weights (more run in turns).
 #define ACCM_Q4X8_MAX_ROWS 4
 

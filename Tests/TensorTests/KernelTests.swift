@@ -361,6 +361,21 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// `rows` activation rows of `cols` floats quantized to 8-bit blocks (the integer kernels' other operand).
+    private func quantizedActivations(_ x: [Float], rows: Int, cols: Int) -> ([Int8], [Float]) {
+        var xq = [Int8](repeating: 0, count: rows * cols), xs = [Float](repeating: 0, count: rows * cols / 32)
+        x.withUnsafeBufferPointer { x in
+            xq.withUnsafeMutableBufferPointer { xq in
+                xs.withUnsafeMutableBufferPointer { xs in
+                    for m in 0..<rows {
+                        accm_quantize_activation(x.baseAddress! + m * cols, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * cols / 32)
+                    }
+                }
+            }
+        }
+        return (xq, xs)
+    }
+
     /// Row-major Q4_0 rows (`rows` × `cols / 2` bytes) in the interleaved layout the int4 kernels read.
     private func interleaved(_ q: UnsafeRawPointer, _ s: UnsafePointer<UInt16>, rows: Int, cols: Int) -> ([UInt8], [UInt16]) {
         let groups = accm_q4_0x8_groups(rows)
@@ -458,16 +473,7 @@ final class KernelTests: XCTestCase {
         accm_quantize_q8_0(w, rows * cols, &q, &s)
         for batch in 1...6 {
             let x = generator.floats(batch * cols, in: -4...4)
-            var xq = [Int8](repeating: 0, count: batch * cols), xs = [Float](repeating: 0, count: batch * cols / 32)
-            for m in 0..<batch {
-                x.withUnsafeBufferPointer { x in
-                    xq.withUnsafeMutableBufferPointer { xq in
-                        xs.withUnsafeMutableBufferPointer { xs in
-                            accm_quantize_activation(x.baseAddress! + m * cols, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * cols / 32)
-                        }
-                    }
-                }
-            }
+            let (xq, xs) = quantizedActivations(x, rows: batch, cols: cols)
             let start = generator.floats(batch * rows)
             var together = start, portable = start, alone = start
             accm_gemv_q8_0_batch(q, s, rows, cols, xq, xs, batch, &together, rows, 1)
@@ -497,16 +503,7 @@ final class KernelTests: XCTestCase {
         let (packed, scales) = interleaved(q, s, rows: rows, cols: cols)
         for count in 1...4 {
             let x = generator.floats(count * cols, in: -4...4)
-            var xq = [Int8](repeating: 0, count: count * cols), xs = [Float](repeating: 0, count: count * cols / 32)
-            for m in 0..<count {
-                x.withUnsafeBufferPointer { x in
-                    xq.withUnsafeMutableBufferPointer { xq in
-                        xs.withUnsafeMutableBufferPointer { xs in
-                            accm_quantize_activation(x.baseAddress! + m * cols, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * cols / 32)
-                        }
-                    }
-                }
-            }
+            let (xq, xs) = quantizedActivations(x, rows: count, cols: cols)
             for (first, outputs) in [(0, 27), (5, 17)] {
                 var together = [Float](repeating: 0, count: count * outputs), alone = together
                 accm_gemm_q4_0x8(packed, scales, cols, first, outputs, xq, xs, count, &together, outputs, 0)
