@@ -69,7 +69,7 @@ extension Tensor {
                     // on its slice of the weights (see BLAS.split).
                     // A product of a few rows (a decode step, of one sequence or a batch) is bound by reading the
                     // weights, not by arithmetic: weigh it by bytes.
-                    let fewRows = rows <= WeightMatrix.matrixVectorRowLimit
+                    let fewRows = rows <= WeightMatrix.floatMatrixVectorRowLimit
                     BLAS.split(columns: n, work: fewRows ? 16 * k * n : 2 * rows * k * n,
                                pieces: fewRows ? .shrinking : .onePerThread) { columns in
                         let c0 = columns.lowerBound, width = columns.count

@@ -6,10 +6,23 @@
 import CKernels
 
 extension WeightMatrix {
-    /// Inputs with at most this many rows (a decode step, of one sequence or a batch) run through the
-    /// matrix-vector kernels, which read each weight once for all the rows; more go through block conversion +
-    /// sgemm (bf16/f16) or the integer matrix products (int8/int4).
+    /// int8/int4 inputs with at most this many rows (a decode step, of one sequence or a batch) run through the
+    /// matrix-vector kernels, which read each weight once for all the rows; more go through the integer matrix
+    /// products, which are faster from 5 rows on (one Zen 3 core, 16384×4096 int8: 5 rows 11.6–15.2 ms against
+    /// 15.5–17.0, 8 rows 15.3–15.9 against 22.3–24.6). Attention reads an f16 KV cache directly up to as many
+    /// query rows.
     public static let matrixVectorRowLimit = 4
+
+    /// f32/bf16/f16 inputs with at most this many rows run through the matrix-vector kernels (4 rows a pass
+    /// over the weights); more go through sgemm (f32) or block conversion + sgemm (bf16/f16). Two passes beat
+    /// sgemm, which packs the weights first, up to about 14 rows (one Zen 3 core, 16384×4096, 8 rows: f32 32 ms
+    /// against sgemm's 47–48, bf16 21–25 against conversion + sgemm's 38–48).
+    public static let floatMatrixVectorRowLimit = 8
+
+    /// The most input rows this matrix's products take through the matrix-vector kernels.
+    public var matrixVectorRowLimit: Int {
+        format.isBlockQuantized ? Self.matrixVectorRowLimit : Self.floatMatrixVectorRowLimit
+    }
 
     /// fp32 floats of weight rows converted per sgemm call for a short input (fewer than
     /// `longPrefillRows` rows): small enough that the converted block stays in the last-level cache.
@@ -48,7 +61,7 @@ extension Tensor {
                         for r in 0..<rows { (y + r * n).update(from: b.baseAddress!, count: n) }
                     }
                 }
-                if rows <= WeightMatrix.matrixVectorRowLimit {
+                if rows <= weight.matrixVectorRowLimit {
                     weight.matrixVector(x, rows: rows, into: y, accumulate: bias != nil)
                 } else if weight.format == .int4 || weight.format == .int8 {
                     weight.integerProduct(x, rows: rows, into: y, accumulate: bias != nil)
@@ -64,11 +77,11 @@ extension Tensor {
 extension Tensor {
     /// `x · Wᵢᵀ (+ biasᵢ)` for several weight matrices over the same input `x [..., columns]` (a layer's query,
     /// key and value projections, or its gate and up projections). At decode (at most
-    /// `WeightMatrix.matrixVectorRowLimit` rows), when every matrix is bf16/f16 or every one int8/int4 over the
+    /// the matrices' `matrixVectorRowLimit` rows), when every matrix is bf16/f16 or every one int8/int4 over the
     /// same columns, the products run as one parallel job over all their output rows (int8/int4 quantize the
     /// input once), so the threads meet once rather than once a matrix; otherwise each is `linear(_:bias:)`.
     public func linear(_ maps: [(weight: WeightMatrix, bias: Tensor?)]) -> [Tensor] {
-        guard let first = maps.first?.weight, rowCount <= WeightMatrix.matrixVectorRowLimit, rowCount > 0,
+        guard let first = maps.first?.weight, rowCount <= first.matrixVectorRowLimit, rowCount > 0,
               maps.allSatisfy({ $0.weight.columns == first.columns && $0.weight.readsDirectly(like: first) })
         else { return maps.map { linear($0.weight, bias: $0.bias) } }
         precondition(lastDimension == first.columns, "linear: input \(shape) does not match weight \(first.shape)")

@@ -26,7 +26,7 @@ struct BenchEngine: ParsableCommand {
     enum Case: String, CaseIterable, ExpressibleByArgument {
         case vit, gpt2Prefill = "gpt2-prefill", gpt2Decode = "gpt2-decode"
         case llamaPrefill = "llama-prefill", llamaPrefill100 = "llama-prefill-100", llamaDecode = "llama-decode"
-        case llamaDecode4 = "llama-decode-4"
+        case llamaDecode4 = "llama-decode-4", llamaDecode8 = "llama-decode-8"
         case llamaModel = "llama-model"
 
         /// The cases run when none are named (the whole model is only run when asked for).
@@ -124,6 +124,7 @@ struct EngineBenchmark {
         case .llamaPrefill100: return try llamaLayer(decode: false, tokens: 100)
         case .llamaDecode: return try llamaLayer(decode: true, tokens: 640)
         case .llamaDecode4: return try llamaBatchDecode(sequences: 4, tokens: 640)
+        case .llamaDecode8: return try llamaBatchDecode(sequences: 8, tokens: 640)
         case .llamaModel: return try llamaModel()
         }
     }

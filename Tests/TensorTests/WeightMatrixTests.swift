@@ -39,7 +39,7 @@ final class WeightMatrixTests: XCTestCase {
 
     func testProductsOnBothPathsMatchFloatOnTheStoredValues() {
         for format in WeightFormat.allCases {
-            for (inputRows, bias) in [(1, false), (1, true), (3, true), (9, false), (40, true)] {
+            for (inputRows, bias) in [(1, false), (1, true), (3, true), (6, false), (9, false), (40, true)] {
                 let (m, _) = matrix(format, rows: 75, columns: 96)
                 let x = generator.tensor([inputRows, 96], in: -2...2)
                 let b = bias ? generator.tensor([75]) : nil
