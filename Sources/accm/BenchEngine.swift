@@ -90,6 +90,8 @@ struct BenchmarkResult: Encodable {
     var reference: String
     var referenceValue: Double
     var shareOfReference: Double
+    /// Decode cases: the share of the streaming bandwidth when the KV cache bytes the step reads are counted too.
+    var shareWithKVCache: Double? = nil
 
     var line: String {
         let time = seconds >= 1 ? String(format: "%8.3f s ", seconds) : String(format: "%8.2f ms", seconds * 1000)
@@ -99,6 +101,7 @@ struct BenchmarkResult: Encodable {
         s += String(format: "  %7.1f GFLOP/s", gflopPerSecond)
         if let gigabytesPerSecond { s += String(format: "  %6.1f GB/s", gigabytesPerSecond) }
         s += String(format: "   %.0f%% of %@ (%.1f)", shareOfReference * 100, reference, referenceValue)
+        if let shareWithKVCache { s += String(format: "; %.0f%% with the KV cache read", shareWithKVCache * 100) }
         return s
     }
 }
@@ -205,7 +208,8 @@ struct EngineBenchmark {
         }
         let flop = config.flops(newTokens: 1, cached: tokens, logitRows: 0)
         let bytes = Double(model.layerMatrixBytes(0))
-        return result("llama-7b layer decode 1 at \(tokens)", seconds, flop, bytes / seconds.median / 1e9, "stream GB/s", bandwidth)
+        return result("llama-7b layer decode 1 at \(tokens)", seconds, flop, bytes / seconds.median / 1e9, "stream GB/s", bandwidth,
+                      cacheBytes: llamaCacheBytes(layers: 1, positions: tokens))
     }
 
     /// One LLaMA-7B layer's decode step for a batch of `sequences` sequences, each at a context of `tokens` (what
@@ -226,7 +230,7 @@ struct EngineBenchmark {
         let flop = Double(sequences) * config.flops(newTokens: 1, cached: tokens, logitRows: 0)
         let bytes = Double(model.layerMatrixBytes(0))
         return result("llama-7b layer decode \(sequences) × 1 at \(tokens)", seconds, flop, bytes / seconds.median / 1e9,
-                      "stream GB/s", bandwidth)
+                      "stream GB/s", bandwidth, cacheBytes: llamaCacheBytes(layers: 1, positions: tokens, sequences: sequences))
     }
 
     /// The LLaMA-7B-shaped decoder with `modelLayers` layers and its head, made in `format` (no fp32 copy):
@@ -257,7 +261,8 @@ struct EngineBenchmark {
         }
         let flop = config.flops(newTokens: 1, cached: 640, logitRows: 1)
         return result("llama-7b \(modelLayers)L+head decode at 640", seconds, flop,
-                      Double(weightBytes) / seconds.median / 1e9, "stream GB/s", bandwidth)
+                      Double(weightBytes) / seconds.median / 1e9, "stream GB/s", bandwidth,
+                      cacheBytes: llamaCacheBytes(layers: modelLayers, positions: 640))
     }
 
     // MARK: References
@@ -297,14 +302,24 @@ struct EngineBenchmark {
 
     // MARK: Helpers
 
+    /// `cacheBytes`: for a decode case, the KV cache bytes its step reads besides the weights (the bound counts
+    /// only the weights, as the target does; the line also gives the share with both).
     private func result(
-        _ name: String, _ seconds: Samples, _ flop: Double, _ gbps: Double?, _ reference: String, _ value: Double
+        _ name: String, _ seconds: Samples, _ flop: Double, _ gbps: Double?, _ reference: String, _ value: Double,
+        cacheBytes: Double? = nil
     ) -> BenchmarkResult {
         let rate = flop / seconds.median / 1e9
+        let withCache = gbps.flatMap { gbps in cacheBytes.map { (gbps + $0 / seconds.median / 1e9) / value } }
         return BenchmarkResult(
             name: name, seconds: seconds.median, fastestSeconds: seconds.fastest, slowestSeconds: seconds.slowest,
             gflop: flop / 1e9, gflopPerSecond: rate, gigabytesPerSecond: gbps,
-            reference: reference, referenceValue: value, shareOfReference: (gbps ?? rate) / value)
+            reference: reference, referenceValue: value, shareOfReference: (gbps ?? rate) / value,
+            shareWithKVCache: withCache)
+    }
+
+    /// Bytes of KV cache one LLaMA-7B decode step of `sequences` sequences reads at `positions` positions, over `layers`.
+    private func llamaCacheBytes(layers: Int, positions: Int, sequences: Int = 1) -> Double {
+        Double(sequences * KVCache.byteCount(layers: layers, width: 4096, positions: positions, format: kvCache))
     }
 
     /// Wall times of `body` and `reference`, run alternately `repeats` times after one warm-up each.
