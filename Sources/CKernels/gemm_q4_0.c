@@ -90,7 +90,7 @@ ACCM_AVX2 static void any_group_tile(const Group *g, size_t blocks, size_t cols,
 
 ACCM_AVX2 static int gemm_q4_0x8_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                                       const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate) {
-    if (rows <= ACCM_Q4X8_MAX_ROWS) {  // few rows: unpacking into scratch costs more than it saves
+    if (rows <= ACCM_BATCH_ROWS) {  // few rows: unpacking into scratch costs more than it saves
         accm_gemv_q4_0x8_rows_avx2(w, ws, cols, first_row, count, xq, xs, rows, y, ldy, accumulate);
         return 1;
     }
@@ -101,11 +101,7 @@ ACCM_AVX2 static int gemm_q4_0x8_avx2(const uint8_t *w, const uint16_t *ws, size
         free(g.bytes); free(g.scales); free(offsets);
         return 0;
     }
-    for (size_t i = 0; i < rows * blocks; i++) {
-        int32_t total = 0;
-        for (int j = 0; j < ACCM_QUANT_BLOCK; j++) total += xq[i * 32 + j];
-        offsets[i] = 8 * total;
-    }
+    accm_q4_block_offsets(xq, rows * blocks, offsets);
     size_t end = first_row + count;
     for (size_t group = first_row / GROUP; group * GROUP < end; group++) {
         size_t lower = group * GROUP > first_row ? 0 : first_row - group * GROUP;

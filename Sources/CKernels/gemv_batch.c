@@ -2,13 +2,12 @@
 // weight is loaded once and multiplied with up to ACCM_BATCH_ROWS inputs, so a batch of 4 reads the weights
 // once, where one product per input read them 4 times (on a LLaMA-7B layer in bf16, 3.3× one input's time).
 // A batch of one runs the one-input kernel; per input the sums are those of the one-input portable path up
-// to fp32 summation order.
+// to fp32 summation order. Q8_0's few-row kernel is reached through accm_gemm_q8_0 (gemm_q8_0.c), which has the
+// same contract for any number of rows.
 
 #include "accm_kernels.h"
 #include "internal.h"
 
-/// Inputs multiplied per pass over the weights (more run in turns).
-#define ACCM_BATCH_ROWS 4
 
 #define PORTABLE_BATCH(name, single, type)                                                                   \
     void name(const type *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx, size_t batch,  \
@@ -19,13 +18,6 @@
 PORTABLE_BATCH(accm_gemv_f32_batch_portable, accm_gemv_f32_portable, float)
 PORTABLE_BATCH(accm_gemv_bf16_batch_portable, accm_gemv_bf16_portable, uint16_t)
 PORTABLE_BATCH(accm_gemv_f16_batch_portable, accm_gemv_f16_portable, uint16_t)
-
-void accm_gemv_q8_0_batch_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                                   const int8_t *xq, const float *xs, size_t batch, float *y, size_t ldy, int accumulate) {
-    size_t blocks = cols / ACCM_QUANT_BLOCK;
-    for (size_t m = 0; m < batch; m++)
-        accm_gemv_q8_0_portable(w, scales, rows, cols, xq + m * cols, xs + m * blocks, y + m * ldy, accumulate);
-}
 
 #if ACCM_X86
 ACCM_AVX2 static inline __m256 load_f32x8(const float *p) { return _mm256_loadu_ps(p); }
@@ -63,23 +55,21 @@ static inline float value_bf16(const uint16_t *p) { return accm_bf16_value(accm_
             }                                                                                                   \
     }
 
+/// Every weight row (two at a time, then the odd one) against RB inputs; `name` picks RB once as a constant.
 #define AVX2_BATCH(name, tile, type)                                                                           \
+    ACCM_AVX2 static inline __attribute__((always_inline)) void                                                \
+    name##_rows(const type *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx, int RB,       \
+                float *y, size_t ldy, int accumulate) {                                                         \
+        size_t r = 0;                                                                                           \
+        for (; r + 2 <= rows; r += 2) tile(w, ldw, r, 2, cols, x, ldx, RB, y, ldy, accumulate);                 \
+        if (r < rows) tile(w, ldw, r, 1, cols, x, ldx, RB, y, ldy, accumulate);                                 \
+    }                                                                                                           \
     ACCM_AVX2 static void name(const type *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx, \
                                int RB, float *y, size_t ldy, int accumulate) {                                  \
-        size_t r = 0;                                                                                           \
-        for (; r + 2 <= rows; r += 2) {                                                                         \
-            switch (RB) {                                                                                       \
-            case 4: tile(w, ldw, r, 2, cols, x, ldx, 4, y, ldy, accumulate); break;                             \
-            case 3: tile(w, ldw, r, 2, cols, x, ldx, 3, y, ldy, accumulate); break;                             \
-            default: tile(w, ldw, r, 2, cols, x, ldx, 2, y, ldy, accumulate); break;                            \
-            }                                                                                                   \
-        }                                                                                                       \
-        for (; r < rows; r++) {                                                                                 \
-            switch (RB) {                                                                                       \
-            case 4: tile(w, ldw, r, 1, cols, x, ldx, 4, y, ldy, accumulate); break;                             \
-            case 3: tile(w, ldw, r, 1, cols, x, ldx, 3, y, ldy, accumulate); break;                             \
-            default: tile(w, ldw, r, 1, cols, x, ldx, 2, y, ldy, accumulate); break;                            \
-            }                                                                                                   \
+        switch (RB) {                                                                                           \
+        case 4: name##_rows(w, ldw, rows, cols, x, ldx, 4, y, ldy, accumulate); break;                          \
+        case 3: name##_rows(w, ldw, rows, cols, x, ldx, 3, y, ldy, accumulate); break;                          \
+        default: name##_rows(w, ldw, rows, cols, x, ldx, 2, y, ldy, accumulate); break;                         \
         }                                                                                                       \
     }
 
@@ -124,21 +114,28 @@ tile_q8_0(const int8_t *w, const uint16_t *scales, size_t r, int RR, size_t cols
         }
 }
 
-ACCM_AVX2 static void batch_q8_0_avx2(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                                      const int8_t *xq, const float *xs, int RB, float *y, size_t ldy, int accumulate) {
+ACCM_AVX2 static inline __attribute__((always_inline)) void
+rows_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols, const int8_t *xq, const float *xs, int RB,
+          float *y, size_t ldy, int accumulate) {
     size_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        switch (RB) {
-        case 4: tile_q8_0(w, scales, r, 2, cols, xq, xs, 4, y, ldy, accumulate); break;
-        case 3: tile_q8_0(w, scales, r, 2, cols, xq, xs, 3, y, ldy, accumulate); break;
-        default: tile_q8_0(w, scales, r, 2, cols, xq, xs, 2, y, ldy, accumulate); break;
-        }
-    }
-    for (; r < rows; r++) {
-        switch (RB) {
-        case 4: tile_q8_0(w, scales, r, 1, cols, xq, xs, 4, y, ldy, accumulate); break;
-        case 3: tile_q8_0(w, scales, r, 1, cols, xq, xs, 3, y, ldy, accumulate); break;
-        default: tile_q8_0(w, scales, r, 1, cols, xq, xs, 2, y, ldy, accumulate); break;
+    for (; r + 2 <= rows; r += 2) tile_q8_0(w, scales, r, 2, cols, xq, xs, RB, y, ldy, accumulate);
+    if (r < rows) tile_q8_0(w, scales, r, 1, cols, xq, xs, RB, y, ldy, accumulate);
+}
+
+ACCM_AVX2 void accm_gemv_q8_0_rows_avx2(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                                        const int8_t *xq, const float *xs, size_t batch, float *y, size_t ldy,
+                                        int accumulate) {
+    size_t blocks = cols / ACCM_QUANT_BLOCK;
+    for (size_t m0 = 0; m0 < batch; m0 += ACCM_BATCH_ROWS) {
+        size_t rb = batch - m0 < ACCM_BATCH_ROWS ? batch - m0 : ACCM_BATCH_ROWS;
+        const int8_t *x = xq + m0 * cols;
+        const float *s = xs + m0 * blocks;
+        float *out = y + m0 * ldy;
+        switch (rb) {
+        case 4: rows_q8_0(w, scales, rows, cols, x, s, 4, out, ldy, accumulate); break;
+        case 3: rows_q8_0(w, scales, rows, cols, x, s, 3, out, ldy, accumulate); break;
+        case 2: rows_q8_0(w, scales, rows, cols, x, s, 2, out, ldy, accumulate); break;
+        default: accm_gemv_q8_0(w, scales, rows, cols, x, s, out, accumulate); break;
         }
     }
 }
@@ -168,19 +165,3 @@ PORTABLE_BATCH(accm_gemv_f32_batch, accm_gemv_f32, float)
 PORTABLE_BATCH(accm_gemv_bf16_batch, accm_gemv_bf16, uint16_t)
 PORTABLE_BATCH(accm_gemv_f16_batch, accm_gemv_f16, uint16_t)
 #endif
-
-void accm_gemv_q8_0_batch(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols, const int8_t *xq,
-                          const float *xs, size_t batch, float *y, size_t ldy, int accumulate) {
-    size_t blocks = cols / ACCM_QUANT_BLOCK;
-    for (size_t m0 = 0; m0 < batch; m0 += ACCM_BATCH_ROWS) {
-        size_t rb = batch - m0 < ACCM_BATCH_ROWS ? batch - m0 : ACCM_BATCH_ROWS;
-#if ACCM_X86
-        if (rb > 1 && accm_kernels_simd_level()) {
-            batch_q8_0_avx2(w, scales, rows, cols, xq + m0 * cols, xs + m0 * blocks, (int)rb, y + m0 * ldy, ldy, accumulate);
-            continue;
-        }
-#endif
-        for (size_t m = m0; m < m0 + rb; m++)
-            accm_gemv_q8_0(w, scales, rows, cols, xq + m * cols, xs + m * blocks, y + m * ldy, accumulate);
-    }
-}

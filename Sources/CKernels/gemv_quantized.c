@@ -111,22 +111,15 @@ ACCM_AVX2 static void gemv_q8_0_avx2(const int8_t *w, const uint16_t *scales, si
     }
 }
 
-/// Q4_0 rows interleaved 8 at a time (accm_q4_0x8): per block, 4 loads of 32 bytes give, with one AND (low
-/// nibbles) or a shift and an AND (high nibbles), 4 weights of each of the 8 rows as unsigned bytes q; vpmaddubsw
-/// with the matching 4 activation bytes broadcast to every lane multiplies them, 8 such products summed in int16
-/// (at most 8 · 2 · 15 · 127 = 30480) and one vpmaddwd give the block's 8 sums Σ q·x, one per row, and
-/// Σ (q − 8)·x = Σ q·x − 8·Σ x is subtracted in exact integers. The fp32 work per block (convert, scale,
-/// accumulate) is shared by 8 rows: on a Zen 3 core 1.2–1.4× the rate of a one-row-at-a-time kernel over
-/// row-major Q4_0 from cache, which made int4 decode bound by instructions rather than by memory.
 /// Group `g`'s 8 sums for each of RM activation rows (RM ≤ 4) into `out`: the weights of a block are loaded and
 /// unpacked once and multiplied with every row.
 ACCM_AVX2 static inline __attribute__((always_inline)) void
 q4x8_group_sums(const uint8_t *w, const uint16_t *ws, size_t blocks, size_t g, const int8_t *xq, const float *xs,
-                const int32_t *offsets, int RM, __m256 out[ACCM_Q4X8_MAX_ROWS]) {
+                const int32_t *offsets, int RM, __m256 out[ACCM_BATCH_ROWS]) {
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     const uint8_t *group = w + g * blocks * 128;
     const uint16_t *group_scales = ws + g * blocks * 8;
-    __m256 acc[ACCM_Q4X8_MAX_ROWS];
+    __m256 acc[ACCM_BATCH_ROWS];
     for (int m = 0; m < RM; m++) acc[m] = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const __m256i *chunk = (const __m256i *)(group + b * 128);
@@ -154,15 +147,9 @@ ACCM_AVX2 static void q4x8_rows(const uint8_t *w, const uint16_t *ws, size_t col
                                 const int8_t *xq, const float *xs, int RM, float *y, size_t ldy, int accumulate) {
     size_t blocks = cols / ACCM_QUANT_BLOCK;
     int32_t offsets[RM * blocks];  // 8 · Σ x per block and row
-    const __m256i ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
-    for (size_t i = 0; i < RM * blocks; i++) {
-        __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(eights, _mm256_loadu_si256((const __m256i *)(xq + i * 32))), ones);
-        __m128i half = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
-        half = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));
-        offsets[i] = _mm_cvtsi128_si32(_mm_add_epi32(half, _mm_shuffle_epi32(half, 0xB1)));
-    }
+    accm_q4_block_offsets(xq, RM * blocks, offsets);
     for (size_t g = first_row / 8; g * 8 < first_row + count; g++) {
-        __m256 sums[ACCM_Q4X8_MAX_ROWS];
+        __m256 sums[ACCM_BATCH_ROWS];
         switch (RM) {
         case 4: q4x8_group_sums(w, ws, blocks, g, xq, xs, offsets, 4, sums); break;
         case 3: q4x8_group_sums(w, ws, blocks, g, xq, xs, offsets, 3, sums); break;
@@ -190,12 +177,12 @@ ACCM_AVX2 static void q4x8_rows(const uint8_t *w, const uint16_t *ws, size_t col
 /// Σ (q − 8)·x = Σ q·x − 8·Σ x is subtracted in exact integers. The fp32 work per block (convert, scale,
 /// accumulate) is shared by 8 rows: on a Zen 3 core 1.2–1.4× the rate of a one-row-at-a-time kernel over
 /// row-major Q4_0 from cache, which made int4 decode bound by instructions rather than by memory. Up to
-/// ACCM_Q4X8_MAX_ROWS activation rows (a batch's decode step) share each block's loads and unpacking.
+/// ACCM_BATCH_ROWS activation rows (a batch's decode step) share each block's loads and unpacking.
 ACCM_AVX2 void accm_gemv_q4_0x8_rows_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                                           const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate) {
     if (count == 0) return;
-    for (size_t m0 = 0; m0 < rows; m0 += ACCM_Q4X8_MAX_ROWS) {
-        int rm = rows - m0 < ACCM_Q4X8_MAX_ROWS ? (int)(rows - m0) : ACCM_Q4X8_MAX_ROWS;
+    for (size_t m0 = 0; m0 < rows; m0 += ACCM_BATCH_ROWS) {
+        int rm = rows - m0 < ACCM_BATCH_ROWS ? (int)(rows - m0) : ACCM_BATCH_ROWS;
         q4x8_rows(w, ws, cols, first_row, count, xq + m0 * cols, xs + m0 * (cols / ACCM_QUANT_BLOCK), rm,
                   y + m0 * ldy, ldy, accumulate);
     }

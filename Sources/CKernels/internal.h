@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/// Inputs the few-row kernels (a batch's decode step) multiply per pass over the weights; more run in turns.
+#define ACCM_BATCH_ROWS 4
+
 #if defined(__x86_64__) || defined(__i386__)
 #define ACCM_X86 1
 #include <immintrin.h>
@@ -53,13 +56,29 @@ ACCM_AVX2 static inline __m256i accm_q4x8_block_sums(const __m256i w[8], const i
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
 
-/// Activation rows accm_gemv_q4_0x8_rows_avx2 multiplies per pass over the weights (more run in turns).
-#define ACCM_Q4X8_MAX_ROWS 4
+
+/// 8 · Σ x of each of `count` activation blocks (32 bytes each): what Σ (q − 8)·x = Σ q·x − 8·Σ x subtracts from
+/// the int4 kernels' unsigned-nibble sums.
+ACCM_AVX2 static inline void accm_q4_block_offsets(const int8_t *xq, size_t count, int32_t *offsets) {
+    const __m256i ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
+    for (size_t i = 0; i < count; i++) {
+        __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(eights, _mm256_loadu_si256((const __m256i *)(xq + i * 32))), ones);
+        __m128i half = _mm_add_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+        half = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0x4E));
+        offsets[i] = _mm_cvtsi128_si32(_mm_add_epi32(half, _mm_shuffle_epi32(half, 0xB1)));
+    }
+}
 
 /// accm_gemv_q4_0x8 for `rows` activation rows (row m into y + m * ldy), each block's weights loaded and unpacked
-/// once for up to ACCM_Q4X8_MAX_ROWS rows: a batch's decode step, and prefill of few rows (gemv_quantized.c).
+/// once for up to ACCM_BATCH_ROWS rows: a batch's decode step, and prefill of few rows (gemv_quantized.c).
 ACCM_AVX2 void accm_gemv_q4_0x8_rows_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                                           const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate);
+
+/// accm_gemv_q8_0 for `batch` quantized inputs (input m into y + m * ldy), each weight block loaded once for up to
+/// 4 of them (a batch's decode step; gemv_batch.c): accm_gemm_q8_0's path for few rows.
+ACCM_AVX2 void accm_gemv_q8_0_rows_avx2(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                                        const int8_t *xq, const float *xs, size_t batch, float *y, size_t ldy,
+                                        int accumulate);
 #else
 #define ACCM_X86 0
 #endif

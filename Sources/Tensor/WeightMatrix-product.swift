@@ -172,8 +172,8 @@ extension WeightMatrix {
                 accm_gemm_q4_0x8(bytes.base.assumingMemoryBound(to: UInt8.self), s, k, o, outputs.count, activation.values,
                                  activation.scales, rows, y + o, n, add)
             } else {
-                accm_gemv_q8_0_batch(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s + o * blocks, outputs.count, k,
-                                     activation.values, activation.scales, rows, y + o, n, add)
+                accm_gemm_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + o * k, s + o * blocks, outputs.count, k,
+                               activation.values, activation.scales, rows, y + o, n, add)
             }
         case .f32, .f32InputMajor:
             preconditionFailure("fp32 weights go through BLAS directly")

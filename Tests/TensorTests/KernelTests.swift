@@ -465,7 +465,8 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The int8 batch kernel (2–4 inputs a pass over the weights) gives each input what the one-input kernel gives.
+    /// The int8 product of a batch (up to 4 inputs a pass over the weights, through `accm_gemm_q8_0`) gives each
+    /// input what the one-input kernel gives.
     func testInt8BatchMatrixVectorProductIsTheProductOfEachInput() {
         let (rows, cols) = (19, 4096)
         let w = generator.floats(rows * cols)
@@ -476,8 +477,8 @@ final class KernelTests: XCTestCase {
             let (xq, xs) = quantizedActivations(x, rows: batch, cols: cols)
             let start = generator.floats(batch * rows)
             var together = start, portable = start, alone = start
-            accm_gemv_q8_0_batch(q, s, rows, cols, xq, xs, batch, &together, rows, 1)
-            accm_gemv_q8_0_batch_portable(q, s, rows, cols, xq, xs, batch, &portable, rows, 1)
+            accm_gemm_q8_0(q, s, rows, cols, xq, xs, batch, &together, rows, 1)
+            accm_gemm_q8_0_portable(q, s, rows, cols, xq, xs, batch, &portable, rows, 1)
             alone.withUnsafeMutableBufferPointer { y in
                 xq.withUnsafeBufferPointer { xq in
                     xs.withUnsafeBufferPointer { xs in

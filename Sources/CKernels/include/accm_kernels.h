@@ -95,13 +95,6 @@ void accm_gemv_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t
 void accm_gemv_q8_0_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                              const int8_t *xq, const float *xs, float *y, int accumulate);
 
-/// accm_gemv_q8_0 for each of `batch` quantized inputs (`xq`: `batch` rows of `cols` bytes, `xs`: `batch` rows of
-/// `cols / 32` scales), input m into y + m * ldy, each weight block loaded once for up to 4 inputs.
-void accm_gemv_q8_0_batch(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols, const int8_t *xq,
-                          const float *xs, size_t batch, float *y, size_t ldy, int accumulate);
-void accm_gemv_q8_0_batch_portable(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                                   const int8_t *xq, const float *xs, size_t batch, float *y, size_t ldy, int accumulate);
-
 // MARK: Q4_0 matrices interleaved 8 rows at a time (how the engine holds int4 weights)
 // Rows are taken in groups of 8; the last group is padded to 8 rows (with zero weights and scales, by
 // accm_q4_0x8_pad). With blocks = cols / 32, group g's block b is 128 bytes at w + (g * blocks + b) * 128: 4
@@ -138,9 +131,10 @@ void accm_gemm_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t 
 void accm_gemm_q4_0x8_portable(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                                const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate);
 
-// MARK: Matrix-matrix product over Q8_0 weights and quantized activation rows (prefill)
+// MARK: Matrix-matrix product over Q8_0 weights and quantized activation rows (prefill, and a batch's decode step)
 // y[m * ldy + r] = sum_b dw[r, b] * dx[m, b] * (sum_j q[r, b, j] * qx[m, b, j]): accm_gemv_q8_0 for each of
-// `count` activation rows (laid out as accm_gemm_q4_0x8's), each block's sum in exact integers.
+// `count` activation rows (laid out as accm_gemm_q4_0x8's), each block's sum in exact integers. Up to 4 rows read
+// each weight block once for all of them; more repack 8 weight rows at a time.
 
 void accm_gemm_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                     const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate);
