@@ -54,6 +54,20 @@ void accm_q4_0x8_pad(uint8_t *w, uint16_t *ws, size_t rows, size_t cols) {
         }
 }
 
+void accm_q4_0x8_dequantize(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count, float *out) {
+    size_t blocks = cols / ACCM_QUANT_BLOCK;
+    for (size_t i = 0; i < count; i++) {
+        size_t row = first_row + i, group = row / 8, lane = row % 8;
+        for (size_t b = 0; b < blocks; b++) {  // a block at a time, as row-major Q4_0: no buffer for a whole row
+            const uint8_t *source = w + (group * blocks + b) * GROUP_BLOCK_BYTES + lane * 4;
+            uint8_t block[16];
+            for (int k = 0; k < 4; k++) memcpy(block + k * 4, source + k * 32, 4);
+            accm_dequantize_q4_0(block, ws + (group * blocks + b) * 8 + lane, ACCM_QUANT_BLOCK,
+                                 out + i * cols + b * ACCM_QUANT_BLOCK);
+        }
+    }
+}
+
 int accm_q4_0x8_weight(const uint8_t *w, const uint16_t *ws, size_t cols, size_t row, size_t column, float *scale) {
     size_t blocks = cols / ACCM_QUANT_BLOCK, group = row / 8, lane = row % 8, b = column / ACCM_QUANT_BLOCK;
     size_t j = column % ACCM_QUANT_BLOCK, word = j % 16;

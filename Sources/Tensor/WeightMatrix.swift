@@ -199,17 +199,8 @@ public struct WeightMatrix: Sendable {
                 let s = scales.base.assumingMemoryBound(to: UInt16.self) + range.lowerBound * columns / 32
                 accm_dequantize_q8_0(bytes.base.assumingMemoryBound(to: Int8.self) + range.lowerBound * columns, s, n, out)
             } else {
-                // Unpacked to row-major Q4_0 a few rows at a time, then dequantized.
-                let chunkRows = max(1, min(range.count, (1 << 16) / max(columns, 1))), blocks = columns / 32
-                let q = UnsafeMutablePointer<UInt8>.allocate(capacity: chunkRows * columns / 2)
-                let qs = UnsafeMutablePointer<UInt16>.allocate(capacity: chunkRows * blocks)
-                defer { q.deallocate(); qs.deallocate() }
-                for first in stride(from: range.lowerBound, to: range.upperBound, by: chunkRows) {
-                    let count = min(chunkRows, range.upperBound - first)
-                    accm_q4_0x8_unpack(bytes.base.assumingMemoryBound(to: UInt8.self), scales.base.assumingMemoryBound(to: UInt16.self),
-                                       columns, first, count, q, qs)
-                    accm_dequantize_q4_0(q, qs, count * columns, out + (first - range.lowerBound) * columns)
-                }
+                accm_q4_0x8_dequantize(bytes.base.assumingMemoryBound(to: UInt8.self), scales.base.assumingMemoryBound(to: UInt16.self),
+                                       columns, range.lowerBound, range.count, out)
             }
         }
     }

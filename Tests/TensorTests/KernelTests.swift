@@ -410,6 +410,9 @@ final class KernelTests: XCTestCase {
             accm_q4_0x8_unpack(packed, scales, cols, 0, rows, &back, &backScales)
             XCTAssertEqual(back, q, "\(rows)×\(cols) bytes")
             XCTAssertEqual(backScales, s, "\(rows)×\(cols) scales")
+            var fromLayout = [Float](repeating: .nan, count: rows * cols)
+            accm_q4_0x8_dequantize(packed, scales, cols, 0, rows, &fromLayout)
+            XCTAssertEqual(fromLayout, dequantized, "\(rows)×\(cols) dequantized from the layout")
             for r in 0..<(groups * 8) {
                 for c in stride(from: 0, to: cols, by: 5) {
                     var scale: Float = 0

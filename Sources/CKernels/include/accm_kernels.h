@@ -112,6 +112,9 @@ void accm_q4_0x8_pack(const uint8_t *q, const uint16_t *scales, size_t count, si
 /// Rows first_row ..< first_row + count of the interleaved matrix, back to row-major Q4_0 (the inverse).
 void accm_q4_0x8_unpack(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                         uint8_t *q, uint16_t *scales);
+/// Rows first_row ..< first_row + count of the interleaved matrix as fp32 (`cols` floats a row), as
+/// accm_dequantize_q4_0 gives them from row-major Q4_0.
+void accm_q4_0x8_dequantize(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count, float *out);
 /// Fills the padding rows of the last group of a `rows`-row matrix: weight 0 (q = 8), scale 0.
 void accm_q4_0x8_pad(uint8_t *w, uint16_t *ws, size_t rows, size_t cols);
 /// Weight q − 8 (−8...7) at (row, column) of the interleaved matrix, and its block's scale when `scale` is not NULL.
