@@ -137,26 +137,36 @@ public struct WeightMatrix: Sendable {
         rows: Int, columns: Int, source: (_ rows: Range<Int>, _ destination: UnsafeMutablePointer<Float>) -> Void
     ) -> WeightMatrix {
         let groups = accm_q4_0x8_groups(rows), blocks = columns / WeightFormat.quantBlock
-        let groupsPerBlock = max(1, (1 << 16) / max(8 * columns, 1))
-        var scales: WeightBytes!
-        let values = WeightBytes(count: groups * 8 * columns / 2) { v in
-            scales = WeightBytes(count: groups * 8 * blocks * 2) { s in
-                let (v, s) = (UnsafeSendableBox(v.assumingMemoryBound(to: UInt8.self)), UnsafeSendableBox(s.assumingMemoryBound(to: UInt16.self)))
-                Parallelism.forEachChunk(count: groups, grain: max(1, (1 << 18) / max(8 * columns, 1))) { chunk in
-                    let blockRows = groupsPerBlock * 8
-                    let floats = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * columns)
-                    let q = UnsafeMutablePointer<UInt8>.allocate(capacity: blockRows * columns / 2)
-                    let qs = UnsafeMutablePointer<UInt16>.allocate(capacity: blockRows * blocks)
-                    defer { floats.deallocate(); q.deallocate(); qs.deallocate() }
-                    for group in stride(from: chunk.lowerBound, to: chunk.upperBound, by: groupsPerBlock) {
-                        let first = group * 8, block = first..<min(rows, min(chunk.upperBound, group + groupsPerBlock) * 8)
-                        guard !block.isEmpty else { continue }
-                        source(block, floats)
-                        accm_quantize_q4_0(floats, block.count * columns, q, qs)
-                        accm_q4_0x8_pack(q, qs, block.count, columns, first, v.value, s.value)
-                    }
+        let groupsPerBlock = max(1, (1 << 16) / max(8 * columns, 1)), blockRows = groupsPerBlock * 8
+        return interleavedQ4(rows: rows, columns: columns) { v, s in
+            let (v, s) = (UnsafeSendableBox(v), UnsafeSendableBox(s))
+            Parallelism.forEachChunk(count: groups, grain: max(1, (1 << 18) / max(8 * columns, 1))) { chunk in
+                let floats = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * columns)
+                let q = UnsafeMutablePointer<UInt8>.allocate(capacity: blockRows * columns / 2)
+                let qs = UnsafeMutablePointer<UInt16>.allocate(capacity: blockRows * blocks)
+                defer { floats.deallocate(); q.deallocate(); qs.deallocate() }
+                for group in stride(from: chunk.lowerBound, to: chunk.upperBound, by: groupsPerBlock) {
+                    let first = group * 8, block = first..<min(rows, min(chunk.upperBound, group + groupsPerBlock) * 8)
+                    source(block, floats)
+                    accm_quantize_q4_0(floats, block.count * columns, q, qs)
+                    accm_q4_0x8_pack(q, qs, block.count, columns, first, v.value, s.value)
                 }
-                accm_q4_0x8_pad(v.value, s.value, rows, columns)
+            }
+        }
+    }
+
+    /// A new int4 matrix in the interleaved layout: `fill` writes its rows' values and scales (every row), then the
+    /// last group's padding rows are filled.
+    private static func interleavedQ4(
+        rows: Int, columns: Int, fill: (_ values: UnsafeMutablePointer<UInt8>, _ scales: UnsafeMutablePointer<UInt16>) -> Void
+    ) -> WeightMatrix {
+        let stored = storedRows(.int4, rows: rows)
+        var scales: WeightBytes!
+        let values = WeightBytes(count: stored * columns / 2) { v in
+            scales = WeightBytes(count: stored * columns / WeightFormat.quantBlock * 2) { s in
+                let (v, s) = (v.assumingMemoryBound(to: UInt8.self), s.assumingMemoryBound(to: UInt16.self))
+                fill(v, s)
+                accm_q4_0x8_pad(v, s, rows, columns)
             }
         }
         return WeightMatrix(quantized: values, scales: scales, format: .int4, rows: rows, columns: columns)
@@ -272,17 +282,10 @@ public struct WeightMatrix: Sendable {
         precondition(bytes.count == rows * quantizedRowBytes(format, columns: columns)
                      && scales.count == rows * columns / WeightFormat.quantBlock * 2, "quantized sizes do not match")
         guard format == .int4 else { return WeightMatrix(quantized: bytes, scales: scales, format: format, rows: rows, columns: columns) }
-        let groups = accm_q4_0x8_groups(rows), blocks = columns / WeightFormat.quantBlock
-        var packedScales: WeightBytes!
-        let values = WeightBytes(count: groups * 8 * columns / 2) { v in
-            packedScales = WeightBytes(count: groups * 8 * blocks * 2) { s in
-                let (v, s) = (v.assumingMemoryBound(to: UInt8.self), s.assumingMemoryBound(to: UInt16.self))
-                accm_q4_0x8_pack(bytes.base.assumingMemoryBound(to: UInt8.self), scales.base.assumingMemoryBound(to: UInt16.self),
-                                 rows, columns, 0, v, s)
-                accm_q4_0x8_pad(v, s, rows, columns)
-            }
+        return interleavedQ4(rows: rows, columns: columns) { v, s in
+            accm_q4_0x8_pack(bytes.base.assumingMemoryBound(to: UInt8.self), scales.base.assumingMemoryBound(to: UInt16.self),
+                             rows, columns, 0, v, s)
         }
-        return WeightMatrix(quantized: values, scales: packedScales, format: format, rows: rows, columns: columns)
     }
 
     /// This block-quantized matrix's values and scales row after row (what a pre-quantized file holds): int8's
