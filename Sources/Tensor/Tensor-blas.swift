@@ -67,11 +67,13 @@ extension Tensor {
                 weight.withUnsafeBufferPointer { w in
                     // Output columns are split across the engine's threads, each running a one-thread BLAS call
                     // on its slice of the weights (see BLAS.split).
-                    // A product of a few rows (a decode step, of one sequence or a batch) is bound by reading the
-                    // weights, not by arithmetic: weigh it by bytes.
-                    let fewRows = rows <= WeightMatrix.floatMatrixVectorRowLimit
-                    BLAS.split(columns: n, work: fewRows ? 16 * k * n : 2 * rows * k * n,
-                               pieces: fewRows ? .shrinking : .onePerThread) { columns in
+                    // A product that reads each weight once (a decode step, of one sequence or a batch, over
+                    // output-major weights; one row over input-major ones) is bound by reading the weights, not by
+                    // arithmetic: weigh it by bytes. The rest is sgemm.
+                    let batched = transposed && rows <= WeightMatrix.floatMatrixVectorRowLimit
+                    let readsOnce = batched || rows == 1
+                    BLAS.split(columns: n, work: readsOnce ? 16 * k * n : 2 * rows * k * n,
+                               pieces: readsOnce ? .shrinking : .onePerThread) { columns in
                         let c0 = columns.lowerBound, width = columns.count
                         var beta: Float = 0
                         if let bias {
@@ -82,7 +84,7 @@ extension Tensor {
                         }
                         // Weight slice: rows c0..<c0+width of W[n, k], or columns of W[k, n].
                         let wSlice = transposed ? w.baseAddress! + c0 * k : w.baseAddress! + c0
-                        if fewRows && transposed {
+                        if batched {
                             // A few rows (a decode step) over output-major weights: the engine's kernel reads four
                             // weight rows at once for one input (more streams in flight than sgemv's one), and each
                             // weight once for up to four inputs (where sgemm packs the weights first).
