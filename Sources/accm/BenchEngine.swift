@@ -123,11 +123,11 @@ struct EngineBenchmark {
         case .vit: return try vit()
         case .gpt2Prefill: return try gpt2(decode: false)
         case .gpt2Decode: return try gpt2(decode: true)
-        case .llamaPrefill: return try llamaLayer(decode: false, tokens: 640)
-        case .llamaPrefill100: return try llamaLayer(decode: false, tokens: 100)
-        case .llamaDecode: return try llamaLayer(decode: true, tokens: 640)
-        case .llamaDecode4: return try llamaBatchDecode(sequences: 4, tokens: 640)
-        case .llamaDecode8: return try llamaBatchDecode(sequences: 8, tokens: 640)
+        case .llamaPrefill: return try llamaLayerPrefill(tokens: 640)
+        case .llamaPrefill100: return try llamaLayerPrefill(tokens: 100)
+        case .llamaDecode: return try llamaLayerDecode(sequences: 1, tokens: 640)
+        case .llamaDecode4: return try llamaLayerDecode(sequences: 4, tokens: 640)
+        case .llamaDecode8: return try llamaLayerDecode(sequences: 8, tokens: 640)
         case .llamaModel: return try llamaModel()
         }
     }
@@ -182,55 +182,52 @@ struct EngineBenchmark {
         ])
     }
 
-    /// One LLaMA-7B layer: prefill of `tokens` (640: LLaVA's unpruned request; 100: ACCM's at 6.25%), or one
-    /// decode step at a context of `tokens`.
-    private func llamaLayer(decode: Bool, tokens: Int) throws -> BenchmarkResult {
+    /// One LLaMA-7B layer in the chosen formats.
+    private func llamaLayerModel() throws -> (LlamaConfiguration, Llama) {
         let config = try llama7B(layers: 1)
         var model = try Llama(store: random(3), config: config)
         model.cacheFormat = kvCache
-        let prompt = randomTensor([tokens, 4096], scale: 1)
-        var cache = model.makeCache(capacity: tokens + 20)
-        if !decode {
-            let c = config.hiddenSize, i = config.intermediateSize
-            let shapes = [(tokens, c, c), (tokens, c, c), (tokens, c, c), (tokens, c, c), (tokens, c, i), (tokens, c, i), (tokens, i, c)]
-            let (seconds, ceiling) = try timeAgainstSGEMM(shapes: shapes) {
-                cache.truncate(to: 0)
-                _ = try model.forward(prompt, cache: &cache, recordHiddenStates: false)
-            }
-            let flop = config.flops(newTokens: tokens, cached: 0, logitRows: 0)
-            return result("llama-7b layer prefill \(tokens)", seconds, flop, nil, "fp32 sgemm at its shapes GFLOP/s", ceiling)
-        }
-        _ = try model.forward(prompt, cache: &cache, recordHiddenStates: false)
-        let token = randomTensor([1, 4096], scale: 1)
-        let (seconds, bandwidth) = try timeAgainstStream {
-            cache.truncate(to: tokens)
-            _ = try model.forward(token, cache: &cache, recordHiddenStates: false)
-        }
-        let flop = config.flops(newTokens: 1, cached: tokens, logitRows: 0)
-        let bytes = Double(model.layerMatrixBytes(0))
-        return result("llama-7b layer decode 1 at \(tokens)", seconds, flop, bytes / seconds.median / 1e9, "stream GB/s", bandwidth,
-                      cacheBytes: llamaCacheBytes(layers: 1, positions: tokens))
+        return (config, model)
     }
 
-    /// One LLaMA-7B layer's decode step for a batch of `sequences` sequences, each at a context of `tokens` (what
-    /// the decoder stage runs when that many requests are decoding together): the weights are read once for the
-    /// batch, so the bound is the weight bytes over the streaming bandwidth, as for one sequence.
-    private func llamaBatchDecode(sequences: Int, tokens: Int) throws -> BenchmarkResult {
-        let config = try llama7B(layers: 1)
-        var model = try Llama(store: random(3), config: config)
-        model.cacheFormat = kvCache
+    /// One LLaMA-7B layer's prefill of `tokens` (640: LLaVA's unpruned request; 100: ACCM's at 6.25%).
+    private func llamaLayerPrefill(tokens: Int) throws -> BenchmarkResult {
+        let (config, model) = try llamaLayerModel()
+        let prompt = randomTensor([tokens, 4096], scale: 1)
+        var cache = model.makeCache(capacity: tokens + 20)
+        let c = config.hiddenSize, i = config.intermediateSize
+        let shapes = [(tokens, c, c), (tokens, c, c), (tokens, c, c), (tokens, c, c), (tokens, c, i), (tokens, c, i), (tokens, i, c)]
+        let (seconds, ceiling) = try timeAgainstSGEMM(shapes: shapes) {
+            cache.truncate(to: 0)
+            _ = try model.forward(prompt, cache: &cache, recordHiddenStates: false)
+        }
+        let flop = config.flops(newTokens: tokens, cached: 0, logitRows: 0)
+        return result("llama-7b layer prefill \(tokens)", seconds, flop, nil, "fp32 sgemm at its shapes GFLOP/s", ceiling)
+    }
+
+    /// One LLaMA-7B layer's decode step for `sequences` sequences, each at a context of `tokens`: one sequence
+    /// through the one-sequence forward pass, more through the batch one (what the decoder stage runs when that
+    /// many requests decode together). The weights are read once a step either way, so the bound is the weight
+    /// bytes over the streaming bandwidth.
+    private func llamaLayerDecode(sequences: Int, tokens: Int) throws -> BenchmarkResult {
+        let (config, model) = try llamaLayerModel()
         var cache = model.makeCache(capacity: tokens + 20)
         _ = try model.forward(randomTensor([tokens, 4096], scale: 1), cache: &cache, recordHiddenStates: false)
         var caches = Array(repeating: cache, count: sequences)
-        let batch = (0..<sequences).map { _ in randomTensor([1, 4096], scale: 1) }
+        let inputs = (0..<sequences).map { _ in randomTensor([1, 4096], scale: 1) }
         let (seconds, bandwidth) = try timeAgainstStream {
             for i in caches.indices { caches[i].truncate(to: tokens) }
-            _ = try model.forward(batch, caches: &caches, recordHiddenStates: false)
+            if sequences == 1 {
+                _ = try model.forward(inputs[0], cache: &caches[0], recordHiddenStates: false)
+            } else {
+                _ = try model.forward(inputs, caches: &caches, recordHiddenStates: false)
+            }
         }
         let flop = Double(sequences) * config.flops(newTokens: 1, cached: tokens, logitRows: 0)
         let bytes = Double(model.layerMatrixBytes(0))
-        return result("llama-7b layer decode \(sequences) × 1 at \(tokens)", seconds, flop, bytes / seconds.median / 1e9,
-                      "stream GB/s", bandwidth, cacheBytes: llamaCacheBytes(layers: 1, positions: tokens, sequences: sequences))
+        let name = sequences == 1 ? "llama-7b layer decode 1 at \(tokens)" : "llama-7b layer decode \(sequences) × 1 at \(tokens)"
+        return result(name, seconds, flop, bytes / seconds.median / 1e9, "stream GB/s", bandwidth,
+                      cacheBytes: llamaCacheBytes(layers: 1, positions: tokens, sequences: sequences))
     }
 
     /// The LLaMA-7B-shaped decoder with `modelLayers` layers and its head, made in `format` (no fp32 copy):
