@@ -8,8 +8,7 @@
 // the 8 rows as int16; vpmaddwd of it with 2 activations broadcast to every lane gives, in each lane, one weight
 // row's products. A block's 16 such vectors summed in int32 are its 8 exact dot products, one per lane, so the
 // per-block fp32 work (convert, scale, add) is shared by 8 outputs, and each weight vector loaded serves 4
-// activation rows. Up to 4 activation rows (a batch's decode step) skip the repack: accm_gemv_q8_0_rows_avx2
-// reads each weight block once for all of them.
+// activation rows. Up to 4 activation rows (a batch's decode step) skip the repack: one accm_gemv_q8_0 each.
 
 #include "accm_kernels.h"
 #include "internal.h"
@@ -132,8 +131,9 @@ ACCM_AVX2 static void any_group_tile(const Group *g, size_t blocks, size_t cols,
 
 ACCM_AVX2 static int gemm_q8_0_avx2(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols, const int8_t *xq,
                                     const float *xs, size_t count, float *y, size_t ldy, int accumulate) {
-    if (count <= ACCM_BATCH_ROWS) {  // a batch's decode step: repacking costs more than it saves (see accm_gemv_q8_0_rows_avx2)
-        accm_gemv_q8_0_rows_avx2(w, scales, rows, cols, xq, xs, count, y, ldy, accumulate);
+    if (count <= ACCM_BATCH_ROWS) {  // a batch's decode step: the repack costs more than it saves
+        for (size_t m = 0; m < count; m++)
+            accm_gemv_q8_0(w, scales, rows, cols, xq + m * cols, xs + m * (cols / ACCM_QUANT_BLOCK), y + m * ldy, accumulate);
         return 1;
     }
     size_t blocks = cols / ACCM_QUANT_BLOCK;

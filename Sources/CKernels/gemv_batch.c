@@ -2,8 +2,11 @@
 // weight is loaded once and multiplied with up to ACCM_BATCH_ROWS inputs, so a batch of 4 reads the weights
 // once, where one product per input read them 4 times (on a LLaMA-7B layer in bf16, 3.3× one input's time).
 // A batch of one runs the one-input kernel; per input the sums are those of the one-input portable path up
-// to fp32 summation order. Q8_0's few-row kernel is reached through accm_gemm_q8_0 (gemm_q8_0.c), which has the
-// same contract for any number of rows.
+// to fp32 summation order. Q8_0 has no such kernel: one that loaded each block once for 4 inputs (tried, then
+// removed) still paid each input's sign, vpmaddubsw, vpmaddwd, convert and FMA, and was no faster than one
+// product per input: one thread over 16384×4096, 4 inputs 11.0–12.6 ms against 11.6–15.0 (2 inputs slower);
+// `accm bench engine --dtype int8 --kv-cache f16 --cases llama-decode-4`, three alternating rounds,
+// 22.8 / 24.9 / 25.1 ms against 25.7 / 26.5 / 22.7.
 
 #include "accm_kernels.h"
 #include "internal.h"
@@ -80,65 +83,6 @@ AVX2_BATCH(batch_f32_avx2, tile_f32, float)
 AVX2_BATCH(batch_f16_avx2, tile_f16, uint16_t)
 AVX2_BATCH(batch_bf16_avx2, tile_bf16, uint16_t)
 
-/// Q8_0: per block, |w| once and, per input, sign(x, w), vpmaddubsw, vpmaddwd, convert and FMA (as the one-input
-/// kernel's block_dot); two weight rows at a time.
-ACCM_AVX2 static inline __attribute__((always_inline)) void
-tile_q8_0(const int8_t *w, const uint16_t *scales, size_t r, int RR, size_t cols, const int8_t *xq, const float *xs,
-          int RB, float *y, size_t ldy, int accumulate) {
-    size_t blocks = cols / ACCM_QUANT_BLOCK;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[2][ACCM_BATCH_ROWS];
-    for (int i = 0; i < RR; i++)
-        for (int m = 0; m < RB; m++) acc[i][m] = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        __m256i v[2], magnitude[2];
-        float dw[2];
-        for (int i = 0; i < RR; i++) {
-            v[i] = _mm256_loadu_si256((const __m256i *)(w + (r + i) * cols + b * 32));
-            magnitude[i] = _mm256_sign_epi8(v[i], v[i]);
-            dw[i] = _cvtsh_ss(accm_load_u16(scales + (r + i) * blocks + b));
-        }
-        for (int m = 0; m < RB; m++) {
-            __m256i xm = _mm256_loadu_si256((const __m256i *)(xq + m * cols + b * 32));
-            for (int i = 0; i < RR; i++) {
-                __m256i products = _mm256_maddubs_epi16(magnitude[i], _mm256_sign_epi8(xm, v[i]));
-                __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
-                acc[i][m] = _mm256_fmadd_ps(_mm256_set1_ps(dw[i] * xs[m * blocks + b]), dot, acc[i][m]);
-            }
-        }
-    }
-    for (int i = 0; i < RR; i++)
-        for (int m = 0; m < RB; m++) {
-            float sum = accm_horizontal_sum(acc[i][m]), *out = y + m * ldy + r + i;
-            *out = accumulate ? *out + sum : sum;
-        }
-}
-
-ACCM_AVX2 static inline __attribute__((always_inline)) void
-rows_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols, const int8_t *xq, const float *xs, int RB,
-          float *y, size_t ldy, int accumulate) {
-    size_t r = 0;
-    for (; r + 2 <= rows; r += 2) tile_q8_0(w, scales, r, 2, cols, xq, xs, RB, y, ldy, accumulate);
-    if (r < rows) tile_q8_0(w, scales, r, 1, cols, xq, xs, RB, y, ldy, accumulate);
-}
-
-ACCM_AVX2 void accm_gemv_q8_0_rows_avx2(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                                        const int8_t *xq, const float *xs, size_t batch, float *y, size_t ldy,
-                                        int accumulate) {
-    size_t blocks = cols / ACCM_QUANT_BLOCK;
-    for (size_t m0 = 0; m0 < batch; m0 += ACCM_BATCH_ROWS) {
-        size_t rb = batch - m0 < ACCM_BATCH_ROWS ? batch - m0 : ACCM_BATCH_ROWS;
-        const int8_t *x = xq + m0 * cols;
-        const float *s = xs + m0 * blocks;
-        float *out = y + m0 * ldy;
-        switch (rb) {
-        case 4: rows_q8_0(w, scales, rows, cols, x, s, 4, out, ldy, accumulate); break;
-        case 3: rows_q8_0(w, scales, rows, cols, x, s, 3, out, ldy, accumulate); break;
-        case 2: rows_q8_0(w, scales, rows, cols, x, s, 2, out, ldy, accumulate); break;
-        default: accm_gemv_q8_0(w, scales, rows, cols, x, s, out, accumulate); break;
-        }
-    }
-}
 #endif
 
 /// Runs `batch` inputs in turns of up to ACCM_BATCH_ROWS: a turn of one input goes to the one-input kernel.

@@ -74,11 +74,6 @@ ACCM_AVX2 static inline void accm_q4_block_offsets(const int8_t *xq, size_t coun
 ACCM_AVX2 void accm_gemv_q4_0x8_rows_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                                           const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate);
 
-/// accm_gemv_q8_0 for `batch` quantized inputs (input m into y + m * ldy), each weight block loaded once for up to
-/// 4 of them (a batch's decode step; gemv_batch.c): accm_gemm_q8_0's path for few rows.
-ACCM_AVX2 void accm_gemv_q8_0_rows_avx2(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
-                                        const int8_t *xq, const float *xs, size_t batch, float *y, size_t ldy,
-                                        int accumulate);
 #else
 #define ACCM_X86 0
 #endif

@@ -7,16 +7,17 @@ import CKernels
 
 extension WeightMatrix {
     /// int8/int4 inputs with at most this many rows (a decode step, of one sequence or a batch) run through the
-    /// matrix-vector kernels, which read each weight once for all the rows; more go through the integer matrix
-    /// products, which are faster from 5 rows on (one Zen 3 core, 16384×4096 int8: 5 rows 11.6–15.2 ms against
-    /// 15.5–17.0, 8 rows 15.3–15.9 against 22.3–24.6). Attention reads an f16 KV cache directly up to as many
-    /// query rows.
+    /// matrix-vector kernels (int4 reads each weight once for all the rows; int8 runs one product a row); more go
+    /// through the integer matrix products, which are faster from 5 rows on (`Scripts/bench_batch_kernels.c`,
+    /// one Zen 3 core, 16384×4096 int8, two runs: 5 rows 11.5 / 12.1 ms against 21.1 / 19.2 row by row, 8 rows
+    /// 14.4 / 14.9 against 25.8 / 30.0). Attention reads an f16 KV cache directly up to as many query rows.
     public static let matrixVectorRowLimit = 4
 
-    /// f32/bf16/f16 inputs with at most this many rows run through the matrix-vector kernels (4 rows a pass
-    /// over the weights); more go through sgemm (f32) or block conversion + sgemm (bf16/f16). Two passes beat
-    /// sgemm, which packs the weights first, up to about 14 rows (one Zen 3 core, 16384×4096, 8 rows: f32 32 ms
-    /// against sgemm's 47–48, bf16 21–25 against conversion + sgemm's 38–48).
+    /// f32/bf16/f16 inputs with at most this many rows run through the batch matrix-vector kernels (4 rows a
+    /// pass over the weights); more go through sgemm (f32) or block conversion + sgemm (bf16/f16), which pack the
+    /// weights first and are slower at every count up to 8 (`Scripts/bench_batch_kernels.c`, one Zen 3 core,
+    /// 16384×4096, two runs, 8 rows: f32 36.3 / 36.8 ms against sgemm's 49.5 / 56.4, bf16 20.5 / 22.9 against
+    /// 37.8 / 45.7).
     public static let floatMatrixVectorRowLimit = 8
 
     /// The most input rows this matrix's products take through the matrix-vector kernels.

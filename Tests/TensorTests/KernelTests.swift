@@ -468,8 +468,8 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The int8 product of a batch (up to 4 inputs a pass over the weights, through `accm_gemm_q8_0`) gives each
-    /// input what the one-input kernel gives.
+    /// The int8 product of a batch through `accm_gemm_q8_0` (one product an input up to 4 inputs, the repacking
+    /// GEMM from 5) gives each input what the one-input kernel gives.
     func testInt8BatchMatrixVectorProductIsTheProductOfEachInput() {
         let (rows, cols) = (19, 4096)
         let w = generator.floats(rows * cols)
