@@ -121,7 +121,9 @@ ACCM_AVX2 static int gemm_q4_0x8_avx2(const uint8_t *w, const uint16_t *ws, size
 void accm_gemm_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                       const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate) {
 #if ACCM_X86
-    if (accm_kernels_simd_level() && gemm_q4_0x8_avx2(w, ws, cols, first_row, count, xq, xs, rows, y, ldy, accumulate)) return;
+    int level = accm_kernels_simd_level();
+    if (level >= ACCM_KERNELS_AVX512_VNNI && accm_gemm_q4_0x8_vnni(w, ws, cols, first_row, count, xq, xs, rows, y, ldy, accumulate)) return;
+    if (level && gemm_q4_0x8_avx2(w, ws, cols, first_row, count, xq, xs, rows, y, ldy, accumulate)) return;
 #endif
     accm_gemm_q4_0x8_portable(w, ws, cols, first_row, count, xq, xs, rows, y, ldy, accumulate);
 }

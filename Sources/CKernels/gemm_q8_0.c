@@ -161,7 +161,9 @@ ACCM_AVX2 static int gemm_q8_0_avx2(const int8_t *w, const uint16_t *scales, siz
 void accm_gemm_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                     const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate) {
 #if ACCM_X86
-    if (accm_kernels_simd_level() && gemm_q8_0_avx2(w, scales, rows, cols, xq, xs, count, y, ldy, accumulate)) return;
+    int level = accm_kernels_simd_level();
+    if (level >= ACCM_KERNELS_AVX512_VNNI && accm_gemm_q8_0_vnni(w, scales, rows, cols, xq, xs, count, y, ldy, accumulate)) return;
+    if (level && gemm_q8_0_avx2(w, scales, rows, cols, xq, xs, count, y, ldy, accumulate)) return;
 #endif
     accm_gemm_q8_0_portable(w, scales, rows, cols, xq, xs, count, y, ldy, accumulate);
 }

@@ -192,7 +192,9 @@ ACCM_AVX2 void accm_gemv_q4_0x8_rows_avx2(const uint8_t *w, const uint16_t *ws, 
 void accm_gemv_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                     const int8_t *xq, const float *xs, float *y, int accumulate) {
 #if ACCM_X86
-    if (accm_kernels_simd_level()) { gemv_q8_0_avx2(w, scales, rows, cols, xq, xs, y, accumulate); return; }
+    int level = accm_kernels_simd_level();
+    if (level >= ACCM_KERNELS_AVX512_VNNI) { accm_gemv_q8_0_vnni(w, scales, rows, cols, xq, xs, y, accumulate); return; }
+    if (level) { gemv_q8_0_avx2(w, scales, rows, cols, xq, xs, y, accumulate); return; }
 #endif
     accm_gemv_q8_0_portable(w, scales, rows, cols, xq, xs, y, accumulate);
 }
@@ -200,7 +202,9 @@ void accm_gemv_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t
 void accm_gemv_q4_0x8(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                       const int8_t *xq, const float *xs, float *y, int accumulate) {
 #if ACCM_X86
-    if (accm_kernels_simd_level()) { accm_gemv_q4_0x8_rows_avx2(w, ws, cols, first_row, count, xq, xs, 1, y, 0, accumulate); return; }
+    int level = accm_kernels_simd_level();
+    if (level >= ACCM_KERNELS_AVX512_VNNI) { accm_gemv_q4_0x8_rows_vnni(w, ws, cols, first_row, count, xq, xs, 1, y, 0, accumulate); return; }
+    if (level) { accm_gemv_q4_0x8_rows_avx2(w, ws, cols, first_row, count, xq, xs, 1, y, 0, accumulate); return; }
 #endif
     accm_gemv_q4_0x8_portable(w, ws, cols, first_row, count, xq, xs, y, accumulate);
 }

@@ -15,6 +15,8 @@
 #include <immintrin.h>
 /// Compiles one function for AVX2 + FMA + F16C (called only after the run-time CPU check).
 #define ACCM_AVX2 __attribute__((target("avx2,fma,f16c")))
+/// Compiles one function for AVX-512 F/BW/VL + VNNI on top of AVX2 (called only at ACCM_KERNELS_AVX512_VNNI).
+#define ACCM_AVX512_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 /// The sum of a vector's 8 lanes (the end of every matrix-vector kernel's row).
 ACCM_AVX2 static inline float accm_horizontal_sum(__m256 v) {
@@ -73,6 +75,20 @@ ACCM_AVX2 static inline void accm_q4_block_offsets(const int8_t *xq, size_t coun
 /// once for up to ACCM_BATCH_ROWS rows: a batch's decode step, and prefill of few rows (gemv_quantized.c).
 ACCM_AVX2 void accm_gemv_q4_0x8_rows_avx2(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row, size_t count,
                                           const int8_t *xq, const float *xs, size_t rows, float *y, size_t ldy, int accumulate);
+
+/// The AVX-512 VNNI integer products (integer_vnni.c), each with the contract of the AVX2 kernel it replaces. The
+/// GEMMs return 0 when their scratch could not be allocated (the caller then takes a lower path).
+ACCM_AVX512_VNNI void accm_gemv_q4_0x8_rows_vnni(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row,
+                                                 size_t count, const int8_t *xq, const float *xs, size_t rows, float *y,
+                                                 size_t ldy, int accumulate);
+ACCM_AVX512_VNNI void accm_gemv_q8_0_vnni(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                                          const int8_t *xq, const float *xs, float *y, int accumulate);
+ACCM_AVX512_VNNI int accm_gemm_q4_0x8_vnni(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row,
+                                          size_t count, const int8_t *xq, const float *xs, size_t rows, float *y,
+                                          size_t ldy, int accumulate);
+ACCM_AVX512_VNNI int accm_gemm_q8_0_vnni(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
+                                        const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy,
+                                        int accumulate);
 
 #else
 #define ACCM_X86 0

@@ -4,6 +4,6 @@ import CKernels
 
 /// The engine's own C kernels.
 public enum Kernels {
-    /// "avx2+fma+f16c" when the CPU has them (and ACCM_KERNELS=portable is not set), else "portable".
+    /// "avx512-vnni", "avx2+fma+f16c" or "portable": the best the CPU has, capped by ACCM_KERNELS.
     public static var pathName: String { String(cString: accm_kernels_path_name()) }
 }

@@ -235,47 +235,49 @@ final class KernelTests: XCTestCase {
     }
 
     func testQuantizedMatrixVectorPathsAgreeWithIntegerArithmetic() {
-        // Block counts below 8 (the tail path alone), whole groups of 8 (the paired-block AVX2 loop), and groups
-        // with a tail of 1 and of 2 blocks.
-        for (rows, cols) in [(5, 32), (17, 96), (64, 4096), (7, 320), (4, 800), (3, 11008)] {
-            let w = generator.floats(rows * cols), x = generator.floats(cols, in: -4...4)
-            var q8 = [Int8](repeating: 0, count: rows * cols), q4 = [UInt8](repeating: 0, count: rows * cols / 2)
-            var s8 = [UInt16](repeating: 0, count: rows * cols / 32), s4 = s8
-            accm_quantize_q8_0(w, rows * cols, &q8, &s8)
-            accm_quantize_q4_0(w, rows * cols, &q4, &s4)
-            var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: cols / 32)
-            accm_quantize_activation_portable(x, cols, &xq, &xs)
-            var d8 = [Float](repeating: 0, count: rows * cols), d4 = d8
-            accm_dequantize_q8_0_portable(q8, s8, rows * cols, &d8)
-            accm_dequantize_q4_0_portable(q4, s4, rows * cols, &d4)
-            for int8 in [true, false] {
-                var fast = [Float](repeating: 0, count: rows), portable = fast
-                if int8 {
-                    accm_gemv_q8_0(q8, s8, rows, cols, xq, xs, &fast, 0)
-                    accm_gemv_q8_0_portable(q8, s8, rows, cols, xq, xs, &portable, 0)
-                } else {
-                    let (w, ws) = interleaved(q4, s4, rows: rows, cols: cols)
-                    accm_gemv_q4_0x8(w, ws, cols, 0, rows, xq, xs, &fast, 0)
-                    accm_gemv_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, &portable, 0)
-                }
-                // Exactly the dequantized weights times the dequantized activation (in Double), up to fp32 sums.
-                let weights = int8 ? d8 : d4
-                let product = (0..<rows).map { r in
-                    (0..<cols).reduce(0.0) { $0 + Double(weights[r * cols + $1]) * Double(Float(xq[$1]) * xs[$1 / 32]) }
-                }
-                let what = "\(int8 ? "q8_0" : "q4_0") \(rows)×\(cols)"
-                assertClose(fast, product, tolerance: 1e-4, relative: 1e-5, "\(what) dispatch")
-                assertClose(portable, product, tolerance: 1e-4, relative: 1e-5, "\(what) portable")
-                // Against the fp32 product of the original weights: within the bound the two roundings set,
-                // Σ|w − ŵ|·|x| + Σ|ŵ|·|x − x̂| per row (plus fp32 summation).
-                for r in 0..<rows {
-                    var reference = 0.0, bound = 1e-4
-                    for c in 0..<cols {
-                        let (wc, wq, xc) = (Double(w[r * cols + c]), Double(weights[r * cols + c]), Double(x[c]))
-                        reference += wc * xc
-                        bound += abs(wc - wq) * abs(xc) + abs(wq) * abs(xc - Double(Float(xq[c]) * xs[c / 32]))
+        atEveryKernelLevel { level in
+            // Block counts below 8 (the tail path alone), whole groups of 8 (the paired-block AVX2 loop), and groups
+            // with a tail of 1 and of 2 blocks.
+            for (rows, cols) in [(5, 32), (17, 96), (64, 4096), (7, 320), (4, 800), (3, 11008)] {
+                let w = generator.floats(rows * cols), x = generator.floats(cols, in: -4...4)
+                var q8 = [Int8](repeating: 0, count: rows * cols), q4 = [UInt8](repeating: 0, count: rows * cols / 2)
+                var s8 = [UInt16](repeating: 0, count: rows * cols / 32), s4 = s8
+                accm_quantize_q8_0(w, rows * cols, &q8, &s8)
+                accm_quantize_q4_0(w, rows * cols, &q4, &s4)
+                var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: cols / 32)
+                accm_quantize_activation_portable(x, cols, &xq, &xs)
+                var d8 = [Float](repeating: 0, count: rows * cols), d4 = d8
+                accm_dequantize_q8_0_portable(q8, s8, rows * cols, &d8)
+                accm_dequantize_q4_0_portable(q4, s4, rows * cols, &d4)
+                for int8 in [true, false] {
+                    var fast = [Float](repeating: 0, count: rows), portable = fast
+                    if int8 {
+                        accm_gemv_q8_0(q8, s8, rows, cols, xq, xs, &fast, 0)
+                        accm_gemv_q8_0_portable(q8, s8, rows, cols, xq, xs, &portable, 0)
+                    } else {
+                        let (w, ws) = interleaved(q4, s4, rows: rows, cols: cols)
+                        accm_gemv_q4_0x8(w, ws, cols, 0, rows, xq, xs, &fast, 0)
+                        accm_gemv_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, &portable, 0)
                     }
-                    XCTAssertLessThanOrEqual(abs(Double(fast[r]) - reference), bound, "\(what) row \(r) against fp32")
+                    // Exactly the dequantized weights times the dequantized activation (in Double), up to fp32 sums.
+                    let weights = int8 ? d8 : d4
+                    let product = (0..<rows).map { r in
+                        (0..<cols).reduce(0.0) { $0 + Double(weights[r * cols + $1]) * Double(Float(xq[$1]) * xs[$1 / 32]) }
+                    }
+                    let what = "\(int8 ? "q8_0" : "q4_0") \(rows)×\(cols)"
+                    assertClose(fast, product, tolerance: 1e-4, relative: 1e-5, "\(what) \(level)")
+                    assertClose(portable, product, tolerance: 1e-4, relative: 1e-5, "\(what) portable")
+                    // Against the fp32 product of the original weights: within the bound the two roundings set,
+                    // Σ|w − ŵ|·|x| + Σ|ŵ|·|x − x̂| per row (plus fp32 summation).
+                    for r in 0..<rows {
+                        var reference = 0.0, bound = 1e-4
+                        for c in 0..<cols {
+                            let (wc, wq, xc) = (Double(w[r * cols + c]), Double(weights[r * cols + c]), Double(x[c]))
+                            reference += wc * xc
+                            bound += abs(wc - wq) * abs(xc) + abs(wq) * abs(xc - Double(Float(xq[c]) * xs[c / 32]))
+                        }
+                        XCTAssertLessThanOrEqual(abs(Double(fast[r]) - reference), bound, "\(what) row \(r) against fp32")
+                    }
                 }
             }
         }
@@ -285,76 +287,78 @@ final class KernelTests: XCTestCase {
     /// same integer block sums): weight rows in groups of 8 with a remainder, activation rows in tiles of 4 with a
     /// remainder, into a wider output (ldy) with and without accumulation.
     func testQuantizedMatrixMatrixProductIsTheMatrixVectorProductOfEachRow() {
-        typealias Product = (UnsafeRawPointer, UnsafePointer<UInt16>, Int, Int, UnsafePointer<Int8>, UnsafePointer<Float>,
-                             Int, UnsafeMutablePointer<Float>, Int, Int32) -> Void
-        typealias RowProduct = (UnsafeRawPointer, UnsafePointer<UInt16>, Int, Int, UnsafePointer<Int8>, UnsafePointer<Float>,
-                                UnsafeMutablePointer<Float>, Int32) -> Void
-        struct Format {
-            let name: String
-            let bytesPerRow: (Int) -> Int
-            let quantize: (UnsafePointer<Float>, Int, UnsafeMutableRawPointer, UnsafeMutablePointer<UInt16>) -> Void
-            let gemm: Product, gemmPortable: Product, gemvPortable: RowProduct
-        }
-        let formats = [
-            Format(name: "int8", bytesPerRow: { $0 },
-                   quantize: { accm_quantize_q8_0($0, $1, $2.assumingMemoryBound(to: Int8.self), $3) },
-                   gemm: { accm_gemm_q8_0($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                   gemmPortable: { accm_gemm_q8_0_portable($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                   gemvPortable: { accm_gemv_q8_0_portable($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7) }),
-            // int4's kernels read the interleaved layout: each call packs the row-major bytes first.
-            Format(name: "int4", bytesPerRow: { $0 / 2 },
-                   quantize: { accm_quantize_q4_0($0, $1, $2.assumingMemoryBound(to: UInt8.self), $3) },
-                   gemm: { q, s, rows, cols, xq, xs, count, y, ldy, add in
-                       let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
-                       accm_gemm_q4_0x8(w, ws, cols, 0, rows, xq, xs, count, y, ldy, add)
-                   },
-                   gemmPortable: { q, s, rows, cols, xq, xs, count, y, ldy, add in
-                       let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
-                       accm_gemm_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, count, y, ldy, add)
-                   },
-                   gemvPortable: { q, s, rows, cols, xq, xs, y, add in
-                       let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
-                       accm_gemv_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, y, add)
-                   }),
-        ]
-        for format in formats {
-            for (rows, cols, count) in [(8, 32, 4), (13, 96, 7), (3, 320, 1), (21, 4096, 9), (40, 11008, 5)] {
-                let w = generator.floats(rows * cols)
-                var q = [UInt8](repeating: 0, count: rows * format.bytesPerRow(cols)), s = [UInt16](repeating: 0, count: rows * cols / 32)
-                q.withUnsafeMutableBytes { format.quantize(w, rows * cols, $0.baseAddress!, &s) }
-                let blocks = cols / 32
-                var xq = [Int8](repeating: 0, count: count * cols), xs = [Float](repeating: 0, count: count * blocks)
-                for m in 0..<count {
-                    let x = generator.floats(cols, in: -4...4)
-                    xq.withUnsafeMutableBufferPointer { xq in
-                        xs.withUnsafeMutableBufferPointer { xs in
-                            accm_quantize_activation(x, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * blocks)
+        atEveryKernelLevel { level in
+            typealias Product = (UnsafeRawPointer, UnsafePointer<UInt16>, Int, Int, UnsafePointer<Int8>, UnsafePointer<Float>,
+                                 Int, UnsafeMutablePointer<Float>, Int, Int32) -> Void
+            typealias RowProduct = (UnsafeRawPointer, UnsafePointer<UInt16>, Int, Int, UnsafePointer<Int8>, UnsafePointer<Float>,
+                                    UnsafeMutablePointer<Float>, Int32) -> Void
+            struct Format {
+                let name: String
+                let bytesPerRow: (Int) -> Int
+                let quantize: (UnsafePointer<Float>, Int, UnsafeMutableRawPointer, UnsafeMutablePointer<UInt16>) -> Void
+                let gemm: Product, gemmPortable: Product, gemvPortable: RowProduct
+            }
+            let formats = [
+                Format(name: "int8", bytesPerRow: { $0 },
+                       quantize: { accm_quantize_q8_0($0, $1, $2.assumingMemoryBound(to: Int8.self), $3) },
+                       gemm: { accm_gemm_q8_0($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                       gemmPortable: { accm_gemm_q8_0_portable($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7, $8, $9) },
+                       gemvPortable: { accm_gemv_q8_0_portable($0.assumingMemoryBound(to: Int8.self), $1, $2, $3, $4, $5, $6, $7) }),
+                // int4's kernels read the interleaved layout: each call packs the row-major bytes first.
+                Format(name: "int4", bytesPerRow: { $0 / 2 },
+                       quantize: { accm_quantize_q4_0($0, $1, $2.assumingMemoryBound(to: UInt8.self), $3) },
+                       gemm: { q, s, rows, cols, xq, xs, count, y, ldy, add in
+                           let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
+                           accm_gemm_q4_0x8(w, ws, cols, 0, rows, xq, xs, count, y, ldy, add)
+                       },
+                       gemmPortable: { q, s, rows, cols, xq, xs, count, y, ldy, add in
+                           let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
+                           accm_gemm_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, count, y, ldy, add)
+                       },
+                       gemvPortable: { q, s, rows, cols, xq, xs, y, add in
+                           let (w, ws) = self.interleaved(q, s, rows: rows, cols: cols)
+                           accm_gemv_q4_0x8_portable(w, ws, cols, 0, rows, xq, xs, y, add)
+                       }),
+            ]
+            for format in formats {
+                for (rows, cols, count) in [(8, 32, 4), (13, 96, 7), (3, 320, 1), (21, 4096, 9), (40, 11008, 5)] {
+                    let w = generator.floats(rows * cols)
+                    var q = [UInt8](repeating: 0, count: rows * format.bytesPerRow(cols)), s = [UInt16](repeating: 0, count: rows * cols / 32)
+                    q.withUnsafeMutableBytes { format.quantize(w, rows * cols, $0.baseAddress!, &s) }
+                    let blocks = cols / 32
+                    var xq = [Int8](repeating: 0, count: count * cols), xs = [Float](repeating: 0, count: count * blocks)
+                    for m in 0..<count {
+                        let x = generator.floats(cols, in: -4...4)
+                        xq.withUnsafeMutableBufferPointer { xq in
+                            xs.withUnsafeMutableBufferPointer { xs in
+                                accm_quantize_activation(x, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * blocks)
+                            }
                         }
                     }
-                }
-                let ldy = rows + 3
-                for accumulate in [false, true] {
-                    let start = generator.floats(count * ldy), add: Int32 = accumulate ? 1 : 0
-                    var fast = start, portable = start, rowByRow = start
-                    q.withUnsafeBytes { q in
-                        format.gemm(q.baseAddress!, s, rows, cols, xq, xs, count, &fast, ldy, add)
-                        format.gemmPortable(q.baseAddress!, s, rows, cols, xq, xs, count, &portable, ldy, add)
-                        rowByRow.withUnsafeMutableBufferPointer { y in
-                            xq.withUnsafeBufferPointer { xq in
-                                xs.withUnsafeBufferPointer { xs in
-                                    for m in 0..<count {
-                                        format.gemvPortable(q.baseAddress!, s, rows, cols, xq.baseAddress! + m * cols,
-                                                            xs.baseAddress! + m * blocks, y.baseAddress! + m * ldy, add)
+                    let ldy = rows + 3
+                    for accumulate in [false, true] {
+                        let start = generator.floats(count * ldy), add: Int32 = accumulate ? 1 : 0
+                        var fast = start, portable = start, rowByRow = start
+                        q.withUnsafeBytes { q in
+                            format.gemm(q.baseAddress!, s, rows, cols, xq, xs, count, &fast, ldy, add)
+                            format.gemmPortable(q.baseAddress!, s, rows, cols, xq, xs, count, &portable, ldy, add)
+                            rowByRow.withUnsafeMutableBufferPointer { y in
+                                xq.withUnsafeBufferPointer { xq in
+                                    xs.withUnsafeBufferPointer { xs in
+                                        for m in 0..<count {
+                                            format.gemvPortable(q.baseAddress!, s, rows, cols, xq.baseAddress! + m * cols,
+                                                                xs.baseAddress! + m * blocks, y.baseAddress! + m * ldy, add)
+                                        }
                                     }
                                 }
                             }
                         }
-                    }
-                    let what = "\(format.name) \(count)×\(cols) · \(rows)×\(cols)ᵀ, accumulate \(accumulate)"
-                    XCTAssertEqual(portable, rowByRow, "\(what): the portable path is the row-by-row product")
-                    assertClose(fast, rowByRow.map(Double.init), tolerance: 1e-4, relative: 1e-5, "\(what) dispatch")
-                    for m in 0..<count {  // the columns past `rows` are left alone
-                        XCTAssertEqual(Array(fast[(m * ldy + rows)..<((m + 1) * ldy)]), Array(start[(m * ldy + rows)..<((m + 1) * ldy)]), what)
+                        let what = "\(format.name) \(count)×\(cols) · \(rows)×\(cols)ᵀ, accumulate \(accumulate)"
+                        XCTAssertEqual(portable, rowByRow, "\(what): the portable path is the row-by-row product")
+                        assertClose(fast, rowByRow.map(Double.init), tolerance: 1e-4, relative: 1e-5, "\(what) \(level)")
+                        for m in 0..<count {  // the columns past `rows` are left alone
+                            XCTAssertEqual(Array(fast[(m * ldy + rows)..<((m + 1) * ldy)]), Array(start[(m * ldy + rows)..<((m + 1) * ldy)]), what)
+                        }
                     }
                 }
             }
@@ -438,31 +442,33 @@ final class KernelTests: XCTestCase {
     /// The int4 matrix-vector product over any range of rows (starting or ending inside a group of 8) writes
     /// exactly those rows, what the product over all rows gives for them, on both paths.
     func testInt4MatrixVectorProductOverPartOfTheRows() {
-        let (rows, cols) = (29, 128)
-        let w = generator.floats(rows * cols), x = generator.floats(cols, in: -4...4)
-        var q = [UInt8](repeating: 0, count: rows * cols / 2), s = [UInt16](repeating: 0, count: rows * cols / 32)
-        accm_quantize_q4_0(w, rows * cols, &q, &s)
-        let (packed, scales) = interleaved(q, s, rows: rows, cols: cols)
-        var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: cols / 32)
-        accm_quantize_activation(x, cols, &xq, &xs)
-        var whole = [Float](repeating: 0, count: rows)
-        accm_gemv_q4_0x8_portable(packed, scales, cols, 0, rows, xq, xs, &whole, 0)
-        for (first, count) in [(0, 29), (3, 5), (5, 14), (8, 8), (16, 13), (28, 1), (7, 0)] {
-            for portable in [false, true] {
-                let start = generator.floats(count + 2)
-                var y = start
-                y.withUnsafeMutableBufferPointer { y in
-                    if portable {
-                        accm_gemv_q4_0x8_portable(packed, scales, cols, first, count, xq, xs, y.baseAddress! + 1, 1)
-                    } else {
-                        accm_gemv_q4_0x8(packed, scales, cols, first, count, xq, xs, y.baseAddress! + 1, 1)
+        atEveryKernelLevel { level in
+            let (rows, cols) = (29, 128)
+            let w = generator.floats(rows * cols), x = generator.floats(cols, in: -4...4)
+            var q = [UInt8](repeating: 0, count: rows * cols / 2), s = [UInt16](repeating: 0, count: rows * cols / 32)
+            accm_quantize_q4_0(w, rows * cols, &q, &s)
+            let (packed, scales) = interleaved(q, s, rows: rows, cols: cols)
+            var xq = [Int8](repeating: 0, count: cols), xs = [Float](repeating: 0, count: cols / 32)
+            accm_quantize_activation(x, cols, &xq, &xs)
+            var whole = [Float](repeating: 0, count: rows)
+            accm_gemv_q4_0x8_portable(packed, scales, cols, 0, rows, xq, xs, &whole, 0)
+            for (first, count) in [(0, 29), (3, 5), (5, 14), (8, 8), (16, 13), (28, 1), (7, 0)] {
+                for portable in [false, true] {
+                    let start = generator.floats(count + 2)
+                    var y = start
+                    y.withUnsafeMutableBufferPointer { y in
+                        if portable {
+                            accm_gemv_q4_0x8_portable(packed, scales, cols, first, count, xq, xs, y.baseAddress! + 1, 1)
+                        } else {
+                            accm_gemv_q4_0x8(packed, scales, cols, first, count, xq, xs, y.baseAddress! + 1, 1)
+                        }
                     }
-                }
-                let what = "rows \(first)..<\(first + count), portable \(portable)"
-                XCTAssertEqual(y.first, start.first, "\(what): nothing written before")
-                XCTAssertEqual(y.last, start.last, "\(what): nothing written after")
-                for i in 0..<count {
-                    XCTAssertEqual(y[1 + i], start[1 + i] + whole[first + i], accuracy: 1e-4 * max(1, abs(whole[first + i])), what)
+                    let what = "rows \(first)..<\(first + count), portable \(portable) \(level)"
+                    XCTAssertEqual(y.first, start.first, "\(what): nothing written before")
+                    XCTAssertEqual(y.last, start.last, "\(what): nothing written after")
+                    for i in 0..<count {
+                        XCTAssertEqual(y[1 + i], start[1 + i] + whole[first + i], accuracy: 1e-4 * max(1, abs(whole[first + i])), what)
+                    }
                 }
             }
         }
@@ -471,63 +477,118 @@ final class KernelTests: XCTestCase {
     /// The int8 product of a batch through `accm_gemm_q8_0` (one product an input up to 4 inputs, the repacking
     /// GEMM from 5) gives each input what the one-input kernel gives.
     func testInt8BatchMatrixVectorProductIsTheProductOfEachInput() {
-        let (rows, cols) = (19, 4096)
-        let w = generator.floats(rows * cols)
-        var q = [Int8](repeating: 0, count: rows * cols), s = [UInt16](repeating: 0, count: rows * cols / 32)
-        accm_quantize_q8_0(w, rows * cols, &q, &s)
-        for batch in 1...6 {
-            let x = generator.floats(batch * cols, in: -4...4)
-            let (xq, xs) = quantizedActivations(x, rows: batch, cols: cols)
-            let start = generator.floats(batch * rows)
-            var together = start, portable = start, alone = start
-            accm_gemm_q8_0(q, s, rows, cols, xq, xs, batch, &together, rows, 1)
-            accm_gemm_q8_0_portable(q, s, rows, cols, xq, xs, batch, &portable, rows, 1)
-            alone.withUnsafeMutableBufferPointer { y in
-                xq.withUnsafeBufferPointer { xq in
-                    xs.withUnsafeBufferPointer { xs in
-                        for m in 0..<batch {
-                            accm_gemv_q8_0_portable(q, s, rows, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * cols / 32,
-                                                    y.baseAddress! + m * rows, 1)
+        atEveryKernelLevel { level in
+            let (rows, cols) = (19, 4096)
+            let w = generator.floats(rows * cols)
+            var q = [Int8](repeating: 0, count: rows * cols), s = [UInt16](repeating: 0, count: rows * cols / 32)
+            accm_quantize_q8_0(w, rows * cols, &q, &s)
+            for batch in 1...6 {
+                let x = generator.floats(batch * cols, in: -4...4)
+                let (xq, xs) = quantizedActivations(x, rows: batch, cols: cols)
+                let start = generator.floats(batch * rows)
+                var together = start, portable = start, alone = start
+                accm_gemm_q8_0(q, s, rows, cols, xq, xs, batch, &together, rows, 1)
+                accm_gemm_q8_0_portable(q, s, rows, cols, xq, xs, batch, &portable, rows, 1)
+                alone.withUnsafeMutableBufferPointer { y in
+                    xq.withUnsafeBufferPointer { xq in
+                        xs.withUnsafeBufferPointer { xs in
+                            for m in 0..<batch {
+                                accm_gemv_q8_0_portable(q, s, rows, cols, xq.baseAddress! + m * cols, xs.baseAddress! + m * cols / 32,
+                                                        y.baseAddress! + m * rows, 1)
+                            }
                         }
                     }
                 }
+                XCTAssertEqual(portable, alone, "batch \(batch): the portable batch is the product of each input")
+                assertClose(together, alone.map(Double.init), tolerance: 1e-4, relative: 1e-5, "batch \(batch) \(level)")
             }
-            XCTAssertEqual(portable, alone, "batch \(batch): the portable batch is the product of each input")
-            assertClose(together, alone.map(Double.init), tolerance: 1e-4, relative: 1e-5, "batch \(batch)")
         }
     }
 
     /// A batch's decode step (2–4 activation rows in one pass over int4 weights) gives each row exactly what the
     /// one-row product gives it, so a request's tokens do not depend on what it is batched with.
     func testInt4ProductOfAFewRowsIsBitwiseTheOneRowProduct() {
-        let (rows, cols) = (27, 256)
-        let w = generator.floats(rows * cols)
-        var q = [UInt8](repeating: 0, count: rows * cols / 2), s = [UInt16](repeating: 0, count: rows * cols / 32)
-        accm_quantize_q4_0(w, rows * cols, &q, &s)
-        let (packed, scales) = interleaved(q, s, rows: rows, cols: cols)
-        for count in 1...4 {
-            let x = generator.floats(count * cols, in: -4...4)
-            let (xq, xs) = quantizedActivations(x, rows: count, cols: cols)
-            for (first, outputs) in [(0, 27), (5, 17)] {
-                var together = [Float](repeating: 0, count: count * outputs), alone = together
-                accm_gemm_q4_0x8(packed, scales, cols, first, outputs, xq, xs, count, &together, outputs, 0)
-                alone.withUnsafeMutableBufferPointer { y in
-                    xq.withUnsafeBufferPointer { xq in
-                        xs.withUnsafeBufferPointer { xs in
-                            for m in 0..<count {
-                                accm_gemv_q4_0x8(packed, scales, cols, first, outputs, xq.baseAddress! + m * cols,
-                                                 xs.baseAddress! + m * cols / 32, y.baseAddress! + m * outputs, 0)
+        atEveryKernelLevel { level in
+            let (rows, cols) = (27, 256)
+            let w = generator.floats(rows * cols)
+            var q = [UInt8](repeating: 0, count: rows * cols / 2), s = [UInt16](repeating: 0, count: rows * cols / 32)
+            accm_quantize_q4_0(w, rows * cols, &q, &s)
+            let (packed, scales) = interleaved(q, s, rows: rows, cols: cols)
+            for count in 1...4 {
+                let x = generator.floats(count * cols, in: -4...4)
+                let (xq, xs) = quantizedActivations(x, rows: count, cols: cols)
+                for (first, outputs) in [(0, 27), (5, 17)] {
+                    var together = [Float](repeating: 0, count: count * outputs), alone = together
+                    accm_gemm_q4_0x8(packed, scales, cols, first, outputs, xq, xs, count, &together, outputs, 0)
+                    alone.withUnsafeMutableBufferPointer { y in
+                        xq.withUnsafeBufferPointer { xq in
+                            xs.withUnsafeBufferPointer { xs in
+                                for m in 0..<count {
+                                    accm_gemv_q4_0x8(packed, scales, cols, first, outputs, xq.baseAddress! + m * cols,
+                                                     xs.baseAddress! + m * cols / 32, y.baseAddress! + m * outputs, 0)
+                                }
                             }
                         }
                     }
+                    XCTAssertEqual(together, alone, "\(count) rows, outputs \(first)..<\(first + outputs) \(level)")
                 }
-                XCTAssertEqual(together, alone, "\(count) rows, outputs \(first)..<\(first + outputs)")
             }
         }
     }
 
+    /// Runs `body` at each SIMD level this CPU has (AVX2, AVX-512 VNNI; the portable level alone on a CPU with
+    /// neither), with the level's name, then restores the level in force.
+    private func atEveryKernelLevel(_ body: (String) throws -> Void) rethrows {
+        let saved = accm_kernels_simd_level()
+        defer { accm_kernels_set_level(saved) }
+        let best = accm_kernels_cpu_level()
+        for level in best == 0 ? [0] : Array(1...best) {
+            XCTAssertEqual(accm_kernels_set_level(level), level)
+            try body(String(cString: accm_kernels_level_name(level)))
+        }
+    }
+
     func testTheDispatchReportsItsPath() {
-        let name = String(cString: accm_kernels_path_name())
-        XCTAssertEqual(name, accm_kernels_simd_level() == 1 ? "avx2+fma+f16c" : "portable")
+        let level = accm_kernels_simd_level()
+        XCTAssertLessThanOrEqual(level, accm_kernels_cpu_level())
+        let names = ["portable", "avx2+fma+f16c", "avx512-vnni"]
+        XCTAssertEqual(String(cString: accm_kernels_path_name()), names[Int(level)])
+        let saved = level
+        defer { accm_kernels_set_level(saved) }
+        XCTAssertEqual(accm_kernels_set_level(0), 0, "the portable level is always there")
+        XCTAssertEqual(String(cString: accm_kernels_path_name()), "portable")
+        XCTAssertEqual(accm_kernels_set_level(99), accm_kernels_cpu_level(), "a level the CPU lacks is capped")
+    }
+
+    /// The AVX-512 VNNI integer products give bit for bit what the AVX2 ones give (the same exact block sums, the
+    /// fp32 work in the same order): int8 and int4, one activation row (decode), up to 4 (a batch) and more
+    /// (prefill's tiles of 8, with a remainder), over whole and partial groups of 8 weight rows.
+    func testVNNIIntegerProductsAreBitwiseTheAVX2Ones() throws {
+        guard accm_kernels_cpu_level() >= Int32(ACCM_KERNELS_AVX512_VNNI) else {
+            throw XCTSkip("this CPU has no AVX-512 VNNI (\(String(cString: accm_kernels_level_name(accm_kernels_cpu_level()))))")
+        }
+        let saved = accm_kernels_simd_level()
+        defer { accm_kernels_set_level(saved) }
+        for (rows, cols, count) in [(8, 32, 1), (13, 96, 3), (21, 4096, 4), (40, 11008, 17), (27, 256, 8), (19, 4096, 100)] {
+            let w = generator.floats(rows * cols), x = generator.floats(count * cols, in: -4...4)
+            var q8 = [Int8](repeating: 0, count: rows * cols), q4 = [UInt8](repeating: 0, count: rows * cols / 2)
+            var s8 = [UInt16](repeating: 0, count: rows * cols / 32), s4 = s8
+            accm_quantize_q8_0(w, rows * cols, &q8, &s8)
+            accm_quantize_q4_0(w, rows * cols, &q4, &s4)
+            let (p4, ps4) = interleaved(q4, s4, rows: rows, cols: cols)
+            let (xq, xs) = quantizedActivations(x, rows: count, cols: cols)
+            var results: [[Float]] = []
+            for level in [Int32(ACCM_KERNELS_AVX2), Int32(ACCM_KERNELS_AVX512_VNNI)] {
+                accm_kernels_set_level(level)
+                var y8 = [Float](repeating: 1, count: count * rows), y4 = y8, one8 = [Float](repeating: 0, count: rows)
+                var part4 = [Float](repeating: 0, count: rows - 5)
+                accm_gemm_q8_0(q8, s8, rows, cols, xq, xs, count, &y8, rows, 1)
+                accm_gemm_q4_0x8(p4, ps4, cols, 0, rows, xq, xs, count, &y4, rows, 1)
+                accm_gemv_q8_0(q8, s8, rows, cols, xq, xs, &one8, 0)
+                accm_gemv_q4_0x8(p4, ps4, cols, 3, rows - 5, xq, xs, &part4, 0)
+                results.append(y8 + y4 + one8 + part4)
+            }
+            XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern), "\(count) × \(rows)×\(cols)")
+        }
     }
 }

@@ -1,9 +1,10 @@
 // The engine's own C kernels: reading bf16/f16 weights and 8-/4-bit block-quantized weights directly, and the
 // element-wise work around them (exp, softmax, activations, norms).
 //
-// Every dispatching kernel picks its code path once per process by a CPU check: AVX2 + FMA + F16C where
-// the CPU has them (x86-64), else a portable C path (also exported, with the suffix `_portable`, so tests
-// compare the two). `ACCM_KERNELS=portable` in the environment forces the portable path.
+// Every dispatching kernel picks its code path once per process by a CPU check: AVX-512 VNNI for the integer
+// products where the CPU has it, AVX2 + FMA + F16C where the CPU has them (x86-64), else a portable C path
+// (also exported, with the suffix `_portable`, so tests compare them). `ACCM_KERNELS=portable` or `=avx2` in
+// the environment caps the level.
 //
 // Matrices are row-major `W[rows, cols]` with PyTorch's `Linear` layout (`rows` = outputs, `cols` = inputs).
 // Block-quantized rows (Q8_0- and Q4_0-like, as llama.cpp's) hold `cols / 32` blocks of 32 weights along
@@ -26,9 +27,20 @@ extern "C" {
 /// Weights per quantization block.
 #define ACCM_QUANT_BLOCK 32
 
-/// 1 when the dispatching kernels run the AVX2/FMA/F16C path, 0 when they run the portable one.
+/// The kernels' code paths, each including the ones below it: a kernel without a path of the chosen level runs
+/// its best lower one. AVX-512 VNNI (with F, BW, VL) speeds up the integer products of int8/int4 weights.
+enum { ACCM_KERNELS_PORTABLE = 0, ACCM_KERNELS_AVX2 = 1, ACCM_KERNELS_AVX512_VNNI = 2 };
+
+/// The level the dispatching kernels run: the CPU's best, capped by ACCM_KERNELS (portable, avx2, avx512-vnni).
 int accm_kernels_simd_level(void);
-/// "avx2+fma+f16c" or "portable".
+/// The best level this CPU runs, whatever ACCM_KERNELS says.
+int accm_kernels_cpu_level(void);
+/// Makes the dispatching kernels run `level` (capped at accm_kernels_cpu_level()) and returns the level now in
+/// force: for tests and benchmarks that compare the paths in one process. Call it while no kernel runs.
+int accm_kernels_set_level(int level);
+/// "avx512-vnni", "avx2+fma+f16c" or "portable".
+const char *accm_kernels_level_name(int level);
+/// The name of the level in force.
 const char *accm_kernels_path_name(void);
 
 // MARK: Half-precision conversions (any alignment of `src`)
