@@ -148,8 +148,8 @@ void accm_gemm_q4_0x8_portable(const uint8_t *w, const uint16_t *ws, size_t cols
 
 // MARK: Matrix-matrix product over Q8_0 weights and quantized activation rows (prefill, and a batch's decode step)
 // y[m * ldy + r] = sum_b dw[r, b] * dx[m, b] * (sum_j q[r, b, j] * qx[m, b, j]): accm_gemv_q8_0 for each of
-// `count` activation rows (laid out as accm_gemm_q4_0x8's), each block's sum in exact integers. Up to 4 rows run
-// accm_gemv_q8_0 each; more repack 8 weight rows at a time.
+// `count` activation rows (laid out as accm_gemm_q4_0x8's), each block's sum in exact integers. Up to 4 rows (2 on
+// AVX-512 VNNI) run accm_gemv_q8_0 each; more repack 8 weight rows at a time.
 
 void accm_gemm_q8_0(const int8_t *w, const uint16_t *scales, size_t rows, size_t cols,
                     const int8_t *xq, const float *xs, size_t count, float *y, size_t ldy, int accumulate);
