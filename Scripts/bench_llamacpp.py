@@ -119,7 +119,7 @@ def time_accm(accm: str, layers: int, kind: str, threads: int, repeat: int) -> s
                           "--dtype", ACCM_DTYPE[kind], "--kv-cache", "f16", "--threads", str(threads),
                           "--repeat", str(repeat)],
                          capture_output=True, text=True, check=True).stdout
-    prefill = re.search(r"layer prefill 640\s+([0-9.]+ s\s*\[[^\]]+\])", out).group(1)
+    prefill = re.search(r"layer prefill 640\s+([0-9.]+ m?s\s*\[[^\]]+\])", out).group(1)
     decode = re.search(r"decode at 640\s+([0-9.]+ ms \[[^\]]+\])", out).group(1)
     return f"prefill 640 {prefill} a layer, decode {decode}"
 
