@@ -33,21 +33,6 @@ typedef struct {
     float *scales;    // blocks × 8
 } Group;
 
-/// Unpacks group `g` of the interleaved matrix into `out`.
-ACCM_AVX2 static void unpack_group(Group *out, const uint8_t *w, const uint16_t *ws, size_t blocks, size_t g) {
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-    for (size_t b = 0; b < blocks; b++) {
-        const __m256i *chunk = (const __m256i *)(w + (g * blocks + b) * 128);
-        __m256i *target = (__m256i *)(out->bytes + b * 256);
-        for (int k = 0; k < 4; k++) {
-            __m256i packed = _mm256_loadu_si256(chunk + k);
-            _mm256_store_si256(target + k, _mm256_and_si256(packed, low_nibbles));
-            _mm256_store_si256(target + k + 4, _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles));
-        }
-        _mm256_store_ps(out->scales + b * GROUP, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + (g * blocks + b) * 8))));
-    }
-}
-
 /// Activation rows m0 ..< m0 + RM against one unpacked group: lanes `lower ..< upper` of the 8 outputs per row,
 /// written from `out[0]` of each output row.
 ACCM_AVX2 static inline __attribute__((always_inline)) void
@@ -106,7 +91,7 @@ ACCM_AVX2 static int gemm_q4_0x8_avx2(const uint8_t *w, const uint16_t *ws, size
     for (size_t group = first_row / GROUP; group * GROUP < end; group++) {
         size_t lower = group * GROUP > first_row ? 0 : first_row - group * GROUP;
         size_t upper = group * GROUP + GROUP <= end ? GROUP : end - group * GROUP;
-        unpack_group(&g, w, ws, blocks, group);
+        accm_q4x8_unpack_group(g.bytes, g.scales, w, ws, blocks, group);
         float *out = y + (group * GROUP + lower - first_row);
         for (size_t m0 = 0; m0 < rows; m0 += TILE_ROWS) {
             int rm = rows - m0 < TILE_ROWS ? (int)(rows - m0) : TILE_ROWS;

@@ -25,14 +25,6 @@ void accm_gemm_q8_0_portable(const int8_t *w, const uint16_t *scales, size_t row
 
 #if ACCM_X86
 
-// The tile's loops have constant trip counts; unrolled, its int32 sums and activation pointers stay in
-// registers (SwiftPM builds C at -O2, where clang leaves them rolled).
-#if defined(__clang__)
-#define ACCM_UNROLL _Pragma("clang loop unroll(full)")
-#else
-#define ACCM_UNROLL
-#endif
-
 enum { GROUP = 8, TILE_ROWS = 4, PAIRS = ACCM_QUANT_BLOCK / 2 };
 
 /// 8 weight rows of every block, repacked: per block, 16 vectors of 8 × 2 int16 (weights 2j, 2j + 1 of each row),

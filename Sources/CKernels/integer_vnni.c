@@ -21,12 +21,6 @@
 
 #if ACCM_X86
 
-#if defined(__clang__)
-#define ACCM_UNROLL _Pragma("clang loop unroll(full)")
-#else
-#define ACCM_UNROLL
-#endif
-
 /// How far ahead of its reads the decode kernels ask for weight bytes (as gemv_quantized.c).
 #define PREFETCH_BYTES 2048
 
@@ -232,22 +226,6 @@ ACCM_AVX512_VNNI static int allocate(UnsignedGroup *g, int32_t **offsets, size_t
     return 0;
 }
 
-/// int4 group `group` of the interleaved matrix: nibbles to bytes (one AND, or a shift and an AND), scales to fp32.
-ACCM_AVX512_VNNI static void unpack_q4_group(UnsignedGroup *out, const uint8_t *w, const uint16_t *ws, size_t blocks,
-                                             size_t group) {
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-    for (size_t b = 0; b < blocks; b++) {
-        const __m256i *chunk = (const __m256i *)(w + (group * blocks + b) * 128);
-        __m256i *target = (__m256i *)(out->bytes + b * 256);
-        for (int k = 0; k < 4; k++) {
-            __m256i packed = _mm256_loadu_si256(chunk + k);
-            _mm256_store_si256(target + k, _mm256_and_si256(packed, low_nibbles));
-            _mm256_store_si256(target + k + 4, _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles));
-        }
-        _mm256_store_ps(out->scales + b * GROUP, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + (group * blocks + b) * 8))));
-    }
-}
-
 ACCM_AVX512_VNNI int accm_gemm_q4_0x8_vnni(const uint8_t *w, const uint16_t *ws, size_t cols, size_t first_row,
                                           size_t count, const int8_t *xq, const float *xs, size_t rows, float *y,
                                           size_t ldy, int accumulate) {
@@ -264,7 +242,7 @@ ACCM_AVX512_VNNI int accm_gemm_q4_0x8_vnni(const uint8_t *w, const uint16_t *ws,
     for (size_t group = first_row / GROUP; group * GROUP < end; group++) {
         size_t lower = group * GROUP > first_row ? 0 : first_row - group * GROUP;
         size_t upper = group * GROUP + GROUP <= end ? GROUP : end - group * GROUP;
-        unpack_q4_group(&g, w, ws, blocks, group);
+        accm_q4x8_unpack_group(g.bytes, g.scales, w, ws, blocks, group);
         group_rows(&g, blocks, cols, xq, xs, offsets, rows, y + (group * GROUP + lower - first_row), ldy, accumulate,
                    lower, upper);
     }

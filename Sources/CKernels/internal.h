@@ -7,6 +7,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/// Fully unrolls a loop of constant trip count, so that a tile's sums and pointers stay in registers (SwiftPM
+/// builds C at -O2, where clang leaves such loops rolled).
+#if defined(__clang__)
+#define ACCM_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define ACCM_UNROLL
+#endif
+
 /// Inputs the few-row kernels (a batch's decode step) multiply per pass over the weights; more run in turns.
 #define ACCM_BATCH_ROWS 4
 
@@ -58,6 +66,24 @@ ACCM_AVX2 static inline __m256i accm_q4x8_block_sums(const __m256i w[8], const i
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
 
+
+/// Group `g` of an interleaved int4 matrix (accm_q4_0x8) unpacked for the prefill kernels: per block, 8 vectors
+/// of 32 bytes into `bytes` (vector k < 4: the low nibbles of chunk k, weights 4k ..< 4k + 4 of every row, as
+/// bytes 0...15; vector 4 + k: its high nibbles, weights 16 + 4k ..< 20 + 4k), the 8 rows' scales as fp32.
+ACCM_AVX2 static inline void accm_q4x8_unpack_group(uint8_t *bytes, float *scales, const uint8_t *w, const uint16_t *ws,
+                                                    size_t blocks, size_t g) {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    for (size_t b = 0; b < blocks; b++) {
+        const __m256i *chunk = (const __m256i *)(w + (g * blocks + b) * 128);
+        __m256i *target = (__m256i *)(bytes + b * 256);
+        for (int k = 0; k < 4; k++) {
+            __m256i packed = _mm256_loadu_si256(chunk + k);
+            _mm256_store_si256(target + k, _mm256_and_si256(packed, low_nibbles));
+            _mm256_store_si256(target + k + 4, _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles));
+        }
+        _mm256_store_ps(scales + b * 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + (g * blocks + b) * 8))));
+    }
+}
 
 /// 8 · Σ x of each of `count` activation blocks (32 bytes each): what Σ (q − 8)·x = Σ q·x − 8·Σ x subtracts from
 /// the int4 kernels' unsigned-nibble sums.
