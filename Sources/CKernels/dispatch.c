@@ -3,6 +3,7 @@
 #include "accm_kernels.h"
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static int cpu_level(void) {
@@ -20,14 +21,20 @@ static int cpu_level(void) {
 #endif
 }
 
-/// ACCM_KERNELS=portable|avx2|avx512-vnni caps the level (a level the CPU lacks is never taken).
+/// ACCM_KERNELS=portable|avx2|avx512-vnni caps the level (a level the CPU lacks is never taken); any other value
+/// is named on stderr and caps nothing.
 static int detect(void) {
-    int level = cpu_level();
+    int level = accm_kernels_cpu_level();
     const char *forced = getenv("ACCM_KERNELS");
     if (!forced) return level;
-    int cap = strcmp(forced, "portable") == 0 ? ACCM_KERNELS_PORTABLE
-            : strcmp(forced, "avx2") == 0 ? ACCM_KERNELS_AVX2
-            : ACCM_KERNELS_AVX512_VNNI;
+    static const char *const caps[] = {"portable", "avx2", "avx512-vnni"};  // indexed by level
+    int cap = -1;
+    for (int l = ACCM_KERNELS_PORTABLE; l <= ACCM_KERNELS_AVX512_VNNI; l++)
+        if (strcmp(forced, caps[l]) == 0) cap = l;
+    if (cap < 0) {
+        fprintf(stderr, "accm: ACCM_KERNELS=%s is not one of portable, avx2, avx512-vnni; it is ignored\n", forced);
+        return level;
+    }
     return level < cap ? level : cap;
 }
 
