@@ -175,16 +175,18 @@ struct EngineBenchmark {
         return result("gpt2-124m decode 1 at 64", seconds, flop, bytes / seconds.median / 1e9, "stream GB/s", bandwidth)
     }
 
-    private func llama7B(layers: Int) throws -> LlamaConfiguration {
+    /// LLaMA-7B's shapes with `layers` layers and a `vocabulary`-token embedding and head (the layer cases take a
+    /// tiny one, so that only the layer is timed; the whole-model case LLaMA's 32000 at any layer count).
+    private func llama7B(layers: Int, vocabulary: Int) throws -> LlamaConfiguration {
         try configuration(LlamaConfiguration.self, [
             "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": layers, "num_attention_heads": 32,
-            "num_key_value_heads": 32, "max_position_embeddings": 4096, "vocab_size": layers == 1 ? 32 : 32000,
+            "num_key_value_heads": 32, "max_position_embeddings": 4096, "vocab_size": vocabulary,
         ])
     }
 
     /// One LLaMA-7B layer in the chosen formats.
     private func llamaLayerModel() throws -> (LlamaConfiguration, Llama) {
-        let config = try llama7B(layers: 1)
+        let config = try llama7B(layers: 1, vocabulary: 32)
         var model = try Llama(store: random(3), config: config)
         model.cacheFormat = kvCache
         return (config, model)
@@ -233,7 +235,7 @@ struct EngineBenchmark {
     /// The LLaMA-7B-shaped decoder with `modelLayers` layers and its head, made in `format` (no fp32 copy):
     /// one prefill of 640 tokens (timed once), then decode steps at 640, and the process's peak resident memory.
     private func llamaModel() throws -> BenchmarkResult {
-        let config = try llama7B(layers: modelLayers)
+        let config = try llama7B(layers: modelLayers, vocabulary: 32000)
         let clock = ContinuousClock()
         var model: Llama!
         let build = clock.measure { model = try? Llama(store: random(4), config: config) }
