@@ -3,9 +3,11 @@
 // one matrix-vector product per input, and against what prefill would run for N rows:
 // - f32: accm_gemv_f32_batch vs accm_gemv_f32 per input vs OpenBLAS sgemm;
 // - bf16: accm_gemv_bf16_batch vs accm_gemv_bf16 per input vs converting 512 rows at a time to fp32 + sgemm;
-// - int8 (no batch kernel: see gemv_batch.c): accm_gemv_q8_0 per input vs the repacking integer GEMM
-//   (accm_gemm_q8_0 for more than 4 rows);
-// - int4: the register kernel (accm_gemv_q4_0x8_rows_avx2) vs accm_gemv_q4_0x8 per input vs the unpacking GEMM.
+// - int8 (no batch kernel: see gemv_batch.c): accm_gemv_q8_0 per input vs accm_gemm_q8_0, what the engine runs
+//   (a product per input up to 4 rows on AVX2 and 2 on AVX-512 VNNI, the repacking integer GEMM above that);
+// - int4: the register kernel of the level in force (accm_gemv_q4_0x8_rows_avx2 / _vnni) vs accm_gemv_q4_0x8 per
+//   input vs the unpacking GEMM.
+// ACCM_KERNELS=avx2 times the AVX2 kernels on a CPU with AVX-512 VNNI.
 // These set WeightMatrix.floatMatrixVectorRowLimit (8) and matrixVectorRowLimit (4). Build and run from the
 // repository root (x86-64 with AVX2):
 //
@@ -65,8 +67,12 @@ int main(void) {
     for (size_t m = 0; m < most; m++) accm_quantize_activation(x + m * cols, cols, xq + m * cols, xs + m * blocks);
     float *y = malloc(most * rows * sizeof(float)), *scratch = malloc(512 * cols * sizeof(float));
 
+    void (*q4_rows)(const uint8_t *, const uint16_t *, size_t, size_t, size_t, const int8_t *, const float *, size_t,
+                    float *, size_t, int) = accm_gemv_q4_0x8_rows_avx2;
+    if (accm_kernels_simd_level() >= ACCM_KERNELS_AVX512_VNNI) q4_rows = accm_gemv_q4_0x8_rows_vnni;
+    printf("kernels: %s\n", accm_kernels_path_name());
     printf("inputs | f32 batch / per input / sgemm | bf16 batch / per input / convert+sgemm | "
-           "int8 per input / GEMM | int4 batch / per input / GEMM\n");
+           "int8 per input / accm_gemm_q8_0 | int4 batch / per input / GEMM\n");
     for (size_t n = 1; n <= most; n++) {
         double f32_batch = FASTEST_MS(accm_gemv_f32_batch(w, cols, rows, cols, x, cols, n, y, rows, 0));
         double f32_each = FASTEST_MS(for (size_t m = 0; m < n; m++) accm_gemv_f32(w, cols, rows, cols, x + m * cols, y + m * rows, 0));
@@ -81,17 +87,15 @@ int main(void) {
         });
         double q8_each = FASTEST_MS(for (size_t m = 0; m < n; m++)
             accm_gemv_q8_0(q8, q8_scales, rows, cols, xq + m * cols, xs + m * blocks, y + m * rows, 0));
-        double q8_gemm = n > ACCM_BATCH_ROWS ? FASTEST_MS(accm_gemm_q8_0(q8, q8_scales, rows, cols, xq, xs, n, y, rows, 0)) : 0;
-        double q4_batch = FASTEST_MS(accm_gemv_q4_0x8_rows_avx2(q4_interleaved, q4_interleaved_scales, cols, 0, rows, xq, xs, n,
-                                                                 y, rows, 0));
+        double q8_gemm = FASTEST_MS(accm_gemm_q8_0(q8, q8_scales, rows, cols, xq, xs, n, y, rows, 0));
+        double q4_batch = FASTEST_MS(q4_rows(q4_interleaved, q4_interleaved_scales, cols, 0, rows, xq, xs, n, y, rows, 0));
         double q4_each = FASTEST_MS(for (size_t m = 0; m < n; m++)
             accm_gemv_q4_0x8(q4_interleaved, q4_interleaved_scales, cols, 0, rows, xq + m * cols, xs + m * blocks, y + m * rows, 0));
         double q4_gemm = n > ACCM_BATCH_ROWS
             ? FASTEST_MS(accm_gemm_q4_0x8(q4_interleaved, q4_interleaved_scales, cols, 0, rows, xq, xs, n, y, rows, 0)) : 0;
         printf("%6zu | %5.1f / %5.1f / %5.1f | %5.1f / %5.1f / %5.1f | %5.1f / ", n, f32_batch, f32_each, f32_sgemm,
                bf16_batch, bf16_each, bf16_sgemm, q8_each);
-        if (q8_gemm > 0) printf("%5.1f", q8_gemm); else printf("    –");
-        printf(" | %5.1f / %5.1f / ", q4_batch, q4_each);
+        printf("%5.1f | %5.1f / %5.1f / ", q8_gemm, q4_batch, q4_each);
         if (q4_gemm > 0) printf("%5.1f\n", q4_gemm); else printf("    –\n");
     }
     return 0;

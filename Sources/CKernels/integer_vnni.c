@@ -10,8 +10,7 @@
 // The tile is the AVX2 one's body (ACCM_UNSIGNED_GROUP_TILE) with 8 activation rows (the 256-bit EVEX forms have
 // 32 vector registers; AVX2's tile holds 4): every block's sum is an exact integer and the fp32 work runs in the
 // same order, so int4 gives bit for bit the AVX2 result, and int8 too (its AVX2 path sums pairs as int16 but the
-// same integers). The decode kernels of this level are in gemv_quantized.c. On a CPU with AVX-512 through
-// 256-bit units (AMD Zen 4), 512-bit forms would do the same work in as many cycles.
+// same integers). The decode kernels of this level are in gemv_quantized.c. 512-bit forms are not tried.
 
 #include "accm_kernels.h"
 #include "internal.h"
