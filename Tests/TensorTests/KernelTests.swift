@@ -565,6 +565,25 @@ final class KernelTests: XCTestCase {
     /// (prefill's tiles of 8, with a remainder), over whole and partial groups of 8 weight rows. The one exception
     /// is int8 at 3 or 4 rows, which VNNI runs through the repacking product and AVX2 a row at a time: there the
     /// two agree up to fp32 summation order.
+    /// The opt-in bf16 dot products (not yet called by the engine): every tile shape and a masked k tail give the
+    /// portable path's sums of exact bf16 products, up to fp32 summation order; rounding the input matches
+    /// `accm_f32_to_bf16` on normal values.
+    func testBF16DotProductsAreThePortableSums() throws {
+        guard accm_kernels_cpu_has_bf16_dot() != 0 else { throw XCTSkip("this CPU has no AVX-512 BF16") }
+        for (n, k, rows) in [(4, 32, 1), (7, 40, 3), (13, 100, 6), (21, 4096, 4), (9, 512, 13), (33, 1024, 8)] {
+            let w = generator.floats(n * k), x = generator.floats(rows * k, in: -4...4)
+            var wb = [UInt16](repeating: 0, count: n * k), xb = [UInt16](repeating: 0, count: rows * k), xr = xb
+            accm_f32_to_bf16(w, &wb, n * k)
+            accm_f32_to_bf16(x, &xr, rows * k)
+            accm_round_to_bf16(x, &xb, rows * k)
+            XCTAssertEqual(xb, xr, "rounding \(rows)×\(k)")
+            var fast = [Float](repeating: 0.5, count: rows * n), portable = fast
+            accm_gemm_bf16_dot(wb, k, n, k, xb, k, rows, &fast, n, 1)
+            accm_gemm_bf16_dot_portable(wb, k, n, k, xb, k, rows, &portable, n, 1)
+            assertClose(fast, portable.map(Double.init), tolerance: 1e-4, relative: 1e-5, "\(rows) × \(n)×\(k)")
+        }
+    }
+
     func testVNNIIntegerProductsAreBitwiseTheAVX2Ones() throws {
         guard accm_kernels_cpu_level() >= Int32(ACCM_KERNELS_AVX512_VNNI) else {
             throw XCTSkip("this CPU has no AVX-512 VNNI (\(String(cString: accm_kernels_level_name(accm_kernels_cpu_level()))))")

@@ -83,6 +83,31 @@ void accm_gemv_f16_batch(const uint16_t *w, size_t ldw, size_t rows, size_t cols
 void accm_gemv_f16_batch_portable(const uint16_t *w, size_t ldw, size_t rows, size_t cols, const float *x, size_t ldx,
                                   size_t batch, float *y, size_t ldy, int accumulate);
 
+// MARK: bf16 weights against a bf16-rounded input (the opt-in ACCM_BF16_PRODUCTS=bf16)
+// What llama.cpp and PyTorch's bf16 compute: the input rounded to bf16, each product of two bf16 values exact in
+// fp32, the sums in fp32 (AVX-512 BF16 vdpbf16ps, two products a lane, which also treats subnormals as zero). The
+// default bf16 products keep the input in fp32 (above, and block conversion + sgemm for prefill).
+
+/// Whether this CPU has AVX-512 BF16 (with the AVX-512 VNNI level).
+int accm_kernels_cpu_has_bf16_dot(void);
+/// Whether bf16 weights' products run in bf16 dot products: ACCM_BF16_PRODUCTS=bf16 (fp32, the default, or
+/// unset: no; any other value is named on stderr and ignored), on a CPU that has them, with ACCM_KERNELS not
+/// capping below avx512-vnni. Elsewhere the default fp32 products run.
+int accm_bf16_products_in_bf16(void);
+/// Asks for (1) or against (0) the bf16 dot products, whatever ACCM_BF16_PRODUCTS says, and returns whether they
+/// are now in force: for tests and benchmarks. Call it while no kernel runs.
+int accm_set_bf16_products_in_bf16(int on);
+/// fp32 → bf16, round to nearest even (the AVX-512 path makes a subnormal input a signed zero).
+void accm_round_to_bf16(const float *x, uint16_t *out, size_t n);
+void accm_round_to_bf16_portable(const float *x, uint16_t *out, size_t n);
+/// y[m * ldy + j] (+)= Σ_c x[m * ldx + c] · w[j * ldw + c] for m < rows, j < n, over bf16 x and w with fp32
+/// sums: decode's and prefill's product alike (up to 6 input rows by 4 weight rows a register tile). The portable
+/// path sums each row's products in order.
+void accm_gemm_bf16_dot(const uint16_t *w, size_t ldw, size_t n, size_t k, const uint16_t *x, size_t ldx, size_t rows,
+                        float *y, size_t ldy, int accumulate);
+void accm_gemm_bf16_dot_portable(const uint16_t *w, size_t ldw, size_t n, size_t k, const uint16_t *x, size_t ldx,
+                                 size_t rows, float *y, size_t ldy, int accumulate);
+
 // MARK: Block quantization (n a multiple of ACCM_QUANT_BLOCK)
 
 /// Weights → Q8_0: d = max|x| / 127, q = round(x / d) (llama.cpp's quantize_row_q8_0_ref).
