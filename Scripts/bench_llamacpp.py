@@ -121,7 +121,8 @@ def time_accm(accm: str, layers: int, kind: str, threads: int, repeat: int) -> s
                          capture_output=True, text=True, check=True).stdout
     prefill = re.search(r"layer prefill 640\s+([0-9.]+ m?s\s*\[[^\]]+\])", out).group(1)
     decode = re.search(r"decode at 640\s+([0-9.]+ ms \[[^\]]+\])", out).group(1)
-    return f"prefill 640 {prefill} a layer, decode {decode}"
+    whole = re.search(r"layers prefill 640: ([0-9.]+ s)", out).group(1)
+    return f"prefill 640 {prefill} a layer ({whole} for the whole model, one cold run), decode {decode}"
 
 
 def main() -> None:
