@@ -87,6 +87,7 @@ void accm_gemv_f16_batch_portable(const uint16_t *w, size_t ldw, size_t rows, si
 // What llama.cpp and PyTorch's bf16 compute: the input rounded to bf16, each product of two bf16 values exact in
 // fp32, the sums in fp32 (AVX-512 BF16 vdpbf16ps, two products a lane, which also treats subnormals as zero). The
 // default bf16 products keep the input in fp32 (above, and block conversion + sgemm for prefill).
+// UNFINISHED: the engine does not call these yet; its bf16 products run the fp32 path whatever the switch says.
 
 /// Whether this CPU has AVX-512 BF16 (with the AVX-512 VNNI level).
 int accm_kernels_cpu_has_bf16_dot(void);
