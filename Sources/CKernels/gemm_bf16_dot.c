@@ -19,10 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void accm_round_to_bf16_portable(const float *x, uint16_t *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = accm_bf16_bits(x[i]);
-}
-
 void accm_gemm_bf16_dot_portable(const uint16_t *w, size_t ldw, size_t n, size_t k, const uint16_t *x, size_t ldx,
                                  size_t rows, float *y, size_t ldy, int accumulate) {
     for (size_t m = 0; m < rows; m++)
@@ -143,9 +139,14 @@ static int requested(void) {
 
 static volatile int bf16_requested = -1;
 
+/// Whether the AVX-512 BF16 paths run: the CPU has them and ACCM_KERNELS does not cap below avx512-vnni.
+static int dot_path(void) {
+    return accm_kernels_cpu_has_bf16_dot() && accm_kernels_simd_level() >= ACCM_KERNELS_AVX512_VNNI;
+}
+
 int accm_bf16_products_in_bf16(void) {
     if (bf16_requested < 0) bf16_requested = requested();
-    return bf16_requested && accm_kernels_cpu_has_bf16_dot() && accm_kernels_simd_level() >= ACCM_KERNELS_AVX512_VNNI;
+    return bf16_requested && dot_path();
 }
 
 int accm_set_bf16_products_in_bf16(int on) {
@@ -155,18 +156,18 @@ int accm_set_bf16_products_in_bf16(int on) {
 
 void accm_round_to_bf16(const float *x, uint16_t *out, size_t n) {
 #if ACCM_X86
-    if (accm_kernels_cpu_has_bf16_dot() && accm_kernels_simd_level() >= ACCM_KERNELS_AVX512_VNNI) {
+    if (dot_path()) {
         round_to_bf16_avx512(x, out, n);
         return;
     }
 #endif
-    accm_round_to_bf16_portable(x, out, n);
+    accm_f32_to_bf16(x, out, n);
 }
 
 void accm_gemm_bf16_dot(const uint16_t *w, size_t ldw, size_t n, size_t k, const uint16_t *x, size_t ldx, size_t rows,
                         float *y, size_t ldy, int accumulate) {
 #if ACCM_X86
-    if (accm_kernels_cpu_has_bf16_dot() && accm_kernels_simd_level() >= ACCM_KERNELS_AVX512_VNNI) {
+    if (dot_path()) {
         gemm_bf16_dot_avx512(w, ldw, n, k, x, ldx, rows, y, ldy, accumulate);
         return;
     }

@@ -98,9 +98,9 @@ int accm_bf16_products_in_bf16(void);
 /// Asks for (1) or against (0) the bf16 dot products, whatever ACCM_BF16_PRODUCTS says, and returns whether they
 /// are now in force: for tests and benchmarks. Call it while no kernel runs.
 int accm_set_bf16_products_in_bf16(int on);
-/// fp32 → bf16, round to nearest even (the AVX-512 path makes a subnormal input a signed zero).
+/// fp32 → bf16, round to nearest even: accm_f32_to_bf16, 32 values an instruction on the AVX-512 BF16 path
+/// (which makes a subnormal input a signed zero).
 void accm_round_to_bf16(const float *x, uint16_t *out, size_t n);
-void accm_round_to_bf16_portable(const float *x, uint16_t *out, size_t n);
 /// y[m * ldy + j] (+)= Σ_c x[m * ldx + c] · w[j * ldw + c] for m < rows, j < n, over bf16 x and w with fp32
 /// sums: decode's and prefill's product alike (up to 6 input rows by 4 weight rows a register tile). The portable
 /// path sums each row's products in order.
